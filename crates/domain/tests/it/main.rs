@@ -1,0 +1,527 @@
+//! Property tests of the domain's state machines: order-independence of bank
+//! facts, absorbing terminal states, and period arithmetic.
+
+use domain::*;
+use proptest::prelude::*;
+use time::{Duration, OffsetDateTime};
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + Duration::days(20_000)
+}
+
+fn payment(method: PaymentMethod, confirmation: Confirmation) -> Payment {
+    Payment::new(
+        NewPayment {
+            id: PaymentId::parse("pay_prop").unwrap(),
+            customer: CustomerReference::parse("lucky").unwrap(),
+            amount: Money::new(10_000, Currency::RUB).unwrap(),
+            method,
+            save_token: true,
+            confirmation,
+            return_url: Some("https://131.ru".into()),
+            description: None,
+        },
+        now(),
+    )
+    .unwrap()
+}
+
+fn token(raw: &str) -> IssuedToken {
+    IssuedToken {
+        secret: RecurrentTokenSecret::parse(raw).unwrap(),
+        created_at: None,
+        finished_at: None,
+        is_active: true,
+    }
+}
+
+fn redirect() -> NextAction {
+    NextAction::Redirect {
+        url: "https://bank131.ru?foo=bar".into(),
+        method: "GET".into(),
+        params: vec![("MD".into(), "abc75daefnn".into())],
+    }
+}
+
+fn qr() -> NextAction {
+    NextAction::Qr {
+        content: "https://qr.nspk.ru/AS1000".into(),
+    }
+}
+
+fn failure(code: &str) -> BankFact {
+    BankFact::Failed(Failure {
+        code: ErrorCode::parse(code).unwrap(),
+        message: code.into(),
+    })
+}
+
+fn rub(v: i64) -> Money {
+    Money::new(v, Currency::RUB).unwrap()
+}
+
+fn token_method() -> PaymentMethod {
+    PaymentMethod::Token {
+        token_id: TokenId::parse("tok_1").unwrap(),
+        initiator: Initiator::Client,
+    }
+}
+
+/// The bank facts of each seed flow, in the order the bank sends them.
+fn seed_flows() -> Vec<(&'static str, PaymentMethod, Confirmation, Vec<BankFact>)> {
+    let fps = || PaymentMethod::Fps {
+        subscription_service: None,
+    };
+    vec![
+        (
+            "000 card CIT with 3-DS",
+            token_method(),
+            Confirmation::Automatic,
+            vec![
+                BankFact::ActionRequired(redirect()),
+                BankFact::Succeeded {
+                    token: Some(token("feda2b21")),
+                },
+            ],
+        ),
+        (
+            "001 first card payment saving a token",
+            PaymentMethod::Card,
+            Confirmation::Automatic,
+            vec![BankFact::Succeeded {
+                token: Some(token("feda2b21")),
+            }],
+        ),
+        (
+            "001 MIT with a token",
+            PaymentMethod::Token {
+                token_id: TokenId::parse("tok_1").unwrap(),
+                initiator: Initiator::Merchant,
+            },
+            Confirmation::Automatic,
+            vec![BankFact::Succeeded { token: None }],
+        ),
+        (
+            "002 Smart Glocal two-step, automatic",
+            token_method(),
+            Confirmation::Automatic,
+            vec![
+                BankFact::ReadyToConfirm,
+                BankFact::ActionRequired(redirect()),
+                BankFact::Succeeded {
+                    token: Some(token("feda2b21")),
+                },
+            ],
+        ),
+        (
+            "002 Smart Glocal two-step, manual",
+            token_method(),
+            Confirmation::Manual,
+            vec![
+                BankFact::ReadyToConfirm,
+                BankFact::ActionRequired(redirect()),
+                BankFact::Succeeded { token: None },
+            ],
+        ),
+        (
+            "003 FPS QR success",
+            fps(),
+            Confirmation::Automatic,
+            vec![
+                BankFact::ReadyToConfirm,
+                BankFact::ActionRequired(qr()),
+                BankFact::Succeeded {
+                    token: Some(token("6a6a29c4")),
+                },
+            ],
+        ),
+        (
+            "003 FPS QR expired",
+            fps(),
+            Confirmation::Automatic,
+            vec![
+                BankFact::ReadyToConfirm,
+                BankFact::ActionRequired(qr()),
+                failure("qr_expired"),
+            ],
+        ),
+        (
+            "card with capture and refunds",
+            PaymentMethod::Card,
+            Confirmation::Automatic,
+            vec![
+                BankFact::ActionRequired(redirect()),
+                BankFact::ReadyToCapture,
+                BankFact::Succeeded { token: None },
+                BankFact::Refunded { total: rub(4_000) },
+                BankFact::Refunded { total: rub(10_000) },
+            ],
+        ),
+    ]
+}
+
+/// Applies facts like the service does: a merchant who confirms whenever asked.
+fn run(mut p: Payment, facts: &[BankFact]) -> (Payment, usize) {
+    let mut tokens_saved = 0;
+    for fact in facts {
+        let before = p.status();
+        let out = p.apply(fact.clone(), now());
+        if let Applied::Changed { from, to } = out.applied {
+            assert!(
+                PaymentStatus::allows(from, to),
+                "{from:?} -> {to:?} not in the table"
+            );
+        }
+        if before.is_terminal() {
+            assert_eq!(p.status(), before, "terminal state left");
+        }
+        tokens_saved += out
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::SaveToken(_)))
+            .count();
+        if p.status() == PaymentStatus::RequiresConfirmation {
+            p.confirm(now()).unwrap();
+        }
+    }
+    (p, tokens_saved)
+}
+
+/// A flow's facts with duplicates added, then shuffled.
+fn shuffled_with_duplicates(n: usize) -> impl Strategy<Value = Vec<usize>> {
+    proptest::collection::vec(0..n, 0..=2 * n).prop_flat_map(move |extra| {
+        let mut all: Vec<usize> = (0..n).collect();
+        all.extend(extra);
+        Just(all).prop_shuffle()
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_permutation_and_duplication_of_seed_facts_ends_like_the_ordered_flow(
+        flow in 0..seed_flows().len(),
+        order in shuffled_with_duplicates(5),
+    ) {
+        let (name, method, confirmation, facts) = seed_flows().swap_remove(flow);
+        let (expected, expected_tokens) = run(payment(method.clone(), confirmation), &facts);
+        let permuted: Vec<BankFact> = order.iter().filter(|&&i| i < facts.len()).map(|&i| facts[i].clone()).collect();
+        let (got, got_tokens) = run(payment(method, confirmation), &permuted);
+        prop_assert_eq!(got.to_parts(), expected.to_parts(), "flow {}", name);
+        prop_assert_eq!(got_tokens, expected_tokens, "flow {}: tokens saved", name);
+        prop_assert!(expected.status().is_terminal(), "flow {} must end", name);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Fact(BankFact),
+    Confirm,
+    Cancel,
+    Refund(i64),
+    Unknown,
+}
+
+fn any_fact() -> impl Strategy<Value = BankFact> {
+    prop_oneof![
+        Just(BankFact::ReadyToConfirm),
+        Just(BankFact::ActionRequired(redirect())),
+        Just(BankFact::ActionRequired(qr())),
+        Just(BankFact::ReadyToCapture),
+        Just(BankFact::Succeeded {
+            token: Some(token("tok"))
+        }),
+        Just(BankFact::Succeeded { token: None }),
+        Just(failure("insufficient_funds")),
+        Just(failure("something_new")),
+        Just(BankFact::CancelConfirmed),
+        (0..20_000i64).prop_map(|v| BankFact::Refunded { total: rub(v) }),
+    ]
+}
+
+fn any_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => any_fact().prop_map(Step::Fact),
+        1 => Just(Step::Confirm),
+        1 => Just(Step::Cancel),
+        1 => (0..20_000i64).prop_map(Step::Refund),
+        1 => Just(Step::Unknown),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn no_step_sequence_panics_leaves_a_terminal_state_or_breaks_the_table(
+        steps in proptest::collection::vec(any_step(), 0..25),
+        manual in any::<bool>(),
+    ) {
+        let confirmation = if manual { Confirmation::Manual } else { Confirmation::Automatic };
+        let mut p = payment(PaymentMethod::Card, confirmation);
+        let mut terminal: Option<PaymentStatus> = None;
+        let mut tokens = 0;
+        for step in steps {
+            let before = p.status();
+            match step {
+                Step::Fact(f) => {
+                    let out = p.apply(f, now());
+                    tokens += out.effects.iter().filter(|e| matches!(e, Effect::SaveToken(_))).count();
+                }
+                Step::Confirm => { let _ = p.confirm(now()); }
+                Step::Cancel => { let _ = p.cancel(now()); }
+                Step::Refund(v) => { let _ = p.check_refund(rub(v)); }
+                Step::Unknown => p.mark_outcome_unknown(now()),
+            }
+            prop_assert!(PaymentStatus::allows(before, p.status()), "{:?} -> {:?}", before, p.status());
+            if let Some(t) = terminal { prop_assert_eq!(p.status(), t); }
+            if p.status().is_terminal() { terminal = Some(p.status()); }
+            prop_assert!(p.refunded().minor() <= p.amount().minor());
+        }
+        prop_assert!(tokens <= 1, "at most one token per payment");
+    }
+
+    #[test]
+    fn a_disabled_token_is_never_active_again(ops in proptest::collection::vec(0..4u8, 0..20)) {
+        let mut t = RecurrentToken::issued(
+            TokenId::parse("tok_1").unwrap(), CustomerReference::parse("c").unwrap(),
+            &token("x"), TokenMethod::Card, PaymentId::parse("pay_1").unwrap(), now());
+        let mut disabled = false;
+        for op in ops {
+            let before = t.status();
+            match op {
+                0 => { t.request_disable(); }
+                1 => { let _ = t.disable_confirmed(); }
+                2 => { t.observe_info(true, None, now()); }
+                _ => { t.observe_info(false, None, now()); }
+            }
+            prop_assert!(TokenStatus::allows(before, t.status()));
+            if disabled { prop_assert_eq!(t.status(), TokenStatus::Disabled); }
+            disabled |= t.status() == TokenStatus::Disabled;
+            prop_assert_eq!(t.can_charge(), t.status() == TokenStatus::Active);
+        }
+    }
+}
+
+fn subscription(unit: IntervalUnit, count: u32, start: OffsetDateTime) -> Subscription {
+    Subscription::new(
+        NewSubscription {
+            id: SubscriptionId::parse("sub_1").unwrap(),
+            customer: CustomerReference::parse("c").unwrap(),
+            token_id: TokenId::parse("tok_1").unwrap(),
+            amount: rub(99_000),
+            interval: Interval::new(unit, count).unwrap(),
+            start_at: start,
+            description: None,
+        },
+        start,
+    )
+    .unwrap()
+}
+
+fn any_unit() -> impl Strategy<Value = IntervalUnit> {
+    prop_oneof![
+        Just(IntervalUnit::Day),
+        Just(IntervalUnit::Week),
+        Just(IntervalUnit::Month)
+    ]
+}
+
+proptest! {
+    #[test]
+    fn periods_never_skip_or_repeat_over_ten_years(
+        unit in any_unit(),
+        count in 1u32..=12,
+        start_secs in 0i64..4_102_444_800, // 1970 .. 2100
+    ) {
+        let anchor = OffsetDateTime::from_unix_timestamp(start_secs).unwrap();
+        let interval = Interval::new(unit, count).unwrap();
+        let horizon = anchor + Duration::days(3653);
+        let mut n = 0;
+        let mut prev = interval.period_start(anchor, 0).unwrap();
+        prop_assert_eq!(prev, anchor);
+        while prev < horizon {
+            n += 1;
+            let next = interval.period_start(anchor, n).unwrap();
+            prop_assert!(next > prev, "period {} does not move forward", n);
+            prop_assert_eq!(next.time(), anchor.time());
+            match unit {
+                IntervalUnit::Day => prop_assert_eq!(next - prev, Duration::days(i64::from(count))),
+                IntervalUnit::Week => prop_assert_eq!(next - prev, Duration::weeks(i64::from(count))),
+                IntervalUnit::Month => {
+                    let idx = |d: OffsetDateTime| i64::from(d.year()) * 12 + i64::from(u8::from(d.month()));
+                    prop_assert_eq!(idx(next) - idx(prev), i64::from(count), "a month skipped or repeated");
+                    prop_assert_eq!(next.day(), anchor.day().min(next.month().length(next.year())));
+                }
+            }
+            prev = next;
+        }
+    }
+
+    #[test]
+    fn each_period_is_paid_at_most_once_and_cancelled_is_final(
+        ops in proptest::collection::vec(0..7u8, 0..40),
+    ) {
+        let start = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut sub = subscription(IntervalUnit::Month, 1, start);
+        let mut clock = start;
+        let mut paid = std::collections::BTreeSet::new();
+        let mut cancelled = false;
+        let policy = DunningPolicy::default();
+        for op in ops {
+            let before = sub.status();
+            match op {
+                0 => clock += Duration::days(3),
+                1 => if let Some(due) = sub.due_charge(clock) { sub.start_charge(due).unwrap(); },
+                2 => if let (Some(a), Some(p)) = (sub.in_flight(), sub.current_period()) {
+                    let (applied, _) = sub.charge_succeeded(p.index, a);
+                    if applied.is_changed() { prop_assert!(paid.insert(p.index), "period {} paid twice", p.index); }
+                    // A duplicate report is ignored.
+                    prop_assert!(!sub.charge_succeeded(p.index, a).0.is_changed());
+                },
+                3 => if let (Some(a), Some(p)) = (sub.in_flight(), sub.current_period()) {
+                    sub.charge_failed(p.index, a, DeclineClass::SoftDecline, &policy, clock);
+                },
+                4 => { let _ = sub.pause(); }
+                5 => { let _ = sub.resume(clock); }
+                _ => { sub.cancel(); }
+            }
+            prop_assert!(SubscriptionStatus::allows(before, sub.status()), "{:?} -> {:?}", before, sub.status());
+            if cancelled { prop_assert_eq!(sub.status(), SubscriptionStatus::Cancelled); }
+            cancelled |= sub.status() == SubscriptionStatus::Cancelled;
+        }
+    }
+}
+
+#[test]
+fn month_end_anchor_clamps_and_recovers() {
+    let anchor = time::macros::datetime!(2024-01-31 09:30 UTC);
+    let i = Interval::new(IntervalUnit::Month, 1).unwrap();
+    let days: Vec<_> = (0..4)
+        .map(|n| i.period_start(anchor, n).unwrap().date().to_string())
+        .collect();
+    assert_eq!(
+        days,
+        ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30"]
+    );
+}
+
+#[test]
+fn interval_counts_outside_a_year_are_refused() {
+    assert!(Interval::new(IntervalUnit::Month, 0).is_err());
+    assert!(Interval::new(IntervalUnit::Month, 13).is_err());
+    assert!(Interval::new(IntervalUnit::Week, 53).is_err());
+    assert!(Interval::new(IntervalUnit::Day, 366).is_err());
+}
+
+#[test]
+fn manual_cancel_ends_cancelled_not_failed() {
+    let mut p = payment(token_method(), Confirmation::Manual);
+    p.apply(BankFact::ReadyToConfirm, now());
+    assert_eq!(
+        p.cancel(now()).unwrap().effects,
+        vec![Effect::CancelSession]
+    );
+    assert!(p.confirm(now()).is_err(), "no confirm after cancel");
+    p.apply(failure("session_cancelled_by_partner"), now());
+    assert_eq!(p.status(), PaymentStatus::Cancelled);
+}
+
+#[test]
+fn confirm_and_cancel_are_refused_outside_requires_confirmation() {
+    let mut p = payment(PaymentMethod::Card, Confirmation::Manual);
+    assert!(p.confirm(now()).is_err());
+    assert!(p.cancel(now()).is_err());
+}
+
+#[test]
+fn refunds_are_limited_to_what_was_paid() {
+    let mut p = payment(PaymentMethod::Card, Confirmation::Automatic);
+    assert!(p.check_refund(rub(1)).is_err(), "not paid yet");
+    p.apply(BankFact::Succeeded { token: None }, now());
+    assert!(p.check_refund(rub(10_000)).is_ok());
+    p.apply(BankFact::Refunded { total: rub(6_000) }, now());
+    assert!(p.check_refund(rub(4_001)).is_err());
+    assert!(p.check_refund(rub(4_000)).is_ok());
+    assert!(
+        !p.apply(BankFact::Refunded { total: rub(6_000) }, now())
+            .applied
+            .is_changed()
+    );
+}
+
+#[test]
+fn fps_needs_roubles_and_cit_needs_a_return_url() {
+    let mut new = NewPayment {
+        id: PaymentId::parse("pay_1").unwrap(),
+        customer: CustomerReference::parse("c").unwrap(),
+        amount: Money::new(100, Currency::USD).unwrap(),
+        method: PaymentMethod::FpsBinding {
+            subscription_service: None,
+        },
+        save_token: true,
+        confirmation: Confirmation::Automatic,
+        return_url: None,
+        description: None,
+    };
+    assert_eq!(
+        Payment::new(new.clone(), now()).unwrap_err(),
+        PaymentError::FpsNeedsRub
+    );
+    new.amount = rub(100);
+    new.method = token_method();
+    assert_eq!(
+        Payment::new(new, now()).unwrap_err(),
+        PaymentError::ReturnUrlRequired
+    );
+}
+
+#[test]
+fn past_due_subscription_with_a_new_token_is_due_at_once() {
+    let start = now();
+    let mut sub = subscription(IntervalUnit::Month, 1, start);
+    sub.start_charge(sub.due_charge(start).unwrap()).unwrap();
+    sub.charge_failed(
+        0,
+        1,
+        DeclineClass::HardDecline,
+        &DunningPolicy::default(),
+        start,
+    );
+    assert_eq!(sub.status(), SubscriptionStatus::PastDue);
+    assert_eq!(sub.next_charge_at(), None, "hard declines are not retried");
+    let later = start + Duration::days(10);
+    sub.replace_token(TokenId::parse("tok_2").unwrap(), later)
+        .unwrap();
+    let due = sub.due_charge(later).unwrap();
+    assert_eq!((due.period.index, due.attempt), (0, 2));
+}
+
+#[test]
+fn resume_skips_periods_that_ended_while_paused() {
+    let start = now();
+    let mut sub = subscription(IntervalUnit::Week, 1, start);
+    sub.pause().unwrap();
+    let later = start + Duration::days(22);
+    sub.resume(later).unwrap();
+    let due = sub.due_charge(later).unwrap();
+    assert_eq!(due.period.index, 3);
+    assert!(due.period.start <= later && later < due.period.end);
+}
+
+#[test]
+fn transition_tables_are_exported_for_every_machine() {
+    let names: Vec<_> = all_tables().iter().map(|t| t.machine).collect();
+    assert_eq!(
+        names,
+        [
+            "BankSession",
+            "AcquiringPayment",
+            "Payment",
+            "RecurrentToken",
+            "Subscription"
+        ]
+    );
+    for table in all_tables() {
+        for (from, _, to) in &table.transitions {
+            assert!(table.states.contains(from) && table.states.contains(to));
+        }
+    }
+}
