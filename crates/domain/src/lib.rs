@@ -25,6 +25,7 @@
 //!         confirmation: Confirmation::Automatic,
 //!         return_url: None,
 //!         description: None,
+//!         metadata: None,
 //!     },
 //!     now,
 //! )

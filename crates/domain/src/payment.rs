@@ -418,6 +418,8 @@ pub struct NewPayment {
     pub return_url: Option<String>,
     /// Free text for the merchant.
     pub description: Option<String>,
+    /// The merchant's metadata, opaque to the domain (the API keeps it as JSON text).
+    pub metadata: Option<String>,
 }
 
 /// The merchant-facing payment aggregate.
@@ -440,6 +442,7 @@ pub struct NewPayment {
 ///     confirmation: Confirmation::Manual,
 ///     return_url: Some("https://smart-glocal.com".into()),
 ///     description: None,
+///     metadata: None,
 /// }, now).unwrap();
 ///
 /// p.apply(BankFact::ReadyToConfirm, now);
@@ -464,6 +467,7 @@ pub struct Payment {
     confirmation: Confirmation,
     return_url: Option<String>,
     description: Option<String>,
+    metadata: Option<String>,
     status: PaymentStatus,
     stage: u8,
     session_id: Option<BankSessionId>,
@@ -506,6 +510,7 @@ impl Payment {
             confirmation: new.confirmation,
             return_url: new.return_url,
             description: new.description,
+            metadata: new.metadata,
             status: PaymentStatus::Pending,
             stage: 0,
             session_id: None,
@@ -767,8 +772,6 @@ impl Payment {
     }
 
     /// Rebuilds a payment from storage. Only stores should call this.
-    #[allow(clippy::too_many_arguments)]
-    #[doc(hidden)]
     pub fn restore(parts: PaymentParts) -> Self {
         let PaymentParts {
             new,
@@ -795,6 +798,7 @@ impl Payment {
             confirmation: new.confirmation,
             return_url: new.return_url,
             description: new.description,
+            metadata: new.metadata,
             status,
             stage,
             session_id,
@@ -823,6 +827,7 @@ impl Payment {
                 confirmation: self.confirmation,
                 return_url: self.return_url.clone(),
                 description: self.description.clone(),
+                metadata: self.metadata.clone(),
             },
             status: self.status,
             stage: self.stage,
@@ -871,6 +876,10 @@ impl Payment {
     /// The merchant's description.
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
+    }
+    /// The merchant's metadata (opaque).
+    pub fn metadata(&self) -> Option<&str> {
+        self.metadata.as_deref()
     }
     /// The status.
     pub fn status(&self) -> PaymentStatus {

@@ -275,6 +275,8 @@ pub struct NewSubscription {
     pub start_at: OffsetDateTime,
     /// Free text.
     pub description: Option<String>,
+    /// The merchant's metadata, opaque to the domain.
+    pub metadata: Option<String>,
 }
 
 /// A subscription.
@@ -294,6 +296,7 @@ pub struct NewSubscription {
 ///     interval: Interval::new(IntervalUnit::Month, 1).unwrap(),
 ///     start_at: start,
 ///     description: None,
+///     metadata: None,
 /// }, start).unwrap();
 ///
 /// let due = sub.due_charge(start).unwrap();
@@ -320,6 +323,7 @@ pub struct Subscription {
     interval: Interval,
     anchor: OffsetDateTime,
     description: Option<String>,
+    metadata: Option<String>,
     status: SubscriptionStatus,
     period_index: u32,
     attempts_in_period: u32,
@@ -358,6 +362,7 @@ impl Subscription {
             amount: new.amount,
             interval: new.interval,
             description: new.description,
+            metadata: new.metadata,
             status: SubscriptionStatus::Active,
             period_index: 0,
             attempts_in_period: 0,
@@ -377,6 +382,7 @@ impl Subscription {
             amount: p.new.amount,
             interval: p.new.interval,
             description: p.new.description,
+            metadata: p.new.metadata,
             status: p.status,
             period_index: p.period_index,
             attempts_in_period: p.attempts_in_period,
@@ -398,6 +404,7 @@ impl Subscription {
                 interval: self.interval,
                 start_at: self.anchor,
                 description: self.description.clone(),
+                metadata: self.metadata.clone(),
             },
             status: self.status,
             period_index: self.period_index,
@@ -594,6 +601,16 @@ impl Subscription {
             self.next_charge_at = Some(now);
         }
         Ok(())
+    }
+
+    /// Replaces the merchant's metadata.
+    pub fn set_metadata(&mut self, metadata: Option<String>) {
+        self.metadata = metadata;
+    }
+
+    /// The merchant's metadata (opaque).
+    pub fn metadata(&self) -> Option<&str> {
+        self.metadata.as_deref()
     }
 
     /// Changes the amount of future charges.

@@ -1,1 +1,160 @@
+//! # recur ports
+//!
+//! The traits recur's use cases need from the outside world, and the errors
+//! they return. Each error can say whether to retry ([`GatewayError::Transient`]),
+//! give up ([`GatewayError::Permanent`]), reconcile ([`GatewayError::UnknownOutcome`]),
+//! re-read ([`StoreError::Conflict`]) or report a missing object (`NotFound`),
+//! without matching on strings.
+//!
+//! Adapters implement these traits; the `app` crate passes them to the use
+//! cases as `Arc<dyn Port>`. With the `mocks` feature every trait has a
+//! `mockall` mock (`MockPaymentGateway`, …) for use-case unit tests.
+//!
+//! ## Example: a clock that only moves when asked
+//!
+//! ```
+//! use ports::{Clock, ManualClock};
+//! use time::{Duration, OffsetDateTime};
+//!
+//! let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+//! clock.advance(Duration::days(1)).unwrap();
+//! assert_eq!(clock.now(), OffsetDateTime::UNIX_EPOCH + Duration::days(1));
+//! assert!(clock.advance(Duration::seconds(-1)).is_err(), "time never goes back");
+//! ```
+//!
+//! ## Example: a use case's atomic change
+//!
+//! ```
+//! use ports::{ChangeSet, NewEvent, OutboxCommand, Subject, Write};
+//! # use domain::*;
+//! # let now = time::OffsetDateTime::UNIX_EPOCH;
+//! # let payment = Payment::new(NewPayment {
+//! #     id: PaymentId::parse("pay_1").unwrap(),
+//! #     customer: CustomerReference::parse("c").unwrap(),
+//! #     amount: Money::new(100, Currency::RUB).unwrap(),
+//! #     method: PaymentMethod::Card, save_token: false,
+//! #     confirmation: Confirmation::Automatic, return_url: None, description: None, metadata: None,
+//! # }, now).unwrap();
+//! // Change an aggregate, append an event and enqueue a command: all or nothing.
+//! let changes = ChangeSet {
+//!     outbox: vec![OutboxCommand::ConfirmSession(payment.id().clone())],
+//!     events: vec![NewEvent {
+//!         kind: "payment.requires_action",
+//!         subject: Subject::Payment(payment.id().clone()),
+//!         data: "{}".into(),
+//!     }],
+//!     payments: vec![Write::insert(payment)],
+//!     ..ChangeSet::default()
+//! };
+//! assert!(!changes.is_empty());
+//! ```
+#![deny(missing_docs)]
 
+mod gateway;
+mod store;
+
+use std::sync::Mutex;
+
+use domain::{Payment, PaymentId, RecurrentToken, Subscription, SubscriptionId, TokenId};
+use time::{Duration, OffsetDateTime};
+
+pub use gateway::{
+    CardData, CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway,
+    SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
+};
+pub use store::{
+    ChangeSet, ChargeAttempt, Event, EventLog, IDEMPOTENCY_TTL, IdempotencyBegin,
+    IdempotencyStore, InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem,
+    PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository,
+    TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
+};
+
+#[cfg(feature = "mocks")]
+pub use gateway::{MockPaymentGateway, MockWebhookDecoder};
+#[cfg(feature = "mocks")]
+pub use store::{
+    MockEventLog, MockIdempotencyStore, MockOutbox, MockPaymentRepository,
+    MockSubscriptionRepository, MockTokenRepository, MockUnitOfWork, MockWebhookInbox,
+};
+
+/// The service's notion of now (the scheduler, dunning, expiries, reconciliation).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// Now, UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that only moves forward, and only when asked (tests and the test-clock API).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+/// Time was asked to go backwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the clock never moves backwards")]
+pub struct ClockBackwards;
+
+impl ManualClock {
+    /// A clock stopped at `at`.
+    pub fn new(at: OffsetDateTime) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    /// Moves forward by `by` (zero is allowed).
+    pub fn advance(&self, by: Duration) -> Result<OffsetDateTime, ClockBackwards> {
+        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if by.is_negative() {
+            return Err(ClockBackwards);
+        }
+        *now += by;
+        Ok(*now)
+    }
+
+    /// Moves forward to `to`.
+    pub fn advance_to(&self, to: OffsetDateTime) -> Result<OffsetDateTime, ClockBackwards> {
+        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if to < *now {
+            return Err(ClockBackwards);
+        }
+        *now = to;
+        Ok(*now)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Makes new identifiers.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait IdGenerator: Send + Sync {
+    /// A new `pay_…`.
+    fn payment_id(&self) -> PaymentId;
+    /// A new `tok_…`.
+    fn token_id(&self) -> TokenId;
+    /// A new `sub_…`.
+    fn subscription_id(&self) -> SubscriptionId;
+}
+
+/// Renders objects as the merchant API shows them, for event payloads.
+/// The merchant wire format belongs to the HTTP adapter, which implements this.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait Presenter: Send + Sync {
+    /// A payment, JSON.
+    fn payment(&self, payment: &Payment) -> String;
+    /// A token, JSON.
+    fn token(&self, token: &RecurrentToken) -> String;
+    /// A subscription, JSON.
+    fn subscription(&self, subscription: &Subscription) -> String;
+}

@@ -20,6 +20,7 @@ fn payment(method: PaymentMethod, confirmation: Confirmation) -> Payment {
             confirmation,
             return_url: Some("https://131.ru".into()),
             description: None,
+            metadata: None,
         },
         now(),
     )
@@ -310,6 +311,7 @@ fn subscription(unit: IntervalUnit, count: u32, start: OffsetDateTime) -> Subscr
             interval: Interval::new(unit, count).unwrap(),
             start_at: start,
             description: None,
+            metadata: None,
         },
         start,
     )
@@ -460,6 +462,7 @@ fn fps_needs_roubles_and_cit_needs_a_return_url() {
         confirmation: Confirmation::Automatic,
         return_url: None,
         description: None,
+        metadata: None,
     };
     assert_eq!(
         Payment::new(new.clone(), now()).unwrap_err(),

@@ -1,0 +1,213 @@
+//! The bank, as the use cases see it.
+
+use async_trait::async_trait;
+use domain::{
+    AcquiringStatus, BankFact, BankSessionId, CustomerReference, ErrorCode, Initiator, Money,
+    PaymentId, RecurrentTokenSecret, SessionStatus, SubscriptionService,
+};
+use std::fmt;
+use time::OffsetDateTime;
+
+/// Why a call to the bank did not give an answer we can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// Nothing was executed (refused before sending, or the bank said "try later"): safe to retry.
+    #[error("bank temporarily unavailable: {0}")]
+    Transient(String),
+    /// The bank refused the request; the code is the bank's, verbatim.
+    #[error("bank refused the request: {code} ({message})")]
+    Permanent {
+        /// The bank's error code.
+        code: ErrorCode,
+        /// The bank's description.
+        message: String,
+    },
+    /// The request may or may not have executed (timeout after sending, 5xx,
+    /// broken connection, unreadable answer). Resolve with `session/status`;
+    /// never send a new payment instead.
+    #[error("outcome unknown: {0}")]
+    UnknownOutcome(String),
+    /// The request conflicts with the session's state (`session_wrong_state`).
+    #[error("conflict with the bank's state: {0}")]
+    Conflict(String),
+    /// The bank does not know the session or token.
+    #[error("not found at the bank")]
+    NotFound,
+}
+
+/// Card data for a first payment. It goes straight to the bank: never stored,
+/// never logged (`Debug` masks everything but the last four digits).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardData {
+    /// The card number (PAN), digits only.
+    pub number: String,
+    /// `MM`.
+    pub expiry_month: String,
+    /// `YY`.
+    pub expiry_year: String,
+    /// CVV/CVC.
+    pub security_code: String,
+    /// The name on the card.
+    pub holder_name: Option<String>,
+}
+
+impl CardData {
+    /// The last four digits, the only part that may be shown.
+    pub fn last4(&self) -> &str {
+        let n = self.number.len();
+        self.number.get(n.saturating_sub(4)..).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for CardData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CardData(**** {}, cvv ***)", self.last4())
+    }
+}
+
+/// How the payment is paid at the bank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instrument {
+    /// Card data.
+    Card(CardData),
+    /// A saved token.
+    Token {
+        /// The bank's raw token.
+        secret: RecurrentTokenSecret,
+        /// MIT or CIT.
+        initiator: Initiator,
+    },
+    /// SBP payment.
+    Fps(Option<SubscriptionService>),
+    /// SBP binding without a charge.
+    FpsBinding(Option<SubscriptionService>),
+}
+
+/// A `session/create` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSession {
+    /// Our payment, sent in `metadata` so that any webhook can be matched.
+    pub payment_id: PaymentId,
+    /// Ask for a recurrent token (used by the widget).
+    pub recurrent: bool,
+    /// Deterministic idempotency key.
+    pub idempotency_key: String,
+}
+
+/// A `session/start/payment` (or `session/init/payment`) request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartPayment {
+    /// The session from `session/create`.
+    pub session_id: BankSessionId,
+    /// Our payment, sent in `metadata`.
+    pub payment_id: PaymentId,
+    /// How it is paid.
+    pub instrument: Instrument,
+    /// How much.
+    pub amount: Money,
+    /// Who pays.
+    pub customer: CustomerReference,
+    /// Ask for a recurrent token.
+    pub recurrent: bool,
+    /// Where the customer returns after 3-D Secure.
+    pub return_url: Option<String>,
+    /// Deterministic idempotency key.
+    pub idempotency_key: String,
+}
+
+/// What the bank says a session looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    /// The session.
+    pub session_id: BankSessionId,
+    /// Its status.
+    pub status: SessionStatus,
+    /// The acquiring payment's status, once there is one.
+    pub payment_status: Option<AcquiringStatus>,
+    /// Our payment id, read back from `metadata`.
+    pub payment_id: Option<PaymentId>,
+    /// What the snapshot means for the payment, if anything yet.
+    pub fact: Option<BankFact>,
+}
+
+/// The answer of `token/info` and `recurrent/disable`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Whether the token can be charged.
+    pub is_active: bool,
+    /// The bank's (unenforced) expiry.
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A public token for the bank's payment widget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetToken {
+    /// The public token.
+    pub public_token: String,
+    /// When it stops working (24 h).
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The Bank 131 acquiring API.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    /// `session/create`: moves no money, returns the session id.
+    async fn create_session(&self, request: CreateSession) -> Result<SessionSnapshot, GatewayError>;
+    /// `session/start/payment` in a created session.
+    async fn start_payment(&self, request: StartPayment) -> Result<SessionSnapshot, GatewayError>;
+    /// `session/confirm`.
+    async fn confirm(&self, session_id: BankSessionId, idempotency_key: String) -> Result<SessionSnapshot, GatewayError>;
+    /// `session/cancel`.
+    async fn cancel(&self, session_id: BankSessionId, idempotency_key: String) -> Result<SessionSnapshot, GatewayError>;
+    /// `session/capture`.
+    async fn capture(&self, session_id: BankSessionId, idempotency_key: String) -> Result<SessionSnapshot, GatewayError>;
+    /// `session/refund`, full when `amount` is `None`.
+    async fn refund(
+        &self,
+        session_id: BankSessionId,
+        amount: Option<Money>,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError>;
+    /// `session/status`: how every unknown outcome is resolved.
+    async fn session_status(&self, session_id: BankSessionId) -> Result<SessionSnapshot, GatewayError>;
+    /// `token` for the payment widget.
+    async fn widget_token(&self, session_id: BankSessionId, show_recurrent_checkbox: bool) -> Result<WidgetToken, GatewayError>;
+    /// `token/info` about a recurrent token.
+    async fn token_info(&self, token: RecurrentTokenSecret) -> Result<TokenInfo, GatewayError>;
+    /// `recurrent/disable`.
+    async fn disable_token(&self, token: RecurrentTokenSecret, idempotency_key: String) -> Result<TokenInfo, GatewayError>;
+}
+
+/// A webhook from the bank, verified and decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedWebhook {
+    /// The webhook's `type` (`payment_finished`, …, or one we do not know).
+    pub kind: String,
+    /// The session it is about.
+    pub session_id: Option<BankSessionId>,
+    /// Our payment id from `metadata`, when the bank echoed it.
+    pub payment_id: Option<PaymentId>,
+    /// What it means for the payment (`None` for types that move nothing).
+    pub fact: Option<BankFact>,
+}
+
+/// Why a webhook was refused or could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The signature is missing or does not verify with any bank key.
+    #[error("webhook signature missing or invalid")]
+    BadSignature,
+    /// Signed, but not a webhook we can read.
+    #[error("unreadable webhook: {0}")]
+    Unparsable(String),
+}
+
+/// Checks and reads the bank's webhooks (signature over the raw body first).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait WebhookDecoder: Send + Sync {
+    /// Verifies `X-PARTNER-SIGN` over the exact raw body.
+    fn verify<'a>(&self, body: &[u8], signature: Option<&'a str>) -> Result<(), WebhookError>;
+    /// Reads a verified body.
+    fn decode(&self, body: &[u8]) -> Result<DecodedWebhook, WebhookError>;
+}

@@ -1,0 +1,326 @@
+//! Persistence: repositories, the unit of work, idempotency, inbox, outbox and event log.
+//!
+//! One adapter implements all of these over one database, and a
+//! [`ChangeSet`] spans several of them, so they share one error type.
+
+use async_trait::async_trait;
+use domain::{
+    ChargeStatus, CustomerReference, EventId, Payment, PaymentId, RecurrentToken, Subscription,
+    SubscriptionId, TokenId,
+};
+use time::{Duration, OffsetDateTime};
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database is unreachable or busy; nothing was written. Retry.
+    #[error("store temporarily unavailable: {0}")]
+    Transient(String),
+    /// The data or the schema is wrong; retrying will not help.
+    #[error("store error: {0}")]
+    Permanent(String),
+    /// The commit may or may not have happened (connection lost during commit).
+    #[error("store outcome unknown: {0}")]
+    UnknownOutcome(String),
+    /// Someone else changed the row first (optimistic concurrency), or a
+    /// uniqueness rule refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// No such row.
+    #[error("not found")]
+    NotFound,
+}
+
+/// A value read with the version that optimistic concurrency checks on write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its version (starts at 1, +1 per write).
+    pub version: i64,
+}
+
+/// A write of one aggregate: an insert, or an update of the version read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write<T> {
+    /// The new value.
+    pub value: T,
+    /// `None`: insert (conflict if it exists); `Some(v)`: update only if still at `v`.
+    pub expected_version: Option<i64>,
+}
+
+impl<T> Write<T> {
+    /// An insert.
+    pub fn insert(value: T) -> Self {
+        Self { value, expected_version: None }
+    }
+    /// An update of the version that was read.
+    pub fn update(read: Versioned<T>) -> Self {
+        Self { value: read.value, expected_version: Some(read.version) }
+    }
+}
+
+/// One attempt to charge one period of a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeAttempt {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// 0-based period index.
+    pub period_index: u32,
+    /// The period's start.
+    pub period_start: OffsetDateTime,
+    /// 1-based attempt number within the period.
+    pub attempt: u32,
+    /// The payment that carries it.
+    pub payment_id: PaymentId,
+    /// Its outcome.
+    pub status: ChargeStatus,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A payment.
+    Payment(PaymentId),
+    /// A token.
+    Token(TokenId),
+    /// A subscription.
+    Subscription(SubscriptionId),
+}
+
+impl Subject {
+    /// The object's id as text.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Payment(id) => id.as_str(),
+            Self::Token(id) => id.as_str(),
+            Self::Subscription(id) => id.as_str(),
+        }
+    }
+}
+
+/// An event to append to the merchant feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// `payment.succeeded`, …
+    pub kind: &'static str,
+    /// The object it is about.
+    pub subject: Subject,
+    /// The object as the merchant API shows it, JSON.
+    pub data: String,
+}
+
+/// An event in the merchant feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `evt_…`, ordered as the feed.
+    pub id: EventId,
+    /// `payment.succeeded`, …
+    pub kind: String,
+    /// The id of the object it is about.
+    pub subject_id: String,
+    /// The object, JSON.
+    pub data: String,
+    /// When it happened.
+    pub created_at: OffsetDateTime,
+}
+
+/// A durable command for a background worker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OutboxCommand {
+    /// `session/confirm` for a payment.
+    ConfirmSession(PaymentId),
+    /// `session/cancel` for a payment.
+    CancelSession(PaymentId),
+    /// `session/capture` for a payment.
+    CaptureSession(PaymentId),
+    /// `recurrent/disable` for a token, until the bank confirms.
+    DisableToken(TokenId),
+    /// POST an event to the merchant's `RECUR_EVENTS_URL`.
+    DeliverEvent(EventId),
+}
+
+/// A claimed outbox command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// What to do.
+    pub command: OutboxCommand,
+    /// Attempts so far (including this one).
+    pub attempts: u32,
+}
+
+/// Everything one use case changes, committed atomically or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Payments written.
+    pub payments: Vec<Write<Payment>>,
+    /// Tokens written.
+    pub tokens: Vec<Write<RecurrentToken>>,
+    /// Subscriptions written.
+    pub subscriptions: Vec<Write<Subscription>>,
+    /// Charge attempts inserted or updated (keyed by subscription, period, attempt).
+    pub charges: Vec<ChargeAttempt>,
+    /// Events appended to the feed.
+    pub events: Vec<NewEvent>,
+    /// Commands enqueued.
+    pub outbox: Vec<OutboxCommand>,
+    /// Inbox webhooks marked applied.
+    pub inbox_applied: Vec<i64>,
+}
+
+impl ChangeSet {
+    /// Whether it writes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Commits a [`ChangeSet`] in one transaction: every versioned write is
+/// checked, and a single conflict rolls everything back.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait UnitOfWork: Send + Sync {
+    /// Commits at `at` (the events' `created_at`).
+    async fn commit(&self, changes: ChangeSet, at: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+/// Payments.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PaymentRepository: Send + Sync {
+    /// By id.
+    async fn get(&self, id: &PaymentId) -> Result<Option<Versioned<Payment>>, StoreError>;
+    /// By the bank session it runs in.
+    async fn by_session(&self, session_id: &domain::BankSessionId) -> Result<Option<Versioned<Payment>>, StoreError>;
+    /// A customer's payments, newest first.
+    async fn list_by_customer(&self, customer: &CustomerReference, limit: u32) -> Result<Vec<Payment>, StoreError>;
+    /// Non-final payments not updated since `before` (reconciliation candidates), oldest first.
+    async fn stale_pending(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<Payment>, StoreError>;
+}
+
+/// Recurrent tokens (the raw token is encrypted at rest by the adapter).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait TokenRepository: Send + Sync {
+    /// By id.
+    async fn get(&self, id: &TokenId) -> Result<Option<Versioned<RecurrentToken>>, StoreError>;
+    /// A customer's tokens, newest first.
+    async fn list_by_customer(&self, customer: &CustomerReference) -> Result<Vec<RecurrentToken>, StoreError>;
+}
+
+/// Subscriptions and their charge attempts.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SubscriptionRepository: Send + Sync {
+    /// By id.
+    async fn get(&self, id: &SubscriptionId) -> Result<Option<Versioned<Subscription>>, StoreError>;
+    /// Subscriptions whose next charge is due at `now`, soonest first.
+    async fn due(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Versioned<Subscription>>, StoreError>;
+    /// A subscription's charge attempts, oldest first.
+    async fn charges(&self, id: &SubscriptionId) -> Result<Vec<ChargeAttempt>, StoreError>;
+    /// The charge attempt a payment carries, if any.
+    async fn charge_by_payment(&self, payment_id: &PaymentId) -> Result<Option<ChargeAttempt>, StoreError>;
+}
+
+/// A stored response to replay for a repeated `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// What [`IdempotencyStore::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// First use of the key: do the work, then [`IdempotencyStore::finish`].
+    Started,
+    /// Done before with the same request: replay this.
+    Replay(StoredResponse),
+    /// The same request is running right now.
+    InFlight,
+    /// The key was used with a different request.
+    Mismatch,
+}
+
+/// Keys are remembered for this long.
+pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+
+/// `Idempotency-Key` bookkeeping.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request with `fingerprint`; keys older than
+    /// [`IDEMPOTENCY_TTL`] are forgotten.
+    async fn begin(&self, key: &str, fingerprint: &str, now: OffsetDateTime) -> Result<IdempotencyBegin, StoreError>;
+    /// Stores the response of a started key.
+    async fn finish(&self, key: &str, response: StoredResponse) -> Result<(), StoreError>;
+    /// Forgets a started key whose work did not happen, so it can be retried.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// A verified webhook to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundWebhook {
+    /// Content-derived key: the bank sends no event id.
+    pub dedupe_key: String,
+    /// The exact raw body.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub received_at: OffsetDateTime,
+}
+
+/// A stored webhook waiting to be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxItem {
+    /// Row id.
+    pub id: i64,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub received_at: OffsetDateTime,
+    /// How many times applying it was tried.
+    pub attempts: u32,
+}
+
+/// The durable inbox of bank webhooks.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait WebhookInbox: Send + Sync {
+    /// Stores a webhook; `false` when its dedupe key was seen before.
+    async fn store(&self, webhook: InboundWebhook) -> Result<bool, StoreError>;
+    /// Webhooks not yet applied whose next try is due at `now`, oldest first.
+    async fn pending(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<InboxItem>, StoreError>;
+    /// Tries again at `until` (e.g. the session is not known yet).
+    async fn defer(&self, id: i64, until: OffsetDateTime, note: &str) -> Result<(), StoreError>;
+    /// Keeps it for inspection, never applied.
+    async fn reject(&self, id: i64, note: &str) -> Result<(), StoreError>;
+}
+
+/// Commands for background workers, enqueued through a [`ChangeSet`].
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` due commands for `lease`; a claimed command is
+    /// not handed to anyone else until the lease runs out.
+    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Done.
+    async fn complete(&self, id: i64) -> Result<(), StoreError>;
+    /// Failed: try again at `at`.
+    async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError>;
+    /// How many commands wait.
+    async fn depth(&self) -> Result<u64, StoreError>;
+}
+
+/// The merchant event feed, appended through a [`ChangeSet`].
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Up to `limit` events after `after` (from the start when `None`), oldest first.
+    async fn after(&self, after: Option<EventId>, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// One event.
+    async fn get(&self, id: &EventId) -> Result<Option<Event>, StoreError>;
+}
