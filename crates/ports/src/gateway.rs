@@ -153,15 +153,28 @@ pub struct WidgetToken {
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
     /// `session/create`: moves no money, returns the session id.
-    async fn create_session(&self, request: CreateSession) -> Result<SessionSnapshot, GatewayError>;
+    async fn create_session(&self, request: CreateSession)
+    -> Result<SessionSnapshot, GatewayError>;
     /// `session/start/payment` in a created session.
     async fn start_payment(&self, request: StartPayment) -> Result<SessionSnapshot, GatewayError>;
     /// `session/confirm`.
-    async fn confirm(&self, session_id: BankSessionId, idempotency_key: String) -> Result<SessionSnapshot, GatewayError>;
+    async fn confirm(
+        &self,
+        session_id: BankSessionId,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/cancel`.
-    async fn cancel(&self, session_id: BankSessionId, idempotency_key: String) -> Result<SessionSnapshot, GatewayError>;
+    async fn cancel(
+        &self,
+        session_id: BankSessionId,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/capture`.
-    async fn capture(&self, session_id: BankSessionId, idempotency_key: String) -> Result<SessionSnapshot, GatewayError>;
+    async fn capture(
+        &self,
+        session_id: BankSessionId,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/refund`, full when `amount` is `None`.
     async fn refund(
         &self,
@@ -170,13 +183,24 @@ pub trait PaymentGateway: Send + Sync {
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/status`: how every unknown outcome is resolved.
-    async fn session_status(&self, session_id: BankSessionId) -> Result<SessionSnapshot, GatewayError>;
+    async fn session_status(
+        &self,
+        session_id: BankSessionId,
+    ) -> Result<SessionSnapshot, GatewayError>;
     /// `token` for the payment widget.
-    async fn widget_token(&self, session_id: BankSessionId, show_recurrent_checkbox: bool) -> Result<WidgetToken, GatewayError>;
+    async fn widget_token(
+        &self,
+        session_id: BankSessionId,
+        show_recurrent_checkbox: bool,
+    ) -> Result<WidgetToken, GatewayError>;
     /// `token/info` about a recurrent token.
     async fn token_info(&self, token: RecurrentTokenSecret) -> Result<TokenInfo, GatewayError>;
     /// `recurrent/disable`.
-    async fn disable_token(&self, token: RecurrentTokenSecret, idempotency_key: String) -> Result<TokenInfo, GatewayError>;
+    async fn disable_token(
+        &self,
+        token: RecurrentTokenSecret,
+        idempotency_key: String,
+    ) -> Result<TokenInfo, GatewayError>;
 }
 
 /// A webhook from the bank, verified and decoded.

@@ -63,10 +63,10 @@ pub use gateway::{
     SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
 };
 pub use store::{
-    ChangeSet, ChargeAttempt, Event, EventLog, IDEMPOTENCY_TTL, IdempotencyBegin,
-    IdempotencyStore, InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem,
-    PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository,
-    TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
+    ChangeSet, ChargeAttempt, Event, EventLog, IDEMPOTENCY_TTL, IdempotencyBegin, IdempotencyStore,
+    InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, PaymentRepository,
+    StoreError, StoredResponse, Subject, SubscriptionRepository, TokenRepository, UnitOfWork,
+    Versioned, WebhookInbox, Write,
 };
 
 #[cfg(feature = "mocks")]
@@ -111,7 +111,10 @@ impl ManualClock {
 
     /// Moves forward by `by` (zero is allowed).
     pub fn advance(&self, by: Duration) -> Result<OffsetDateTime, ClockBackwards> {
-        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if by.is_negative() {
             return Err(ClockBackwards);
         }
@@ -121,7 +124,10 @@ impl ManualClock {
 
     /// Moves forward to `to`.
     pub fn advance_to(&self, to: OffsetDateTime) -> Result<OffsetDateTime, ClockBackwards> {
-        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if to < *now {
             return Err(ClockBackwards);
         }
@@ -132,7 +138,10 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -157,4 +166,12 @@ pub trait Presenter: Send + Sync {
     fn token(&self, token: &RecurrentToken) -> String;
     /// A subscription, JSON.
     fn subscription(&self, subscription: &Subscription) -> String;
+}
+
+/// Delivers merchant events to `RECUR_EVENTS_URL`.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync {
+    /// POSTs one event; `Err` with a reason when the merchant did not answer 2xx.
+    async fn deliver(&self, event: &Event) -> Result<(), String>;
 }

@@ -52,11 +52,17 @@ pub struct Write<T> {
 impl<T> Write<T> {
     /// An insert.
     pub fn insert(value: T) -> Self {
-        Self { value, expected_version: None }
+        Self {
+            value,
+            expected_version: None,
+        }
     }
     /// An update of the version that was read.
     pub fn update(read: Versioned<T>) -> Self {
-        Self { value: read.value, expected_version: Some(read.version) }
+        Self {
+            value: read.value,
+            expected_version: Some(read.version),
+        }
     }
 }
 
@@ -193,11 +199,22 @@ pub trait PaymentRepository: Send + Sync {
     /// By id.
     async fn get(&self, id: &PaymentId) -> Result<Option<Versioned<Payment>>, StoreError>;
     /// By the bank session it runs in.
-    async fn by_session(&self, session_id: &domain::BankSessionId) -> Result<Option<Versioned<Payment>>, StoreError>;
+    async fn by_session(
+        &self,
+        session_id: &domain::BankSessionId,
+    ) -> Result<Option<Versioned<Payment>>, StoreError>;
     /// A customer's payments, newest first.
-    async fn list_by_customer(&self, customer: &CustomerReference, limit: u32) -> Result<Vec<Payment>, StoreError>;
+    async fn list_by_customer(
+        &self,
+        customer: &CustomerReference,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError>;
     /// Non-final payments not updated since `before` (reconciliation candidates), oldest first.
-    async fn stale_pending(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<Payment>, StoreError>;
+    async fn stale_pending(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError>;
 }
 
 /// Recurrent tokens (the raw token is encrypted at rest by the adapter).
@@ -207,7 +224,10 @@ pub trait TokenRepository: Send + Sync {
     /// By id.
     async fn get(&self, id: &TokenId) -> Result<Option<Versioned<RecurrentToken>>, StoreError>;
     /// A customer's tokens, newest first.
-    async fn list_by_customer(&self, customer: &CustomerReference) -> Result<Vec<RecurrentToken>, StoreError>;
+    async fn list_by_customer(
+        &self,
+        customer: &CustomerReference,
+    ) -> Result<Vec<RecurrentToken>, StoreError>;
 }
 
 /// Subscriptions and their charge attempts.
@@ -215,13 +235,21 @@ pub trait TokenRepository: Send + Sync {
 #[async_trait]
 pub trait SubscriptionRepository: Send + Sync {
     /// By id.
-    async fn get(&self, id: &SubscriptionId) -> Result<Option<Versioned<Subscription>>, StoreError>;
+    async fn get(&self, id: &SubscriptionId)
+    -> Result<Option<Versioned<Subscription>>, StoreError>;
     /// Subscriptions whose next charge is due at `now`, soonest first.
-    async fn due(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Versioned<Subscription>>, StoreError>;
+    async fn due(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Versioned<Subscription>>, StoreError>;
     /// A subscription's charge attempts, oldest first.
     async fn charges(&self, id: &SubscriptionId) -> Result<Vec<ChargeAttempt>, StoreError>;
     /// The charge attempt a payment carries, if any.
-    async fn charge_by_payment(&self, payment_id: &PaymentId) -> Result<Option<ChargeAttempt>, StoreError>;
+    async fn charge_by_payment(
+        &self,
+        payment_id: &PaymentId,
+    ) -> Result<Option<ChargeAttempt>, StoreError>;
 }
 
 /// A stored response to replay for a repeated `Idempotency-Key`.
@@ -255,7 +283,12 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for a request with `fingerprint`; keys older than
     /// [`IDEMPOTENCY_TTL`] are forgotten.
-    async fn begin(&self, key: &str, fingerprint: &str, now: OffsetDateTime) -> Result<IdempotencyBegin, StoreError>;
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: OffsetDateTime,
+    ) -> Result<IdempotencyBegin, StoreError>;
     /// Stores the response of a started key.
     async fn finish(&self, key: &str, response: StoredResponse) -> Result<(), StoreError>;
     /// Forgets a started key whose work did not happen, so it can be retried.
@@ -306,7 +339,12 @@ pub trait WebhookInbox: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Claims up to `limit` due commands for `lease`; a claimed command is
     /// not handed to anyone else until the lease runs out.
-    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<OutboxItem>, StoreError>;
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
     /// Done.
     async fn complete(&self, id: i64) -> Result<(), StoreError>;
     /// Failed: try again at `at`.

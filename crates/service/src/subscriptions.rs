@@ -1,0 +1,388 @@
+//! Subscriptions: create, change, and charge each period exactly once.
+
+use domain::{
+    Applied, ChargeStatus, CustomerReference, Initiator, Interval, Money, NewPayment,
+    NewSubscription, Payment, PaymentMethod, PaymentStatus, State, Subscription, SubscriptionError,
+    SubscriptionEvent, SubscriptionId, TokenId,
+};
+use ports::{
+    ChangeSet, ChargeAttempt, Instrument, NewEvent, StoreError, Subject, Versioned, Write,
+};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::payments::decline_class;
+use crate::{Service, ServiceError};
+
+/// `POST /v1/subscriptions`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSubscriptionCommand {
+    /// Who pays.
+    pub customer: CustomerReference,
+    /// The token charged.
+    pub token_id: TokenId,
+    /// How much per period.
+    pub amount: Money,
+    /// How long a period is.
+    pub interval: Interval,
+    /// The first period's start; now when `None`.
+    pub start_at: Option<OffsetDateTime>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Opaque merchant metadata.
+    pub metadata: Option<String>,
+}
+
+/// `POST /v1/subscriptions/{id}`, parsed: only the given fields change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateSubscriptionCommand {
+    /// A new token (how a past-due subscription whose token died is paid again).
+    pub token_id: Option<TokenId>,
+    /// A new amount for future charges.
+    pub amount: Option<Money>,
+    /// New metadata.
+    pub metadata: Option<String>,
+}
+
+fn state_error(e: SubscriptionError) -> ServiceError {
+    match e {
+        SubscriptionError::Transition(t) => ServiceError::State(t.to_string()),
+        other => ServiceError::invalid(other),
+    }
+}
+
+impl Service {
+    /// Creates a subscription on an active token of the same customer.
+    pub async fn create_subscription(
+        &self,
+        cmd: CreateSubscriptionCommand,
+    ) -> Result<Subscription, ServiceError> {
+        self.chargeable_token(&cmd.token_id, &cmd.customer).await?;
+        let now = self.now();
+        let subscription = Subscription::new(
+            NewSubscription {
+                id: self.deps.ids.subscription_id(),
+                customer: cmd.customer,
+                token_id: cmd.token_id,
+                amount: cmd.amount,
+                interval: cmd.interval,
+                start_at: cmd.start_at.unwrap_or(now),
+                description: cmd.description,
+                metadata: cmd.metadata,
+            },
+            now,
+        )
+        .map_err(state_error)?;
+        let changes = ChangeSet {
+            subscriptions: vec![Write::insert(subscription.clone())],
+            ..ChangeSet::default()
+        };
+        self.deps.uow.commit(changes, now).await?;
+        Ok(subscription)
+    }
+
+    /// A subscription by id.
+    pub async fn subscription(&self, id: &SubscriptionId) -> Result<Subscription, ServiceError> {
+        Ok(self.read_subscription(id).await?.value)
+    }
+
+    async fn read_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<Versioned<Subscription>, ServiceError> {
+        self.deps
+            .subscriptions
+            .get(id)
+            .await?
+            .ok_or(ServiceError::NotFound("subscription"))
+    }
+
+    /// A subscription's charge attempts, oldest first.
+    pub async fn subscription_charges(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<Vec<ChargeAttempt>, ServiceError> {
+        self.read_subscription(id).await?;
+        Ok(self.deps.subscriptions.charges(id).await?)
+    }
+
+    /// Pauses charging.
+    pub async fn pause_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, ServiceError> {
+        self.change_subscription(id, |s, _| s.pause().map(|_| Vec::new()))
+            .await
+    }
+
+    /// Resumes charging.
+    pub async fn resume_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, ServiceError> {
+        self.change_subscription(id, |s, now| s.resume(now).map(|_| Vec::new()))
+            .await
+    }
+
+    /// Cancels for good.
+    pub async fn cancel_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, ServiceError> {
+        self.change_subscription(id, |s, _| Ok(s.cancel().1)).await
+    }
+
+    /// Changes the token, amount or metadata.
+    pub async fn update_subscription(
+        &self,
+        id: &SubscriptionId,
+        cmd: UpdateSubscriptionCommand,
+    ) -> Result<Subscription, ServiceError> {
+        if let Some(token_id) = &cmd.token_id {
+            let current = self.subscription(id).await?;
+            self.chargeable_token(token_id, current.customer()).await?;
+        }
+        self.change_subscription(id, move |s, now| {
+            if let Some(token_id) = cmd.token_id.clone() {
+                s.replace_token(token_id, now)?;
+            }
+            if let Some(amount) = cmd.amount {
+                s.change_amount(amount)?;
+            }
+            if let Some(metadata) = cmd.metadata.clone() {
+                s.set_metadata(Some(metadata));
+            }
+            Ok(Vec::new())
+        })
+        .await
+    }
+
+    async fn change_subscription<F>(
+        &self,
+        id: &SubscriptionId,
+        change: F,
+    ) -> Result<Subscription, ServiceError>
+    where
+        F: Fn(
+                &mut Subscription,
+                OffsetDateTime,
+            ) -> Result<Vec<SubscriptionEvent>, SubscriptionError>
+            + Send
+            + Sync,
+    {
+        for _ in 0..crate::payments::CONFLICT_RETRIES {
+            let read = self.read_subscription(id).await?;
+            let mut subscription = read.value.clone();
+            let now = self.now();
+            let events = change(&mut subscription, now).map_err(state_error)?;
+            if subscription == read.value {
+                return Ok(subscription);
+            }
+            let changes = ChangeSet {
+                events: self.subscription_events(&subscription, &events),
+                subscriptions: vec![Write {
+                    value: subscription.clone(),
+                    expected_version: Some(read.version),
+                }],
+                ..ChangeSet::default()
+            };
+            match self.deps.uow.commit(changes, now).await {
+                Ok(()) => return Ok(subscription),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Store(StoreError::Conflict(format!(
+            "subscription {id} kept changing"
+        ))))
+    }
+
+    fn subscription_events(
+        &self,
+        subscription: &Subscription,
+        events: &[SubscriptionEvent],
+    ) -> Vec<NewEvent> {
+        events
+            .iter()
+            .map(|e| NewEvent {
+                kind: e.as_str(),
+                subject: Subject::Subscription(subscription.id().clone()),
+                data: self.deps.presenter.subscription(subscription),
+            })
+            .collect()
+    }
+
+    /// Starts every subscription charge that is due at `now`. Each attempt is
+    /// claimed by inserting its (subscription, period, attempt) row together
+    /// with its payment; a uniqueness conflict means another worker has it.
+    /// Returns how many charges were started.
+    pub async fn charge_due_subscriptions(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<usize, ServiceError> {
+        let mut started = 0;
+        for read in self.deps.subscriptions.due(now, 50).await? {
+            match self.start_charge(read, now).await {
+                Ok(true) => started += 1,
+                Ok(false) => {}
+                Err(error) => warn!(%error, "could not start a subscription charge"),
+            }
+        }
+        Ok(started)
+    }
+
+    async fn start_charge(
+        &self,
+        read: Versioned<Subscription>,
+        now: OffsetDateTime,
+    ) -> Result<bool, ServiceError> {
+        let mut subscription = read.value;
+        let Some(due) = subscription.due_charge(now) else {
+            return Ok(false);
+        };
+        subscription.start_charge(due).map_err(state_error)?;
+        let payment = Payment::new(
+            NewPayment {
+                id: self.deps.ids.payment_id(),
+                customer: subscription.customer().clone(),
+                amount: subscription.amount(),
+                method: PaymentMethod::Token {
+                    token_id: subscription.token_id().clone(),
+                    initiator: Initiator::Merchant,
+                },
+                save_token: false,
+                confirmation: domain::Confirmation::Automatic,
+                return_url: None,
+                description: subscription.description().map(str::to_owned),
+                metadata: None,
+            },
+            now,
+        )
+        .map_err(ServiceError::invalid)?;
+        let charge = ChargeAttempt {
+            subscription_id: subscription.id().clone(),
+            period_index: due.period.index,
+            period_start: due.period.start,
+            attempt: due.attempt,
+            payment_id: payment.id().clone(),
+            status: ChargeStatus::Pending,
+        };
+        let with = ChangeSet {
+            subscriptions: vec![Write {
+                value: subscription.clone(),
+                expected_version: Some(read.version),
+            }],
+            charges: vec![charge],
+            ..ChangeSet::default()
+        };
+        let token = self
+            .deps
+            .tokens
+            .get(subscription.token_id())
+            .await?
+            .map(|t| t.value);
+        let Some(token) = token.filter(domain::RecurrentToken::can_charge) else {
+            // The token died: the attempt fails without a bank call.
+            let mut payment = payment;
+            payment.apply(
+                domain::BankFact::Failed(domain::Failure {
+                    code: domain::ErrorCode::parse("token_inactive").expect("valid code"),
+                    message: "the subscription's token is not active".into(),
+                }),
+                now,
+            );
+            let mut with = with;
+            self.settle_charge_in(
+                &payment,
+                &mut with.subscriptions,
+                &mut with.charges,
+                &mut with.events,
+                now,
+            );
+            with.payments.push(Write::insert(payment));
+            return match self.deps.uow.commit(with, now).await {
+                Ok(()) => Ok(true),
+                Err(StoreError::Conflict(_)) => Ok(false),
+                Err(e) => Err(e.into()),
+            };
+        };
+        let instrument = Instrument::Token {
+            secret: token.secret,
+            initiator: Initiator::Merchant,
+        };
+        match self.run_payment(payment, Some(instrument), with).await {
+            Ok(p) => {
+                info!(subscription_id = %subscription.id(), payment_id = %p.id(), status = p.status().as_str(), "charge started");
+                Ok(true)
+            }
+            Err(ServiceError::Store(StoreError::Conflict(_))) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// When a payment that carries a subscription charge finishes, records the
+    /// outcome on the charge and the subscription in the same commit.
+    pub(crate) async fn settle_charge(
+        &self,
+        payment: &Payment,
+        now: OffsetDateTime,
+        changes: &mut ChangeSet,
+    ) -> Result<(), ServiceError> {
+        let Some(charge) = self
+            .deps
+            .subscriptions
+            .charge_by_payment(payment.id())
+            .await?
+        else {
+            return Ok(());
+        };
+        if charge.status != ChargeStatus::Pending {
+            return Ok(());
+        }
+        let Some(read) = self.deps.subscriptions.get(&charge.subscription_id).await? else {
+            return Ok(());
+        };
+        let mut writes = vec![Write {
+            value: read.value,
+            expected_version: Some(read.version),
+        }];
+        let mut charges = vec![charge];
+        self.settle_charge_in(payment, &mut writes, &mut charges, &mut changes.events, now);
+        changes.subscriptions.extend(writes);
+        changes.charges.extend(charges);
+        Ok(())
+    }
+
+    /// Applies a finished payment to the (single) subscription write and charge in the slices.
+    fn settle_charge_in(
+        &self,
+        payment: &Payment,
+        subscriptions: &mut [Write<Subscription>],
+        charges: &mut [ChargeAttempt],
+        events: &mut Vec<NewEvent>,
+        now: OffsetDateTime,
+    ) {
+        let (Some(write), Some(charge)) = (subscriptions.first_mut(), charges.first_mut()) else {
+            return;
+        };
+        let subscription = &mut write.value;
+        let (applied, new_events) = if payment.status() == PaymentStatus::Succeeded {
+            charge.status = ChargeStatus::Succeeded;
+            subscription.charge_succeeded(charge.period_index, charge.attempt)
+        } else {
+            charge.status = ChargeStatus::Failed;
+            let class = decline_class(payment);
+            subscription.charge_failed(
+                charge.period_index,
+                charge.attempt,
+                class,
+                &self.deps.dunning,
+                now,
+            )
+        };
+        if let Applied::Ignored(why) = applied {
+            warn!(subscription_id = %subscription.id(), ?why, "charge outcome did not match the subscription");
+        }
+        events.extend(self.subscription_events(subscription, &new_events));
+    }
+}

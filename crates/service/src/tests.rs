@@ -1,0 +1,387 @@
+//! Use-case tests against mockall mocks. The stores are mocks backed by one
+//! shared map, so that what a commit writes, a later read sees.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use domain::*;
+use ports::*;
+use time::OffsetDateTime;
+
+use crate::{Deps, MethodRequest, Service, ServiceError, StartPaymentCommand};
+
+#[derive(Default)]
+struct Db {
+    payments: HashMap<PaymentId, Versioned<Payment>>,
+    tokens: HashMap<TokenId, Versioned<RecurrentToken>>,
+    commits: Vec<ChangeSet>,
+}
+
+type Shared = Arc<Mutex<Db>>;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)
+}
+
+fn apply_write<K: std::hash::Hash + Eq, T: Clone>(
+    map: &mut HashMap<K, Versioned<T>>,
+    key: K,
+    w: &Write<T>,
+) -> Result<(), StoreError> {
+    let current = map.get(&key).map(|v| v.version);
+    if current != w.expected_version {
+        return Err(StoreError::Conflict("version".into()));
+    }
+    map.insert(
+        key,
+        Versioned {
+            value: w.value.clone(),
+            version: current.unwrap_or(0) + 1,
+        },
+    );
+    Ok(())
+}
+
+struct Harness {
+    db: Shared,
+    gateway: MockPaymentGateway,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            db: Shared::default(),
+            gateway: MockPaymentGateway::new(),
+        }
+    }
+
+    fn with_token(self, active: bool) -> Self {
+        let issued = IssuedToken {
+            secret: RecurrentTokenSecret::parse("e9876f32bcd947f7").unwrap(),
+            created_at: None,
+            finished_at: None,
+            is_active: active,
+        };
+        let token = RecurrentToken::issued(
+            TokenId::parse("tok_1").unwrap(),
+            CustomerReference::parse("lucky").unwrap(),
+            &issued,
+            TokenMethod::Card,
+            PaymentId::parse("pay_0").unwrap(),
+            now(),
+        );
+        self.db.lock().unwrap().tokens.insert(
+            token.id.clone(),
+            Versioned {
+                value: token,
+                version: 1,
+            },
+        );
+        self
+    }
+
+    fn service(self) -> (Service, Shared) {
+        let db = self.db.clone();
+        let mut uow = MockUnitOfWork::new();
+        let d = db.clone();
+        uow.expect_commit().returning(move |changes, _| {
+            let mut db = d.lock().unwrap();
+            let mut next_payments = db.payments.clone();
+            let mut next_tokens = db.tokens.clone();
+            for w in &changes.payments {
+                apply_write(&mut next_payments, w.value.id().clone(), w)?;
+            }
+            for w in &changes.tokens {
+                apply_write(&mut next_tokens, w.value.id.clone(), w)?;
+            }
+            db.payments = next_payments;
+            db.tokens = next_tokens;
+            db.commits.push(changes);
+            Ok(())
+        });
+        let mut payments = MockPaymentRepository::new();
+        let d = db.clone();
+        payments
+            .expect_get()
+            .returning(move |id| Ok(d.lock().unwrap().payments.get(id).cloned()));
+        let d = db.clone();
+        payments.expect_by_session().returning(move |s| {
+            Ok(d.lock()
+                .unwrap()
+                .payments
+                .values()
+                .find(|p| p.value.session_id() == Some(s))
+                .cloned())
+        });
+        let d = db.clone();
+        payments.expect_stale_pending().returning(move |_, _| {
+            Ok(d.lock()
+                .unwrap()
+                .payments
+                .values()
+                .filter(|p| !p.value.status().is_terminal())
+                .map(|p| p.value.clone())
+                .collect())
+        });
+        let mut tokens = MockTokenRepository::new();
+        let d = db.clone();
+        tokens
+            .expect_get()
+            .returning(move |id| Ok(d.lock().unwrap().tokens.get(id).cloned()));
+        let mut subscriptions = MockSubscriptionRepository::new();
+        subscriptions
+            .expect_charge_by_payment()
+            .returning(|_| Ok(None));
+        let mut ids = MockIdGenerator::new();
+        let counter = Arc::new(Mutex::new(0));
+        let c = counter.clone();
+        ids.expect_payment_id().returning(move || {
+            *c.lock().unwrap() += 1;
+            PaymentId::parse(&format!("pay_{}", c.lock().unwrap())).unwrap()
+        });
+        ids.expect_token_id().returning(move || {
+            *counter.lock().unwrap() += 1;
+            TokenId::parse(&format!("tok_new{}", counter.lock().unwrap())).unwrap()
+        });
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(now);
+        let mut presenter = MockPresenter::new();
+        presenter
+            .expect_payment()
+            .returning(|p| format!("{{\"id\":\"{}\"}}", p.id()));
+        presenter
+            .expect_token()
+            .returning(|t| format!("{{\"id\":\"{}\"}}", t.id));
+        presenter
+            .expect_subscription()
+            .returning(|s| format!("{{\"id\":\"{}\"}}", s.id()));
+        let deps = Deps {
+            gateway: Arc::new(self.gateway),
+            webhooks: Arc::new(MockWebhookDecoder::new()),
+            uow: Arc::new(uow),
+            payments: Arc::new(payments),
+            tokens: Arc::new(tokens),
+            subscriptions: Arc::new(subscriptions),
+            idempotency: Arc::new(MockIdempotencyStore::new()),
+            inbox: Arc::new(MockWebhookInbox::new()),
+            outbox: Arc::new(MockOutbox::new()),
+            events: Arc::new(MockEventLog::new()),
+            event_sink: None,
+            clock: Arc::new(clock),
+            ids: Arc::new(ids),
+            presenter: Arc::new(presenter),
+            dunning: DunningPolicy::default(),
+        };
+        (Service::new(deps), db)
+    }
+}
+
+fn token_payment(initiator: Initiator) -> StartPaymentCommand {
+    StartPaymentCommand {
+        customer: CustomerReference::parse("lucky").unwrap(),
+        amount: Money::new(10_000, Currency::RUB).unwrap(),
+        method: MethodRequest::Token {
+            token_id: TokenId::parse("tok_1").unwrap(),
+            initiator,
+        },
+        save_token: false,
+        confirmation: Confirmation::Automatic,
+        return_url: Some("https://shop.example/return".into()),
+        description: None,
+        metadata: None,
+    }
+}
+
+fn snapshot(session: &str, fact: Option<BankFact>) -> SessionSnapshot {
+    SessionSnapshot {
+        session_id: BankSessionId::parse(session).unwrap(),
+        status: SessionStatus::InProgress,
+        payment_status: None,
+        payment_id: None,
+        fact,
+    }
+}
+
+#[tokio::test]
+async fn payment_with_an_inactive_token_is_refused_without_any_bank_call() {
+    // The gateway mock has no expectations: any call would panic.
+    let (service, db) = Harness::new().with_token(false).service();
+    let result = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await;
+    assert_eq!(result.unwrap_err(), ServiceError::TokenInactive);
+    assert!(db.lock().unwrap().commits.is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn payment_with_a_token_being_disabled_is_refused_too() {
+    let (service, db) = Harness::new().with_token(true).service();
+    {
+        let mut db = db.lock().unwrap();
+        let t = db
+            .tokens
+            .get_mut(&TokenId::parse("tok_1").unwrap())
+            .unwrap();
+        t.value.request_disable();
+    }
+    let result = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await;
+    assert_eq!(result.unwrap_err(), ServiceError::TokenInactive);
+}
+
+#[tokio::test]
+async fn unknown_outcome_stays_pending_and_is_reconciled_never_resent() {
+    let mut h = Harness::new().with_token(true);
+    h.gateway
+        .expect_create_session()
+        .times(1)
+        .returning(|_| Ok(snapshot("ps_1", None)));
+    h.gateway
+        .expect_start_payment()
+        .times(1)
+        .returning(|_| Err(GatewayError::UnknownOutcome("timeout after sending".into())));
+    h.gateway
+        .expect_session_status()
+        .times(1)
+        .returning(|_| Ok(snapshot("ps_1", Some(BankFact::Succeeded { token: None }))));
+    let (service, _db) = h.service();
+
+    let payment = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await
+        .unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Pending);
+    assert!(payment.outcome_unknown());
+
+    service.reconcile(time::Duration::ZERO).await.unwrap();
+    let payment = service.payment(payment.id()).await.unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    // times(1) on start_payment: it was never sent again.
+}
+
+#[tokio::test]
+async fn a_declined_payment_keeps_the_bank_code_verbatim() {
+    let mut h = Harness::new().with_token(true);
+    h.gateway
+        .expect_create_session()
+        .returning(|_| Ok(snapshot("ps_1", None)));
+    h.gateway.expect_start_payment().returning(|_| {
+        Err(GatewayError::Permanent {
+            code: ErrorCode::parse("insufficient_funds").unwrap(),
+            message: "no money".into(),
+        })
+    });
+    let (service, _) = h.service();
+    let payment = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await
+        .unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Failed);
+    assert_eq!(
+        payment.failure().unwrap().code.as_str(),
+        "insufficient_funds"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_payment_finished_creates_no_second_token_and_no_second_event() {
+    let mut h = Harness::new().with_token(true);
+    h.gateway
+        .expect_create_session()
+        .returning(|_| Ok(snapshot("ps_1", None)));
+    h.gateway.expect_start_payment().returning(|_| {
+        Ok(snapshot(
+            "ps_1",
+            Some(BankFact::ActionRequired(NextAction::Redirect {
+                url: "https://bank.example/3ds".into(),
+                method: "POST".into(),
+                params: vec![],
+            })),
+        ))
+    });
+    let (service, db) = h.service();
+    let payment = service
+        .start_payment(token_payment(Initiator::Client))
+        .await
+        .unwrap();
+    assert_eq!(payment.status(), PaymentStatus::RequiresAction);
+
+    let finished = BankFact::Succeeded {
+        token: Some(IssuedToken {
+            secret: RecurrentTokenSecret::parse("feda2b2106a2e874").unwrap(),
+            created_at: None,
+            finished_at: None,
+            is_active: true,
+        }),
+    };
+    let session = BankSessionId::parse("ps_1").unwrap();
+    let first = service
+        .apply_bank_fact(None, Some(&session), finished.clone())
+        .await
+        .unwrap();
+    let second = service
+        .apply_bank_fact(None, Some(&session), finished)
+        .await
+        .unwrap();
+    assert!(first.unwrap().is_changed());
+    assert_eq!(second, Some(Applied::Ignored(Ignored::Terminal)));
+
+    let db = db.lock().unwrap();
+    let new_tokens: usize = db
+        .commits
+        .iter()
+        .map(|c| {
+            c.tokens
+                .iter()
+                .filter(|t| t.expected_version.is_none())
+                .count()
+        })
+        .sum();
+    let succeeded: usize = db
+        .commits
+        .iter()
+        .flat_map(|c| &c.events)
+        .filter(|e| e.kind == "payment.succeeded")
+        .count();
+    let created: usize = db
+        .commits
+        .iter()
+        .flat_map(|c| &c.events)
+        .filter(|e| e.kind == "token.created")
+        .count();
+    assert_eq!((new_tokens, succeeded, created), (1, 1, 1));
+    let stored = &db.payments[payment.id()].value;
+    assert!(stored.token_id().is_some());
+}
+
+#[tokio::test]
+async fn a_webhook_for_an_unknown_session_reports_not_found_so_it_can_be_deferred() {
+    let (service, _) = Harness::new().service();
+    let session = BankSessionId::parse("ps_unknown").unwrap();
+    let result = service
+        .apply_bank_fact(None, Some(&session), BankFact::ReadyToConfirm)
+        .await
+        .unwrap();
+    assert_eq!(result, None);
+}
+
+#[tokio::test]
+async fn session_create_failure_fails_the_payment_and_reports_the_provider() {
+    let mut h = Harness::new().with_token(true);
+    h.gateway
+        .expect_create_session()
+        .returning(|_| Err(GatewayError::Transient("connection refused".into())));
+    let (service, db) = h.service();
+    let err = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ServiceError::Gateway(GatewayError::Transient(_))
+    ));
+    let db = db.lock().unwrap();
+    let stored = db.payments.values().next().unwrap();
+    assert_eq!(stored.value.status(), PaymentStatus::Failed);
+}
