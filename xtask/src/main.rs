@@ -1,1 +1,130 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! - `codegen`: writes the generated docs (`docs/state-machines.md`).
+//! - `check`: everything CI checks after the tests (format, clippy, dependency
+//!   direction, fresh generated files, no placeholders, docs without warnings).
+
+mod codegen;
+mod rules;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1);
+    let result = match task.as_deref() {
+        Some("codegen") => codegen::run(codegen::Mode::Write),
+        Some("check") => check(),
+        _ => {
+            eprintln!("usage: cargo xtask <codegen|check>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed", args.join(" ")))
+    }
+}
+
+fn check() -> Result<(), String> {
+    let mut failures = Vec::new();
+    let mut step = |name: &str, result: Result<(), String>| {
+        match &result {
+            Ok(()) => eprintln!("ok: {name}"),
+            Err(e) => eprintln!("FAILED: {name}: {e}"),
+        }
+        if let Err(e) = result {
+            failures.push(format!("{name}: {e}"));
+        }
+    };
+    step("format", cargo(&["fmt", "--all", "--check"], &[]));
+    step(
+        "clippy",
+        cargo(
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
+    );
+    step(
+        "dependency direction",
+        rules::check_dependencies(&metadata()?),
+    );
+    step("generated files fresh", codegen::run(codegen::Mode::Verify));
+    step("no placeholders", rules::check_sources(&root()));
+    step(
+        "docs",
+        cargo(
+            &["doc", "--workspace", "--no-deps", "--all-features"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        ),
+    );
+    if failures.is_empty() {
+        eprintln!("all checks passed");
+        Ok(())
+    } else {
+        Err(format!(
+            "{} check(s) failed:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        ))
+    }
+}
+
+fn metadata() -> Result<serde_json::Value, String> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("bad cargo metadata: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn workspace_follows_the_dependency_rules() {
+        super::rules::check_dependencies(&super::metadata().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn workspace_has_no_placeholders() {
+        super::rules::check_sources(&super::root()).unwrap();
+    }
+}

@@ -146,6 +146,7 @@ impl RecurrentToken {
     }
 
     /// Rebuilds a token from storage.
+    #[must_use]
     pub fn with_status(mut self, status: TokenStatus) -> Self {
         self.status = status;
         self

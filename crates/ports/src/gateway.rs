@@ -230,8 +230,8 @@ pub enum WebhookError {
 /// Checks and reads the bank's webhooks (signature over the raw body first).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait WebhookDecoder: Send + Sync {
-    /// Verifies `X-PARTNER-SIGN` over the exact raw body.
-    fn verify<'a>(&self, body: &[u8], signature: Option<&'a str>) -> Result<(), WebhookError>;
+    /// Verifies `X-PARTNER-SIGN` over the exact raw body (an absent header is `""`).
+    fn verify(&self, body: &[u8], signature: &str) -> Result<(), WebhookError>;
     /// Reads a verified body.
     fn decode(&self, body: &[u8]) -> Result<DecodedWebhook, WebhookError>;
 }

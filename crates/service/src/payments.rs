@@ -298,7 +298,7 @@ impl Service {
             match self.deps.uow.commit(changes, now).await {
                 Ok(()) => return Ok((payment, applied)),
                 Err(StoreError::Conflict(why)) => {
-                    info!(payment_id = %id, %why, "concurrent update, retrying")
+                    info!(payment_id = %id, %why, "concurrent update, retrying");
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -188,7 +188,7 @@ impl Service {
             };
             match self.deps.uow.commit(changes, now).await {
                 Ok(()) => return Ok(subscription),
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -77,7 +77,7 @@ impl Service {
             if let Applied::Changed { to, .. } = applied {
                 match to {
                     TokenStatus::Disabling => {
-                        changes.outbox.push(OutboxCommand::DisableToken(id.clone()))
+                        changes.outbox.push(OutboxCommand::DisableToken(id.clone()));
                     }
                     TokenStatus::Disabled => changes.events.push(NewEvent {
                         kind: "token.disabled",
@@ -93,7 +93,7 @@ impl Service {
             });
             match self.deps.uow.commit(changes, now).await {
                 Ok(()) => return Ok(token),
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }

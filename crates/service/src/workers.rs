@@ -41,7 +41,7 @@ impl Service {
     pub async fn receive_webhook(
         &self,
         body: &[u8],
-        signature: Option<&str>,
+        signature: &str,
     ) -> Result<bool, ServiceError> {
         self.deps
             .webhooks
