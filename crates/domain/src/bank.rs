@@ -23,16 +23,6 @@ use crate::machine::{Applied, Ignored, State, Transition};
 /// // A late, duplicated action_required cannot move it back.
 /// assert_eq!(observe(s, S::InProgress), Applied::Ignored(Ignored::Terminal));
 /// ```
-///
-/// And the acquiring payment inside it, [`AcquiringStatus`]:
-///
-/// ```
-/// use domain::{observe, Applied, AcquiringStatus as A};
-/// let mut p = A::Pending;
-/// if let Applied::Changed { to, .. } = observe(p, A::Succeeded) { p = to; }
-/// assert_eq!(p, A::Succeeded);
-/// assert!(!observe(p, A::Pending).is_changed());
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionStatus {
     /// Created, no payment started.
@@ -80,6 +70,16 @@ impl State for SessionStatus {
 }
 
 /// An acquiring payment's status inside a session.
+///
+/// Seed 001's MIT payment: `pending` until `payment_finished` says `succeeded`.
+///
+/// ```
+/// use domain::{observe, Applied, AcquiringStatus as A};
+/// let mut p = A::Pending;
+/// if let Applied::Changed { to, .. } = observe(p, A::Succeeded) { p = to; }
+/// assert_eq!(p, A::Succeeded);
+/// assert!(!observe(p, A::Pending).is_changed());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AcquiringStatus {
     /// Waiting (for the customer, or for the partner's confirmation).
