@@ -1,0 +1,580 @@
+//! Wire types of the Bank 131 acquiring API, exactly as the seeds show them.
+//!
+//! Input is read tolerantly (unknown fields are ignored, optional fields may be
+//! missing, `acquiring_payments` may be called `payment_list`); output skips
+//! absent fields so that requests serialize exactly like the seeds.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// An amount in minor units and a currency code (any case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    /// Minor units.
+    pub amount: i64,
+    /// Currency code as sent (`rub`, `RUB`, `usd`).
+    pub currency: String,
+}
+
+/// The customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// The merchant's reference.
+    pub reference: String,
+    /// Contacts (masked phone numbers in webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Value>,
+}
+
+/// Card data, as sent (`bank_card`). `Debug` never shows the number or CVV.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankCard {
+    /// PAN.
+    pub number: String,
+    /// `MM`.
+    pub expiration_month: String,
+    /// `YY`.
+    pub expiration_year: String,
+    /// CVV/CVC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_code: Option<String>,
+    /// Name on the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_name: Option<String>,
+}
+
+impl fmt::Debug for BankCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last4 = self
+            .number
+            .get(self.number.len().saturating_sub(4)..)
+            .unwrap_or("");
+        write!(f, "BankCard(**** {last4})")
+    }
+}
+
+/// `payment_details.card`: card data in requests, brand and last digits in webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CardDetails {
+    /// `bank_card`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The card data (requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_card: Option<BankCard>,
+    /// Card brand (webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Last four digits (webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+}
+
+/// `payment_details.recurrent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurrentDetails {
+    /// The raw token.
+    pub token: String,
+    /// `client` for a CIT; absent for a MIT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<String>,
+}
+
+/// `subscription_service_info` of an SBP payment or binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionServiceInfo {
+    /// The merchant's subscription id.
+    pub id: String,
+    /// The name the payer sees.
+    pub name: String,
+}
+
+/// `payment_details.faster_payment_system(_binding)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FpsDetails {
+    /// Several subscriptions of one payer at one bank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_service_info: Option<SubscriptionServiceInfo>,
+}
+
+/// How the payment is paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaymentDetails {
+    /// A bank card.
+    Card {
+        /// The card.
+        #[serde(default)]
+        card: CardDetails,
+    },
+    /// A recurrent token.
+    Recurrent {
+        /// The token.
+        recurrent: RecurrentDetails,
+    },
+    /// An SBP payment.
+    FasterPaymentSystem {
+        /// SBP options.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        faster_payment_system: Option<FpsDetails>,
+    },
+    /// An SBP account binding (no real charge).
+    FasterPaymentSystemBinding {
+        /// SBP options.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        faster_payment_system_binding: Option<FpsDetails>,
+    },
+    /// A type this crate does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `payment_options`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PaymentOptions {
+    /// Ask for a recurrent token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent: Option<bool>,
+    /// Where the customer returns after 3-D Secure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
+}
+
+/// A recurrent token as the bank describes it (`RecurrentTokenInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurrentTokenInfo {
+    /// The raw token.
+    pub token: String,
+    /// When it was created (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// The unenforced expiry (RFC 3339; may read year 2000 after disabling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Whether it can be charged.
+    pub is_active: bool,
+    /// `recurrent_token`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `customer_interaction.redirect`: the 3-D Secure page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// Full URL.
+    pub url: String,
+    /// URL without the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// `GET` or `POST`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Query parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qs: Option<Map<String, Value>>,
+    /// Form parameters (`PaReq`, `MD`, `TermUrl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Map<String, Value>>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+/// `customer_interaction.inform.qr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Qr {
+    /// The SBP deeplink.
+    pub content: String,
+}
+
+/// `customer_interaction.inform`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Inform {
+    /// The QR code to show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<Qr>,
+}
+
+/// What the customer must do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CustomerInteraction {
+    /// `redirect` or `inform`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// 3-D Secure redirect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+    /// Information to show (SBP QR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inform: Option<Inform>,
+}
+
+/// `amounts`: fees, net and gross.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Amounts {
+    /// Net amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<Amount>,
+    /// Gross amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gross: Option<Amount>,
+    /// Fees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<Value>,
+}
+
+/// An error object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The code, verbatim.
+    pub code: String,
+    /// Human text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A refund of an acquiring payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// The refund's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Its amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_details: Option<Amount>,
+}
+
+/// An acquiring payment inside a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquiringPayment {
+    /// `pm_…`.
+    pub id: String,
+    /// `pending`, `in_progress`, `succeeded`, `failed`.
+    pub status: String,
+    /// Created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Who pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
+    /// How.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_details: Option<PaymentDetails>,
+    /// How much.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_details: Option<Amount>,
+    /// Fees, net, gross.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amounts: Option<Amounts>,
+    /// Options as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_options: Option<PaymentOptions>,
+    /// A new recurrent token, on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent: Option<RecurrentTokenInfo>,
+    /// What the customer must do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_interaction: Option<CustomerInteraction>,
+    /// Refunds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunds: Option<Vec<Refund>>,
+    /// What the partner sent in `metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// Subscription data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<Value>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+/// A payment session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// `ps_…`.
+    pub id: String,
+    /// `created`, `in_progress`, `accepted`, `cancelled`, `error`.
+    pub status: String,
+    /// Created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The payments (v1 name; v2 calls it `payment_list`).
+    #[serde(default, alias = "payment_list", skip_serializing_if = "Vec::is_empty")]
+    pub acquiring_payments: Vec<AcquiringPayment>,
+    /// `confirm` or `capture` when the bank waits for the partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<String>,
+    /// When each partner action happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Value>,
+    /// What the partner sent in `metadata` at `session/create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+impl Session {
+    /// The session's (first) acquiring payment.
+    pub fn payment(&self) -> Option<&AcquiringPayment> {
+        self.acquiring_payments.first()
+    }
+}
+
+/// The response envelope of every method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// `ok` or `error`.
+    pub status: String,
+    /// On error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+    /// Session methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+    /// Widget `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_token: Option<String>,
+    /// `token/info` (the official SDK's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<RecurrentTokenInfo>,
+    /// `token/info` (alternative name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent_token: Option<RecurrentTokenInfo>,
+    /// `recurrent/status` and `recurrent/disable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent: Option<RecurrentTokenInfo>,
+}
+
+impl Response {
+    /// A successful envelope.
+    pub fn ok() -> Self {
+        Self {
+            status: "ok".into(),
+            error: None,
+            session: None,
+            public_token: None,
+            info: None,
+            recurrent_token: None,
+            recurrent: None,
+        }
+    }
+
+    /// An error envelope.
+    pub fn error(code: &str, description: &str) -> Self {
+        Self {
+            status: "error".into(),
+            error: Some(ApiError {
+                code: code.into(),
+                description: Some(description.into()),
+            }),
+            ..Self::ok()
+        }
+    }
+
+    /// The token info under whichever name the bank used.
+    pub fn token_info(&self) -> Option<&RecurrentTokenInfo> {
+        self.info
+            .as_ref()
+            .or(self.recurrent_token.as_ref())
+            .or(self.recurrent.as_ref())
+    }
+}
+
+/// `session/create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CreateSessionRequest {
+    /// Options for the payment to come (the widget reads `recurrent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_options: Option<PaymentOptions>,
+    /// Echoed back in the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// `session/start/payment` (with `session_id`) and `session/init/payment` (without).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRequest {
+    /// The created session (`session/start/payment` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// How.
+    pub payment_details: PaymentDetails,
+    /// How much.
+    pub amount_details: Amount,
+    /// Who.
+    pub customer: Customer,
+    /// Options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_options: Option<PaymentOptions>,
+    /// Echoed back in the acquiring payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// `session/confirm`, `session/cancel`, `session/capture`, `session/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionIdRequest {
+    /// The session.
+    pub session_id: String,
+}
+
+/// `session/refund`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// The session.
+    pub session_id: String,
+    /// Partial amount; full refund when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_details: Option<Amount>,
+}
+
+/// `token` for the widget: `{"acquiring_widget": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetTokenRequest {
+    /// The widget's parameters.
+    pub acquiring_widget: AcquiringWidget,
+}
+
+/// The widget's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquiringWidget {
+    /// The session the widget pays.
+    pub session_id: String,
+    /// Show "I agree to recurring payments".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show_recurrent_checkbox: Option<bool>,
+}
+
+/// A token reference: `{"token": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRef {
+    /// The raw token.
+    pub token: String,
+}
+
+/// `token/info`: `{"type": "recurrent_token", "recurrent_token": {"token": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfoRequest {
+    /// `recurrent_token`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The token.
+    pub recurrent_token: TokenRef,
+}
+
+/// `recurrent/disable` and `recurrent/status`: `{"recurrent": {"token": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurrentRequest {
+    /// The token.
+    pub recurrent: TokenRef,
+}
+
+/// The five webhook types, and any other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Webhook {
+    /// `ready_to_confirm`.
+    ReadyToConfirm(Session),
+    /// `action_required`.
+    ActionRequired(Session),
+    /// `ready_to_capture`.
+    ReadyToCapture(Session),
+    /// `payment_finished`.
+    PaymentFinished(Session),
+    /// `payment_refunded`.
+    PaymentRefunded(Session),
+    /// A type we do not know, kept whole.
+    Unknown {
+        /// Its `type`, if any.
+        kind: String,
+        /// The raw JSON.
+        raw: Value,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawWebhook {
+    #[serde(rename = "type")]
+    kind: String,
+    session: Option<Session>,
+}
+
+impl Webhook {
+    /// Parses a webhook body. Unknown types (and known types without a
+    /// session) become [`Webhook::Unknown`]; only non-JSON is an error.
+    pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
+        let raw: Value = serde_json::from_slice(body)?;
+        let unknown = |raw: Value| {
+            let kind = raw
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            Webhook::Unknown { kind, raw }
+        };
+        let Ok(RawWebhook {
+            kind,
+            session: Some(session),
+        }) = RawWebhook::deserialize(&raw)
+        else {
+            return Ok(unknown(raw));
+        };
+        Ok(match kind.as_str() {
+            "ready_to_confirm" => Self::ReadyToConfirm(session),
+            "action_required" => Self::ActionRequired(session),
+            "ready_to_capture" => Self::ReadyToCapture(session),
+            "payment_finished" => Self::PaymentFinished(session),
+            "payment_refunded" => Self::PaymentRefunded(session),
+            _ => unknown(raw),
+        })
+    }
+
+    /// The webhook's `type`.
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::ReadyToConfirm(_) => "ready_to_confirm",
+            Self::ActionRequired(_) => "action_required",
+            Self::ReadyToCapture(_) => "ready_to_capture",
+            Self::PaymentFinished(_) => "payment_finished",
+            Self::PaymentRefunded(_) => "payment_refunded",
+            Self::Unknown { kind, .. } => kind,
+        }
+    }
+
+    /// The session, for known types.
+    pub fn session(&self) -> Option<&Session> {
+        match self {
+            Self::ReadyToConfirm(s)
+            | Self::ActionRequired(s)
+            | Self::ReadyToCapture(s)
+            | Self::PaymentFinished(s)
+            | Self::PaymentRefunded(s) => Some(s),
+            Self::Unknown { .. } => None,
+        }
+    }
+
+    /// The body to send for this webhook (sandbox side).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Unknown { raw, .. } => raw.clone(),
+            known => serde_json::json!({ "type": known.kind(), "session": known.session() }),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Mapping between the wire types and the domain: bank objects become
+//! [`BankFact`]s and snapshots; use-case requests become wire requests.
+
+use domain::{
+    AcquiringStatus, BankFact, BankSessionId, Currency, ErrorCode, Failure, Initiator, IssuedToken,
+    Money, NextAction, PaymentId, RecurrentTokenSecret, SessionStatus, State, SubscriptionService,
+};
+use ports::{
+    CreateSession, DecodedWebhook, Instrument, SessionSnapshot, StartPayment, TokenInfo,
+    WebhookDecoder, WebhookError,
+};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::dto::{
+    AcquiringPayment, Amount, ApiError, BankCard, CardDetails, CreateSessionRequest, Customer,
+    CustomerInteraction, FpsDetails, PaymentDetails, PaymentOptions, PaymentRequest,
+    RecurrentDetails, RecurrentTokenInfo, Session, SubscriptionServiceInfo, Webhook,
+};
+use crate::sign::Verifier;
+
+/// The `metadata` key that carries our payment id through the bank.
+pub const PAYMENT_ID_KEY: &str = "recur_payment_id";
+
+/// Why a bank object could not be mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapError(pub String);
+
+impl std::fmt::Display for MapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MapError {}
+
+/// Parses the bank's timestamps (`2018-05-27T02:03:00.000000Z`, `2020-07-14T13:17:11+03:00`).
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// A bank amount as money (currency compared case-insensitively).
+pub fn money(amount: &Amount) -> Result<Money, MapError> {
+    let currency = Currency::parse(&amount.currency).map_err(|e| MapError(e.to_string()))?;
+    Money::new(amount.amount, currency).map_err(|e| MapError(e.to_string()))
+}
+
+/// Money as a bank amount; the currency in lower case, as the seeds send it.
+pub fn amount(money: Money) -> Amount {
+    Amount {
+        amount: money.minor(),
+        currency: money.currency().code().to_ascii_lowercase(),
+    }
+}
+
+/// A bank error object as a failure, the code kept verbatim.
+pub fn failure(error: Option<&ApiError>, fallback: &str) -> Failure {
+    let code = error
+        .and_then(|e| ErrorCode::parse(&e.code).ok())
+        .unwrap_or_else(|| ErrorCode::parse(fallback).expect("fallback codes are valid"));
+    let message = error
+        .and_then(|e| e.description.clone())
+        .unwrap_or_else(|| code.as_str().to_owned());
+    Failure { code, message }
+}
+
+/// A token the bank issued.
+pub fn issued_token(info: &RecurrentTokenInfo) -> Option<IssuedToken> {
+    Some(IssuedToken {
+        secret: RecurrentTokenSecret::parse(&info.token).ok()?,
+        created_at: info.created_at.as_deref().and_then(parse_time),
+        finished_at: info.finished_at.as_deref().and_then(parse_time),
+        is_active: info.is_active,
+    })
+}
+
+/// `token/info` or `recurrent/disable` as the port's answer.
+pub fn token_info(info: &RecurrentTokenInfo) -> TokenInfo {
+    TokenInfo {
+        is_active: info.is_active,
+        finished_at: info.finished_at.as_deref().and_then(parse_time),
+    }
+}
+
+fn param_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What the customer must do, from `customer_interaction`.
+pub fn next_action(interaction: &CustomerInteraction) -> Option<NextAction> {
+    if let Some(redirect) = &interaction.redirect {
+        let params = redirect
+            .params
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), param_text(v)))
+            .collect();
+        return Some(NextAction::Redirect {
+            url: redirect.url.clone(),
+            method: redirect.method.to_ascii_uppercase(),
+            params,
+        });
+    }
+    let qr = interaction.inform.as_ref()?.qr.as_ref()?;
+    Some(NextAction::Qr {
+        content: qr.content.clone(),
+    })
+}
+
+fn refunded_total(payment: &AcquiringPayment) -> Option<Money> {
+    let full = payment
+        .amount_details
+        .as_ref()
+        .and_then(|a| money(a).ok())?;
+    let Some(refunds) = &payment.refunds else {
+        return Some(full);
+    };
+    let mut total = Money::zero(full.currency());
+    for refund in refunds {
+        let done = refund
+            .status
+            .as_deref()
+            .is_none_or(|s| !matches!(s, "failed" | "error" | "cancelled"));
+        if let (true, Some(a)) = (done, &refund.amount_details) {
+            total = total.checked_add(money(a).ok()?).ok()?;
+        }
+    }
+    Some(if refunds.is_empty() { full } else { total })
+}
+
+/// What a session (from a webhook of type `kind`, or from an API answer when
+/// `kind` is `None`) means for the payment.
+pub fn fact_of(session: &Session, kind: Option<&str>) -> Option<BankFact> {
+    let payment = session.payment();
+    if kind == Some("payment_refunded") {
+        return payment
+            .and_then(refunded_total)
+            .map(|total| BankFact::Refunded { total });
+    }
+    let succeeded = || BankFact::Succeeded {
+        token: payment
+            .and_then(|p| p.recurrent.as_ref())
+            .and_then(issued_token),
+    };
+    match (session.status.as_str(), payment.map(|p| p.status.as_str())) {
+        (_, Some("succeeded")) | ("accepted", _) => return Some(succeeded()),
+        (_, Some("failed")) | ("cancelled", _) => {
+            let error = payment
+                .and_then(|p| p.error.as_ref())
+                .or(session.error.as_ref());
+            return Some(BankFact::Failed(failure(error, "session_cancelled")));
+        }
+        _ => {}
+    }
+    if kind == Some("ready_to_capture") || session.next_action.as_deref() == Some("capture") {
+        return Some(BankFact::ReadyToCapture);
+    }
+    if let Some(action) = payment
+        .and_then(|p| p.customer_interaction.as_ref())
+        .and_then(next_action)
+    {
+        return Some(BankFact::ActionRequired(action));
+    }
+    if kind == Some("ready_to_confirm") || session.next_action.as_deref() == Some("confirm") {
+        return Some(BankFact::ReadyToConfirm);
+    }
+    None
+}
+
+/// Our payment id, echoed in the payment's or the session's `metadata`.
+pub fn payment_id_of(session: &Session) -> Option<PaymentId> {
+    let from = |m: Option<&Value>| {
+        m?.get(PAYMENT_ID_KEY)?
+            .as_str()
+            .and_then(|s| PaymentId::parse(s).ok())
+    };
+    from(session.payment().and_then(|p| p.metadata.as_ref()))
+        .or_else(|| from(session.metadata.as_ref()))
+}
+
+/// A session as the port's snapshot.
+pub fn snapshot(session: &Session, kind: Option<&str>) -> Result<SessionSnapshot, MapError> {
+    Ok(SessionSnapshot {
+        session_id: BankSessionId::parse(&session.id).map_err(|e| MapError(e.to_string()))?,
+        status: SessionStatus::parse(&session.status)
+            .ok_or_else(|| MapError(format!("unknown session status {:?}", session.status)))?,
+        payment_status: session
+            .payment()
+            .and_then(|p| AcquiringStatus::parse(&p.status)),
+        payment_id: payment_id_of(session),
+        fact: fact_of(session, kind),
+    })
+}
+
+fn metadata(payment_id: &PaymentId) -> Value {
+    json!({ PAYMENT_ID_KEY: payment_id.as_str() })
+}
+
+fn service_info(service: Option<&SubscriptionService>) -> Option<FpsDetails> {
+    service.map(|s| FpsDetails {
+        subscription_service_info: Some(SubscriptionServiceInfo {
+            id: s.id().to_owned(),
+            name: s.name().to_owned(),
+        }),
+    })
+}
+
+/// The `session/create` body.
+pub fn create_session_request(request: &CreateSession) -> CreateSessionRequest {
+    CreateSessionRequest {
+        payment_options: request.recurrent.then_some(PaymentOptions {
+            recurrent: Some(true),
+            return_url: None,
+        }),
+        metadata: Some(metadata(&request.payment_id)),
+    }
+}
+
+/// The `session/start/payment` body.
+pub fn payment_request(request: &StartPayment) -> PaymentRequest {
+    let payment_details = match &request.instrument {
+        Instrument::Card(card) => PaymentDetails::Card {
+            card: CardDetails {
+                kind: Some("bank_card".into()),
+                bank_card: Some(BankCard {
+                    number: card.number.clone(),
+                    expiration_month: card.expiry_month.clone(),
+                    expiration_year: card.expiry_year.clone(),
+                    security_code: Some(card.security_code.clone()),
+                    holder_name: card.holder_name.clone(),
+                }),
+                brand: None,
+                last4: None,
+            },
+        },
+        Instrument::Token { secret, initiator } => PaymentDetails::Recurrent {
+            recurrent: RecurrentDetails {
+                token: secret.expose().to_owned(),
+                initiator: (*initiator == Initiator::Client).then(|| "client".to_owned()),
+            },
+        },
+        Instrument::Fps(service) => PaymentDetails::FasterPaymentSystem {
+            faster_payment_system: service_info(service.as_ref()),
+        },
+        Instrument::FpsBinding(service) => PaymentDetails::FasterPaymentSystemBinding {
+            faster_payment_system_binding: service_info(service.as_ref()),
+        },
+    };
+    let options = PaymentOptions {
+        recurrent: request.recurrent.then_some(true),
+        return_url: request.return_url.clone(),
+    };
+    PaymentRequest {
+        session_id: Some(request.session_id.as_str().to_owned()),
+        payment_details,
+        amount_details: amount(request.amount),
+        customer: Customer {
+            reference: request.customer.as_str().to_owned(),
+            contacts: None,
+        },
+        payment_options: (options != PaymentOptions::default()).then_some(options),
+        metadata: Some(metadata(&request.payment_id)),
+    }
+}
+
+/// Verifies and reads the bank's webhooks.
+#[derive(Debug, Clone)]
+pub struct Bank131Webhooks {
+    verifier: Verifier,
+}
+
+impl Bank131Webhooks {
+    /// Webhooks signed by any of the bank's keys in `verifier`.
+    pub fn new(verifier: Verifier) -> Self {
+        Self { verifier }
+    }
+}
+
+impl WebhookDecoder for Bank131Webhooks {
+    fn verify(&self, body: &[u8], signature: &str) -> Result<(), WebhookError> {
+        if self.verifier.verify(body, signature) {
+            Ok(())
+        } else {
+            Err(WebhookError::BadSignature)
+        }
+    }
+
+    fn decode(&self, body: &[u8]) -> Result<DecodedWebhook, WebhookError> {
+        let webhook = Webhook::parse(body).map_err(|e| WebhookError::Unparsable(e.to_string()))?;
+        let Some(session) = webhook.session() else {
+            return Ok(DecodedWebhook {
+                kind: webhook.kind().to_owned(),
+                session_id: None,
+                payment_id: None,
+                fact: None,
+            });
+        };
+        let snapshot =
+            snapshot(session, Some(webhook.kind())).map_err(|e| WebhookError::Unparsable(e.0))?;
+        Ok(DecodedWebhook {
+            kind: webhook.kind().to_owned(),
+            session_id: Some(snapshot.session_id),
+            payment_id: snapshot.payment_id,
+            fact: snapshot.fact,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_parse_their_wire_names() {
+        assert_eq!(
+            SessionStatus::parse("in_progress").map(State::as_str),
+            Some("in_progress")
+        );
+    }
+}
