@@ -48,7 +48,7 @@ fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixtures())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".json"))
+        .filter(|n| Path::new(n).extension().is_some_and(|e| e.eq_ignore_ascii_case("json")))
         .collect();
     names.sort();
     names
@@ -101,13 +101,13 @@ fn every_seed_request_serializes_back_field_by_field() {
     assert_eq!(checked, 8, "every request example of the seeds");
 }
 
-fn token(raw: &str) -> Option<IssuedToken> {
-    Some(IssuedToken {
+fn issued(raw: &str) -> IssuedToken {
+    IssuedToken {
         secret: RecurrentTokenSecret::parse(raw).unwrap(),
         created_at: map::parse_time("2020-07-14T13:17:11+03:00"),
         finished_at: map::parse_time("2020-07-31T16:05:42+03:00"),
         is_active: true,
-    })
+    }
 }
 
 const SEED_TOKEN: &str = "feda2b2106a2e8747bbdc4c9f53c7f5f6ab845ffa1b7cc68ca839720af99b3d1";
