@@ -401,6 +401,12 @@ impl Response {
 /// `session/create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CreateSessionRequest {
+    /// The amount of the payment to come (the widget charges it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_details: Option<Amount>,
+    /// The customer of the payment to come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
     /// Options for the payment to come (the widget reads `recurrent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_options: Option<PaymentOptions>,

@@ -212,6 +212,11 @@ fn service_info(service: Option<&SubscriptionService>) -> Option<FpsDetails> {
 /// The `session/create` body.
 pub fn create_session_request(request: &CreateSession) -> CreateSessionRequest {
     CreateSessionRequest {
+        amount_details: Some(amount(request.amount)),
+        customer: Some(Customer {
+            reference: request.customer.as_str().to_owned(),
+            contacts: None,
+        }),
         payment_options: request.recurrent.then_some(PaymentOptions {
             recurrent: Some(true),
             return_url: None,

@@ -88,6 +88,10 @@ pub enum Instrument {
 pub struct CreateSession {
     /// Our payment, sent in `metadata` so that any webhook can be matched.
     pub payment_id: PaymentId,
+    /// The amount of the payment to come (the widget charges it).
+    pub amount: Money,
+    /// The customer.
+    pub customer: CustomerReference,
     /// Ask for a recurrent token (used by the widget).
     pub recurrent: bool,
     /// Deterministic idempotency key.

@@ -173,6 +173,8 @@ impl Service {
             .gateway
             .create_session(CreateSession {
                 payment_id: id.clone(),
+                amount: payment.amount(),
+                customer: payment.customer().clone(),
                 recurrent: payment.save_token(),
                 idempotency_key: format!("{id}:create"),
             })

@@ -335,6 +335,8 @@ fn our_fps_binding_request_has_the_shape_of_seed_003() {
 fn create_session_carries_our_payment_id() {
     let request = map::create_session_request(&CreateSession {
         payment_id: PaymentId::parse("pay_9").unwrap(),
+        amount: Money::new(100, Currency::RUB).unwrap(),
+        customer: CustomerReference::parse("lucky").unwrap(),
         recurrent: true,
         idempotency_key: "k".into(),
     });

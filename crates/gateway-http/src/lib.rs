@@ -1,0 +1,418 @@
+//! # gateway-http
+//!
+//! [`HttpGateway`] implements the [`PaymentGateway`] port over HTTP with
+//! reqwest: every request is signed over the exact bytes sent
+//! (`X-PARTNER-SIGN`), carries `X-PARTNER-PROJECT` and, when it changes state,
+//! the use case's deterministic `X-PARTNER-IDEMPOTENCY-KEY`.
+//!
+//! The answer is judged by its envelope, not its HTTP status, and failures map
+//! to the port's kinds: refused before sending → `Transient`; a timeout after
+//! sending, a 5xx, a broken connection or an unreadable answer →
+//! `UnknownOutcome`; an error envelope → `Permanent(code)` (or `Transient` for
+//! the bank's "try later" codes, `Conflict` for `session_wrong_state`). An
+//! `idempotency_key_already_exists` answer means the request ran before: the
+//! gateway looks the session (or token) up instead of failing.
+//!
+//! Card numbers, CVVs and raw tokens never appear in logs or errors: only the
+//! method name, the session id and the outcome are logged.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bank131::dto::{
+    AcquiringWidget, RecurrentRequest, RefundRequest, Response, SessionIdRequest, TokenInfoRequest,
+    TokenRef, WidgetTokenRequest,
+};
+use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, Signer, map, methods};
+use domain::{BankSessionId, DeclineClass, Money, RecurrentTokenSecret};
+use ports::{
+    CreateSession, GatewayError, PaymentGateway, SessionSnapshot, StartPayment, TokenInfo,
+    WidgetToken,
+};
+use serde::Serialize;
+use tracing::{debug, warn};
+
+/// Where and how to reach the bank.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// e.g. `https://demo.bank131.ru` (methods are under `/api/v1/`).
+    pub base_url: String,
+    /// `X-PARTNER-PROJECT`.
+    pub project: String,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// Defaults: 5 s to connect, 30 s per request.
+    pub fn new(base_url: impl Into<String>, project: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            project: project.into(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Called after every bank request with the method and how long it took (for metrics).
+pub type LatencyObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
+
+/// The Bank 131 API over HTTP.
+#[derive(Clone)]
+pub struct HttpGateway {
+    client: reqwest::Client,
+    config: GatewayConfig,
+    signer: Arc<Signer>,
+    observer: Option<LatencyObserver>,
+}
+
+impl std::fmt::Debug for HttpGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpGateway")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpGateway {
+    /// Builds the HTTP client.
+    pub fn new(config: GatewayConfig, signer: Arc<Signer>) -> Result<Self, GatewayError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| GatewayError::Transient(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            config,
+            signer,
+            observer: None,
+        })
+    }
+
+    /// Reports each request's latency to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: LatencyObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    async fn call<T: Serialize + Sync>(
+        &self,
+        method: &str,
+        body: &T,
+        idempotency_key: Option<&str>,
+    ) -> Result<Response, GatewayError> {
+        let started = Instant::now();
+        let result = self.send(method, body, idempotency_key).await;
+        if let Some(observe) = &self.observer {
+            observe(method, started.elapsed(), result.is_ok());
+        }
+        match &result {
+            Ok(_) => debug!(
+                method,
+                elapsed_ms = started.elapsed().as_millis(),
+                "bank call ok"
+            ),
+            Err(error) => {
+                warn!(method, elapsed_ms = started.elapsed().as_millis(), %error, "bank call failed");
+            }
+        }
+        result
+    }
+
+    async fn send<T: Serialize + Sync>(
+        &self,
+        method: &str,
+        body: &T,
+        idempotency_key: Option<&str>,
+    ) -> Result<Response, GatewayError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| GatewayError::Transient(format!("cannot encode {method}: {e}")))?;
+        let signature = self
+            .signer
+            .sign(&bytes)
+            .map_err(|e| GatewayError::Transient(e.to_string()))?;
+        let mut request = self
+            .client
+            .post(format!("{}/api/v1/{method}", self.config.base_url))
+            .header("Content-Type", "application/json")
+            .header(PROJECT_HEADER, &self.config.project)
+            .header(SIGN_HEADER, signature);
+        if let Some(key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_HEADER, key);
+        }
+        let response = request
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| classify_send_error(method, &e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| {
+            GatewayError::UnknownOutcome(format!(
+                "{method}: the answer broke off: {}",
+                without_url(&e)
+            ))
+        })?;
+        let Ok(envelope) = serde_json::from_slice::<Response>(&body) else {
+            return Err(GatewayError::UnknownOutcome(format!(
+                "{method}: unreadable answer (HTTP {status})"
+            )));
+        };
+        match envelope.status.as_str() {
+            "ok" => Ok(envelope),
+            "error" => Err(classify_error(method, &envelope)),
+            other => Err(GatewayError::UnknownOutcome(format!(
+                "{method}: unknown envelope status {other:?}"
+            ))),
+        }
+    }
+
+    async fn session_call<T: Serialize + Sync>(
+        &self,
+        method: &str,
+        body: &T,
+        session_id: Option<&BankSessionId>,
+        idempotency_key: Option<&str>,
+    ) -> Result<SessionSnapshot, GatewayError> {
+        match self.call(method, body, idempotency_key).await {
+            Ok(response) => snapshot(method, &response),
+            Err(GatewayError::Permanent { code, .. })
+                if code.as_str() == "idempotency_key_already_exists" =>
+            {
+                // The same request ran before: its result is the session's state now.
+                match session_id {
+                    Some(id) => self.session_status(id.clone()).await,
+                    None => Err(GatewayError::Conflict(format!(
+                        "{method} already done with this idempotency key"
+                    ))),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn snapshot(method: &str, response: &Response) -> Result<SessionSnapshot, GatewayError> {
+    let session = response.session.as_ref().ok_or_else(|| {
+        GatewayError::UnknownOutcome(format!("{method}: no session in the answer"))
+    })?;
+    map::snapshot(session, None).map_err(|e| GatewayError::UnknownOutcome(format!("{method}: {e}")))
+}
+
+/// reqwest errors name the URL; ours never need it, and it never carries secrets,
+/// but the message is kept short and uniform.
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "<bank>");
+    }
+    text
+}
+
+fn classify_send_error(method: &str, error: &reqwest::Error) -> GatewayError {
+    let text = without_url(error);
+    if error.is_connect() || error.is_builder() {
+        GatewayError::Transient(format!("{method}: not sent: {text}"))
+    } else if error.is_timeout() {
+        GatewayError::UnknownOutcome(format!("{method}: timed out after sending: {text}"))
+    } else {
+        GatewayError::UnknownOutcome(format!("{method}: {text}"))
+    }
+}
+
+fn classify_error(method: &str, envelope: &Response) -> GatewayError {
+    let failure = map::failure(envelope.error.as_ref(), "internal_error");
+    let message = format!("{method}: {}", failure.message);
+    match failure.code.as_str() {
+        "session_wrong_state" => return GatewayError::Conflict(message),
+        "idempotency_key_already_exists" => {
+            return GatewayError::Permanent {
+                code: failure.code,
+                message,
+            };
+        }
+        _ => {}
+    }
+    match DeclineClass::of(&failure.code) {
+        DeclineClass::RetryLater => {
+            GatewayError::Transient(format!("{} ({message})", failure.code))
+        }
+        _ => GatewayError::Permanent {
+            code: failure.code,
+            message,
+        },
+    }
+}
+
+fn session_body(session_id: &BankSessionId) -> SessionIdRequest {
+    SessionIdRequest {
+        session_id: session_id.as_str().to_owned(),
+    }
+}
+
+fn token_info_of(method: &str, response: &Response) -> Result<TokenInfo, GatewayError> {
+    response.token_info().map(map::token_info).ok_or_else(|| {
+        GatewayError::UnknownOutcome(format!("{method}: no token info in the answer"))
+    })
+}
+
+#[async_trait]
+impl PaymentGateway for HttpGateway {
+    async fn create_session(
+        &self,
+        request: CreateSession,
+    ) -> Result<SessionSnapshot, GatewayError> {
+        let body = map::create_session_request(&request);
+        self.session_call(
+            methods::SESSION_CREATE,
+            &body,
+            None,
+            Some(&request.idempotency_key),
+        )
+        .await
+    }
+
+    async fn start_payment(&self, request: StartPayment) -> Result<SessionSnapshot, GatewayError> {
+        let body = map::payment_request(&request);
+        self.session_call(
+            methods::SESSION_START_PAYMENT,
+            &body,
+            Some(&request.session_id),
+            Some(&request.idempotency_key),
+        )
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        session_id: BankSessionId,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError> {
+        self.session_call(
+            methods::SESSION_CONFIRM,
+            &session_body(&session_id),
+            Some(&session_id),
+            Some(&idempotency_key),
+        )
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        session_id: BankSessionId,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError> {
+        self.session_call(
+            methods::SESSION_CANCEL,
+            &session_body(&session_id),
+            Some(&session_id),
+            Some(&idempotency_key),
+        )
+        .await
+    }
+
+    async fn capture(
+        &self,
+        session_id: BankSessionId,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError> {
+        self.session_call(
+            methods::SESSION_CAPTURE,
+            &session_body(&session_id),
+            Some(&session_id),
+            Some(&idempotency_key),
+        )
+        .await
+    }
+
+    async fn refund(
+        &self,
+        session_id: BankSessionId,
+        amount: Option<Money>,
+        idempotency_key: String,
+    ) -> Result<SessionSnapshot, GatewayError> {
+        let body = RefundRequest {
+            session_id: session_id.as_str().to_owned(),
+            amount_details: amount.map(map::amount),
+        };
+        self.session_call(
+            methods::SESSION_REFUND,
+            &body,
+            Some(&session_id),
+            Some(&idempotency_key),
+        )
+        .await
+    }
+
+    async fn session_status(
+        &self,
+        session_id: BankSessionId,
+    ) -> Result<SessionSnapshot, GatewayError> {
+        let response = self
+            .call(methods::SESSION_STATUS, &session_body(&session_id), None)
+            .await?;
+        snapshot(methods::SESSION_STATUS, &response)
+    }
+
+    async fn widget_token(
+        &self,
+        session_id: BankSessionId,
+        show_recurrent_checkbox: bool,
+    ) -> Result<WidgetToken, GatewayError> {
+        let body = WidgetTokenRequest {
+            acquiring_widget: AcquiringWidget {
+                session_id: session_id.as_str().to_owned(),
+                show_recurrent_checkbox: Some(show_recurrent_checkbox),
+            },
+        };
+        let response = self.call(methods::TOKEN, &body, None).await?;
+        let public_token = response.public_token.ok_or_else(|| {
+            GatewayError::UnknownOutcome("token: no public_token in the answer".into())
+        })?;
+        Ok(WidgetToken {
+            public_token,
+            expires_at: None,
+        })
+    }
+
+    async fn token_info(&self, token: RecurrentTokenSecret) -> Result<TokenInfo, GatewayError> {
+        let body = TokenInfoRequest {
+            kind: "recurrent_token".into(),
+            recurrent_token: TokenRef {
+                token: token.expose().to_owned(),
+            },
+        };
+        let response = self.call(methods::TOKEN_INFO, &body, None).await?;
+        token_info_of(methods::TOKEN_INFO, &response)
+    }
+
+    async fn disable_token(
+        &self,
+        token: RecurrentTokenSecret,
+        idempotency_key: String,
+    ) -> Result<TokenInfo, GatewayError> {
+        let body = RecurrentRequest {
+            recurrent: TokenRef {
+                token: token.expose().to_owned(),
+            },
+        };
+        match self
+            .call(methods::RECURRENT_DISABLE, &body, Some(&idempotency_key))
+            .await
+        {
+            Ok(response) => token_info_of(methods::RECURRENT_DISABLE, &response),
+            Err(GatewayError::Permanent { code, .. })
+                if code.as_str() == "idempotency_key_already_exists" =>
+            {
+                self.token_info(token).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
