@@ -12,17 +12,21 @@ const ADAPTERS: &[&str] = &[
     "bank131",
     "gateway-http",
     "sandbox",
+    "store-sql",
     "store-postgres",
     "store-sqlite",
     "store-tests",
     "http-api",
 ];
 /// `(adapter, may depend on)`: the sandbox and the gateway share the protocol
-/// crate; the HTTP API drives the use cases; stores share their conformance suite.
+/// crate; the HTTP API drives the use cases; both stores share one SQL
+/// implementation and one conformance suite.
 const ADAPTER_EXCEPTIONS: &[(&str, &str)] = &[
     ("gateway-http", "bank131"),
     ("sandbox", "bank131"),
     ("http-api", "service"),
+    ("store-postgres", "store-sql"),
+    ("store-sqlite", "store-sql"),
     ("store-postgres", "store-tests"),
     ("store-sqlite", "store-tests"),
 ];
@@ -42,7 +46,7 @@ const NOT_IN_DOMAIN: &[&str] = &[
 ];
 /// `(library, crates allowed to use it)`.
 const PLACEMENT: &[(&str, &[&str])] = &[
-    ("sqlx", &["store-postgres", "store-sqlite"]),
+    ("sqlx", &["store-sql", "store-postgres", "store-sqlite"]),
     ("reqwest", &["gateway-http"]),
     ("axum", &["http-api", "sandbox"]),
 ];

@@ -1,0 +1,65 @@
+//! # store-postgres
+//!
+//! recur's production store on PostgreSQL (15+). The queries are
+//! `store-sql`'s; this crate connects and migrates. Outbox claims use
+//! `FOR UPDATE SKIP LOCKED`, so several instances can run the workers.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ports::StoreError;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use store_sql::crypto::TokenKeys;
+use store_sql::{Dialect, SqlStore, store_error};
+
+/// The schema, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How to start the server on a development machine, for error messages.
+pub const START_HINT: &str = "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or point DATABASE_URL at a running server";
+
+/// Connects to `url` and migrates.
+pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreError> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|e| {
+            StoreError::Transient(format!("cannot connect to PostgreSQL: {e}; {START_HINT}"))
+        })?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Permanent(format!("migrating PostgreSQL failed: {e}")))?;
+    Ok(SqlStore::new(pool, Dialect::Postgres, keys))
+}
+
+/// Applies the migrations and closes (`recur migrate`).
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    let keys = Arc::new(
+        TokenKeys::from_base64(&TokenKeys::generate_base64(), None)
+            .map_err(|e| StoreError::Permanent(e.0))?,
+    );
+    let store = open(url, keys).await?;
+    store.pool().close().await;
+    Ok(())
+}
+
+/// The columns of a table (schema checks).
+pub async fn columns(store: &SqlStore, table: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT column_name::TEXT AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 \
+         ORDER BY ordinal_position",
+    )
+    .bind(table)
+    .fetch_all(store.pool())
+    .await
+    .map_err(store_error)?;
+    rows.iter()
+        .map(|r| sqlx::Row::try_get::<String, _>(r, "name").map_err(store_error))
+        .collect()
+}

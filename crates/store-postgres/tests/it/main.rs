@@ -1,0 +1,286 @@
+//! The conformance suite on PostgreSQL (a fresh database per test, on the
+//! server of `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! and the PostgreSQL-specific schema check.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use sqlx::{Connection, Executor, Row};
+use store_sql::SqlStore;
+use store_sql::crypto::TokenKeys;
+use store_tests::Harness;
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("a postgres URL has a database path");
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+async fn admin() -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    let url = server_url();
+    sqlx::AnyConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {url}: {e}; {}",
+                store_postgres::START_HINT
+            )
+        })
+}
+
+struct Postgres {
+    database: String,
+    key: String,
+    store: Arc<SqlStore>,
+}
+
+impl Postgres {
+    async fn open_with(&self, current: &str, old: Option<&str>) -> Arc<SqlStore> {
+        let keys = Arc::new(TokenKeys::from_base64(current, old).unwrap());
+        Arc::new(
+            store_postgres::open(&with_database(&server_url(), &self.database), keys)
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+#[async_trait]
+impl Harness for Postgres {
+    type Store = SqlStore;
+
+    async fn fresh() -> Self {
+        let database = format!(
+            "recur_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = admin().await;
+        conn.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+        conn.execute(format!("CREATE DATABASE {database}").as_str())
+            .await
+            .unwrap();
+        let key = TokenKeys::generate_base64();
+        let keys = Arc::new(TokenKeys::from_base64(&key, None).unwrap());
+        let store = Arc::new(
+            store_postgres::open(&with_database(&server_url(), &database), keys)
+                .await
+                .unwrap(),
+        );
+        Self {
+            database,
+            key,
+            store,
+        }
+    }
+
+    fn store(&self) -> Arc<SqlStore> {
+        self.store.clone()
+    }
+
+    async fn reopen(&self) -> Arc<SqlStore> {
+        self.open_with(&self.key, None).await
+    }
+
+    async fn reopen_with_keys(&self, current: &str, old: Option<&str>) -> Arc<SqlStore> {
+        self.open_with(current, old).await
+    }
+
+    fn token_key(&self) -> String {
+        self.key.clone()
+    }
+
+    async fn rotate(&self, store: &SqlStore) -> u64 {
+        store.rotate_token_key().await.unwrap()
+    }
+
+    async fn raw_dump(&self) -> Vec<u8> {
+        let mut dump = Vec::new();
+        for table in [
+            "payments",
+            "tokens",
+            "subscriptions",
+            "subscription_charges",
+            "events",
+            "outbox",
+            "inbox",
+            "idempotency_keys",
+        ] {
+            // Byte columns show as hex in JSON: convert them back so a plaintext token would be found.
+            let rows = sqlx::query(&format!(
+                "SELECT CAST(row_to_json(t) AS TEXT) AS r FROM {table} t"
+            ))
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap();
+            for row in rows {
+                let text: String = row.get("r");
+                dump.extend_from_slice(text.as_bytes());
+                for hex in text.split("\\\\x").skip(1) {
+                    let digits: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+                    dump.extend(
+                        (0..digits.len() / 2)
+                            .filter_map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).ok()),
+                    );
+                }
+            }
+        }
+        dump
+    }
+
+    async fn cleanup(self) {
+        self.store.pool().close().await;
+        let mut conn = admin().await;
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database).as_str())
+            .await;
+    }
+}
+
+store_tests::conformance!(Postgres);
+
+#[tokio::test]
+async fn migrations_on_an_empty_database_give_the_expected_schema() {
+    let h = Postgres::fresh().await;
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "payments",
+            &[
+                "id",
+                "version",
+                "customer",
+                "session_id",
+                "status",
+                "outcome_unknown",
+                "created_at",
+                "updated_at",
+                "data",
+            ],
+        ),
+        (
+            "tokens",
+            &[
+                "id",
+                "version",
+                "customer",
+                "status",
+                "secret_ciphertext",
+                "secret_nonce",
+                "key_id",
+                "created_at",
+                "data",
+            ],
+        ),
+        (
+            "subscriptions",
+            &[
+                "id",
+                "version",
+                "customer",
+                "status",
+                "next_charge_at",
+                "created_at",
+                "data",
+            ],
+        ),
+        (
+            "subscription_charges",
+            &[
+                "subscription_id",
+                "period_index",
+                "attempt",
+                "period_start",
+                "payment_id",
+                "status",
+            ],
+        ),
+        (
+            "events",
+            &["seq", "kind", "subject_id", "data", "created_at"],
+        ),
+        (
+            "outbox",
+            &[
+                "id",
+                "kind",
+                "subject",
+                "object_id",
+                "attempts",
+                "next_attempt_at",
+                "locked_until",
+                "last_error",
+                "created_at",
+            ],
+        ),
+        (
+            "inbox",
+            &[
+                "id",
+                "dedupe_key",
+                "body",
+                "received_at",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "note",
+            ],
+        ),
+        (
+            "idempotency_keys",
+            &[
+                "key",
+                "fingerprint",
+                "status",
+                "response_status",
+                "response_body",
+                "created_at",
+            ],
+        ),
+    ];
+    for (table, columns) in expected {
+        assert_eq!(
+            store_postgres::columns(&h.store, table).await.unwrap(),
+            *columns,
+            "{table}"
+        );
+        for column in *columns {
+            for forbidden in ["card", "pan", "cvv", "cvc", "security"] {
+                assert!(
+                    !column.contains(forbidden),
+                    "{table}.{column} looks like card data"
+                );
+            }
+        }
+    }
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_missing_server_fails_with_how_to_start_it() {
+    let keys = Arc::new(TokenKeys::from_base64(&TokenKeys::generate_base64(), None).unwrap());
+    let error = store_postgres::open("postgres://postgres@127.0.0.1:1/postgres", keys)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("pg_ctlcluster"), "{error}");
+}

@@ -1,0 +1,78 @@
+//! # store-sqlite
+//!
+//! recur's embedded store: one SQLite file (default `sqlite://recur.db`) in WAL
+//! mode with `synchronous=FULL`, so a committed change survives a power cut,
+//! and a busy timeout so that concurrent writers wait instead of failing.
+//! The queries are `store-sql`'s; this crate connects, tunes and migrates.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ports::StoreError;
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use store_sql::crypto::TokenKeys;
+use store_sql::{Dialect, SqlStore, store_error};
+
+/// The schema, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Adds `mode=rwc` (create the file if missing) unless a mode is given.
+fn with_create_mode(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Opens (creating if needed) and migrates the SQLite database at `url`.
+pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreError> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&with_create_mode(url))
+        .await
+        .map_err(|e| StoreError::Transient(format!("cannot open {url}: {e}")))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Permanent(format!("migrating {url} failed: {e}")))?;
+    Ok(SqlStore::new(pool, Dialect::Sqlite, keys))
+}
+
+/// Applies the migrations and closes (`recur migrate`).
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    let keys = Arc::new(
+        TokenKeys::from_base64(&TokenKeys::generate_base64(), None)
+            .map_err(|e| StoreError::Permanent(e.0))?,
+    );
+    let store = open(url, keys).await?;
+    store.pool().close().await;
+    Ok(())
+}
+
+/// The columns of a table (schema checks).
+pub async fn columns(store: &SqlStore, table: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+    ))
+    .fetch_all(store.pool())
+    .await
+    .map_err(store_error)?;
+    rows.iter()
+        .map(|r| sqlx::Row::try_get::<String, _>(r, "name").map_err(store_error))
+        .collect()
+}

@@ -1,0 +1,250 @@
+//! The conformance suite on SQLite (a fresh database file per test), and the
+//! SQLite-specific checks: schema, pragmas, crash durability.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use store_sql::SqlStore;
+use store_sql::crypto::TokenKeys;
+use store_tests::Harness;
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+struct Sqlite {
+    path: PathBuf,
+    key: String,
+    store: Arc<SqlStore>,
+}
+
+impl Sqlite {
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    async fn open_with(&self, current: &str, old: Option<&str>) -> Arc<SqlStore> {
+        let keys = Arc::new(TokenKeys::from_base64(current, old).unwrap());
+        Arc::new(store_sqlite::open(&self.url(), keys).await.unwrap())
+    }
+}
+
+#[async_trait]
+impl Harness for Sqlite {
+    type Store = SqlStore;
+
+    async fn fresh() -> Self {
+        let dir = std::env::temp_dir().join("recur-store-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "t-{}-{}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let key = TokenKeys::generate_base64();
+        let mut h = Self {
+            path,
+            key,
+            store: Arc::new(placeholder().await),
+        };
+        h.store = h.open_with(&h.key.clone(), None).await;
+        h
+    }
+
+    fn store(&self) -> Arc<SqlStore> {
+        self.store.clone()
+    }
+
+    async fn reopen(&self) -> Arc<SqlStore> {
+        self.open_with(&self.key, None).await
+    }
+
+    async fn reopen_with_keys(&self, current: &str, old: Option<&str>) -> Arc<SqlStore> {
+        self.open_with(current, old).await
+    }
+
+    fn token_key(&self) -> String {
+        self.key.clone()
+    }
+
+    async fn rotate(&self, store: &SqlStore) -> u64 {
+        store.rotate_token_key().await.unwrap()
+    }
+
+    async fn raw_dump(&self) -> Vec<u8> {
+        // Everything the database holds is in its file and its write-ahead log.
+        let mut bytes = std::fs::read(&self.path).unwrap();
+        bytes.extend(std::fs::read(format!("{}-wal", self.path.display())).unwrap_or_default());
+        bytes
+    }
+
+    async fn cleanup(self) {
+        self.store.pool().close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
+/// An in-memory store to fill the field before the real one opens.
+async fn placeholder() -> SqlStore {
+    let keys = Arc::new(TokenKeys::from_base64(&TokenKeys::generate_base64(), None).unwrap());
+    store_sqlite::open("sqlite::memory:", keys).await.unwrap()
+}
+
+store_tests::conformance!(Sqlite);
+
+#[tokio::test]
+async fn migrations_on_an_empty_database_give_the_expected_schema() {
+    let h = Sqlite::fresh().await;
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "payments",
+            &[
+                "id",
+                "version",
+                "customer",
+                "session_id",
+                "status",
+                "outcome_unknown",
+                "created_at",
+                "updated_at",
+                "data",
+            ],
+        ),
+        (
+            "tokens",
+            &[
+                "id",
+                "version",
+                "customer",
+                "status",
+                "secret_ciphertext",
+                "secret_nonce",
+                "key_id",
+                "created_at",
+                "data",
+            ],
+        ),
+        (
+            "subscriptions",
+            &[
+                "id",
+                "version",
+                "customer",
+                "status",
+                "next_charge_at",
+                "created_at",
+                "data",
+            ],
+        ),
+        (
+            "subscription_charges",
+            &[
+                "subscription_id",
+                "period_index",
+                "attempt",
+                "period_start",
+                "payment_id",
+                "status",
+            ],
+        ),
+        (
+            "events",
+            &["seq", "kind", "subject_id", "data", "created_at"],
+        ),
+        (
+            "outbox",
+            &[
+                "id",
+                "kind",
+                "subject",
+                "object_id",
+                "attempts",
+                "next_attempt_at",
+                "locked_until",
+                "last_error",
+                "created_at",
+            ],
+        ),
+        (
+            "inbox",
+            &[
+                "id",
+                "dedupe_key",
+                "body",
+                "received_at",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "note",
+            ],
+        ),
+        (
+            "idempotency_keys",
+            &[
+                "key",
+                "fingerprint",
+                "status",
+                "response_status",
+                "response_body",
+                "created_at",
+            ],
+        ),
+    ];
+    for (table, columns) in expected {
+        assert_eq!(
+            store_sqlite::columns(&h.store, table).await.unwrap(),
+            *columns,
+            "{table}"
+        );
+        for column in *columns {
+            for forbidden in ["card", "pan", "cvv", "cvc", "security"] {
+                assert!(
+                    !column.contains(forbidden),
+                    "{table}.{column} looks like card data"
+                );
+            }
+        }
+    }
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_database_runs_in_wal_mode_with_full_sync() {
+    let h = Sqlite::fresh().await;
+    let mode: String = sqlx::Row::get(
+        &sqlx::query("PRAGMA journal_mode")
+            .fetch_one(h.store.pool())
+            .await
+            .unwrap(),
+        0,
+    );
+    let sync: i64 = sqlx::Row::get(
+        &sqlx::query("PRAGMA synchronous")
+            .fetch_one(h.store.pool())
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(mode, "wal");
+    assert_eq!(sync, 2, "synchronous=FULL");
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn migrate_alone_creates_the_database_file() {
+    let path = std::env::temp_dir().join(format!("recur-migrate-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    store_sqlite::migrate(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    store_sqlite::migrate(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+}

@@ -1,0 +1,138 @@
+//! # store-tests
+//!
+//! The conformance suite every recur store passes, written once against the
+//! port traits. A store crate implements [`Harness`] (a fresh database per
+//! test, reopening, raw access) and expands [`conformance!`], which makes one
+//! `#[tokio::test]` per case of [`cases`].
+#![deny(missing_docs)]
+// Test code: short names and the domain prelude read better here.
+#![allow(clippy::wildcard_imports, clippy::many_single_char_names)]
+
+pub mod cases;
+pub mod fixtures;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ports::{
+    EventLog, IdempotencyStore, Outbox, PaymentRepository, SubscriptionRepository, TokenRepository,
+    UnitOfWork, WebhookInbox,
+};
+
+/// Every store port at once.
+pub trait AllPorts:
+    UnitOfWork
+    + PaymentRepository
+    + TokenRepository
+    + SubscriptionRepository
+    + IdempotencyStore
+    + WebhookInbox
+    + Outbox
+    + EventLog
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> AllPorts for T where
+    T: UnitOfWork
+        + PaymentRepository
+        + TokenRepository
+        + SubscriptionRepository
+        + IdempotencyStore
+        + WebhookInbox
+        + Outbox
+        + EventLog
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What a store crate provides to run the suite.
+#[async_trait]
+pub trait Harness: Sized + Send + Sync + 'static {
+    /// The store under test.
+    type Store: AllPorts;
+
+    /// A store over a fresh, empty, migrated database.
+    async fn fresh() -> Self;
+    /// The store.
+    fn store(&self) -> Arc<Self::Store>;
+    /// A second store over the same database (a restart, or another instance).
+    async fn reopen(&self) -> Arc<Self::Store>;
+    /// A store over the same database with other token keys (base64).
+    async fn reopen_with_keys(&self, current: &str, old: Option<&str>) -> Arc<Self::Store>;
+    /// The current token key (base64).
+    fn token_key(&self) -> String;
+    /// Re-encrypts tokens with the store's current key; returns how many.
+    async fn rotate(&self, store: &Self::Store) -> u64;
+    /// Every byte of every row of every table, for "no plaintext" checks.
+    async fn raw_dump(&self) -> Vec<u8>;
+    /// Drops the database.
+    async fn cleanup(self);
+}
+
+/// Expands to one `#[tokio::test]` per conformance case for a [`Harness`].
+#[macro_export]
+macro_rules! conformance {
+    ($harness:ty: $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let harness = <$harness as $crate::Harness>::fresh().await;
+                $crate::cases::$case(&harness).await;
+                $crate::Harness::cleanup(harness).await;
+            }
+        )*
+    };
+    ($harness:ty) => {
+        $crate::conformance!($harness:
+            payment_round_trips_every_field,
+            payment_insert_of_an_existing_id_conflicts,
+            payment_update_of_a_stale_version_conflicts,
+            two_writers_of_one_payment_exactly_one_wins,
+            payment_is_found_by_its_bank_session,
+            payments_are_listed_newest_first_within_the_limit,
+            unknown_payment_is_none,
+            reconciliation_finds_only_old_unfinished_payments,
+            token_round_trips_with_its_secret,
+            token_secret_is_never_stored_in_plaintext,
+            tokens_are_listed_by_customer,
+            token_update_is_versioned,
+            old_token_key_still_decrypts_and_rotation_reencrypts,
+            subscription_round_trips,
+            due_subscriptions_are_the_chargeable_ones_whose_time_came,
+            each_subscription_period_attempt_exists_once,
+            a_period_has_at_most_one_successful_charge,
+            charge_outcome_updates_in_place,
+            charges_are_listed_in_period_and_attempt_order,
+            charge_is_found_by_its_payment,
+            idempotency_first_use_starts,
+            idempotency_same_request_is_in_flight_then_replayed,
+            idempotency_other_request_with_the_key_is_a_mismatch,
+            idempotency_keys_expire_after_24_hours,
+            idempotency_release_frees_the_key,
+            idempotency_concurrent_duplicates_start_once,
+            inbox_deduplicates_by_key,
+            inbox_pending_is_oldest_first_and_due_only,
+            inbox_deferred_webhook_waits_until_due,
+            inbox_rejected_webhook_is_kept_but_not_pending,
+            inbox_applied_in_a_change_set_is_no_longer_pending,
+            outbox_command_enqueued_in_a_change_set_is_claimed,
+            outbox_claimed_command_is_leased,
+            outbox_completed_command_is_gone,
+            outbox_retry_waits_for_next_attempt_at,
+            outbox_depth_counts_waiting_commands,
+            outbox_concurrent_claimers_never_share_a_row,
+            event_feed_pages_gap_free_in_order,
+            event_is_found_by_id_and_foreign_cursors_are_refused,
+            concurrent_event_appends_leave_no_gap,
+            failed_change_set_writes_nothing,
+            empty_change_set_is_a_no_op,
+            aborted_writers_leave_all_or_nothing,
+            everything_survives_a_reopen,
+        );
+    };
+}
