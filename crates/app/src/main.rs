@@ -1,8 +1,13 @@
 //! `recur`: recurring payments on the Bank 131 acquiring API.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use app::{Config, LogFormat};
 use clap::{Parser, Subcommand};
+use sandbox::{Sandbox, SandboxConfig, SandboxKeys};
+use tracing_subscriber::EnvFilter;
 
 /// Recurring payments on the Bank 131 / Smart Glocal acquiring API.
 #[derive(Debug, Parser)]
@@ -30,23 +35,184 @@ enum Command {
     RotateTokenKey,
 }
 
-impl Command {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Serve => "serve",
-            Self::Sandbox => "sandbox",
-            Self::Migrate => "migrate",
-            Self::Demo => "demo",
-            Self::RotateTokenKey => "rotate-token-key",
-        }
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
     }
+}
+
+fn log_format() -> LogFormat {
+    if env("RECUR_LOG_FORMAT").as_deref() == Some("json") {
+        LogFormat::Json
+    } else {
+        LogFormat::Human
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn curl_example(addr: std::net::SocketAddr, key: &str) -> String {
+    format!(
+        "curl -s http://{addr}/v1/payments \\\n  -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -H 'Idempotency-Key: first-payment' \\\n  -d '{{\"customer\":{{\"reference\":\"cust-42\"}},\"amount\":{{\"value\":10000,\"currency\":\"RUB\"}},\"method\":{{\"type\":\"card\",\"card\":{{\"number\":\"4242424242424242\",\"expiry_month\":\"12\",\"expiry_year\":\"30\",\"security_code\":\"123\"}}}},\"save_token\":true}}'"
+    )
+}
+
+async fn serve() -> Result<(), String> {
+    let config = Config::from_env(&env).map_err(|e| e.to_string())?;
+    init_logs(config.log_format);
+    let sandbox_mode = config.sandbox_mode();
+    let running = app::start(config).await.map_err(|e| e.to_string())?;
+    let key = running.api_keys.first().cloned().unwrap_or_default();
+    println!("recur is listening on http://{}", running.api_addr);
+    if let Some(addr) = running.sandbox_addr {
+        println!(
+            "Bank 131 sandbox (in-process) on http://{addr}; its keys and state are in ./.recur/"
+        );
+    }
+    if sandbox_mode {
+        let note = if running.generated_key {
+            "generated and kept in ./.recur/api_key"
+        } else {
+            "from ./.recur/api_key or RECUR_API_KEYS"
+        };
+        println!("API key ({note}): {key}");
+        println!("Try it:\n{}", curl_example(running.api_addr, &key));
+    }
+    shutdown_signal().await;
+    println!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+async fn sandbox_alone() -> Result<(), String> {
+    init_logs(log_format());
+    let listen = env("SANDBOX_LISTEN").unwrap_or_else(|| "127.0.0.1:9131".into());
+    let keys_dir =
+        PathBuf::from(env("SANDBOX_KEYS_DIR").unwrap_or_else(|| "./sandbox-keys".into()));
+    let partner_public = env("SANDBOX_PARTNER_PUBLIC_KEY_FILE").map(PathBuf::from);
+    let bank_private = env("SANDBOX_BANK_PRIVATE_KEY_FILE").map(PathBuf::from);
+    let keys = SandboxKeys::load_or_generate(
+        &keys_dir,
+        partner_public.as_deref(),
+        bank_private.as_deref(),
+    )
+    .map_err(|e| format!("sandbox keys: {e}"))?;
+    let webhook_url = env("SANDBOX_WEBHOOK_URL")
+        .unwrap_or_else(|| "http://127.0.0.1:8080/webhooks/bank131".into());
+    let project = env("SANDBOX_PROJECT").unwrap_or_else(|| "sandbox".into());
+    if let Some(private) = &keys.partner_private_key_file {
+        println!(
+            "partner private key (sign your requests with it): {}",
+            private.display()
+        );
+    }
+    println!(
+        "bank public key (verify webhooks with it): {}",
+        keys.bank_public_key_file.display()
+    );
+    let sandbox = Sandbox::start(SandboxConfig {
+        project: project.clone(),
+        partner_keys: keys.partner_keys,
+        bank_signer: Arc::clone(&keys.bank_signer),
+        webhook_url: webhook_url.clone(),
+        state_file: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("SANDBOX_LISTEN: {e}"))?;
+    println!(
+        "Bank 131 sandbox on http://{} (project {project:?}); webhooks go to {webhook_url}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    axum::serve(listener, sandbox.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn migrate() -> Result<(), String> {
+    init_logs(log_format());
+    let url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://recur.db".into());
+    app::migrate(&url).await.map_err(|e| e.to_string())?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn rotate_token_key() -> Result<(), String> {
+    init_logs(log_format());
+    let url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://recur.db".into());
+    let current = env("RECUR_TOKEN_KEY")
+        .or_else(|| std::fs::read_to_string(".recur/token_key").ok())
+        .ok_or(
+            "RECUR_TOKEN_KEY: required (the new key; the old one goes in RECUR_TOKEN_KEY_OLD)",
+        )?;
+    let keys =
+        store_sql::crypto::TokenKeys::from_base64(&current, env("RECUR_TOKEN_KEY_OLD").as_deref())
+            .map_err(|e| e.0)?;
+    let store = app::open_store(&url, Arc::new(keys))
+        .await
+        .map_err(|e| e.to_string())?;
+    let count = store.rotate_token_key().await.map_err(|e| e.to_string())?;
+    println!("re-encrypted {count} token(s) with the current key");
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    eprintln!(
-        "recur {}: not yet available in this build",
-        cli.command.name()
-    );
-    ExitCode::from(2)
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("recur: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve().await,
+            Command::Sandbox => sandbox_alone().await,
+            Command::Migrate => migrate().await,
+            Command::Demo => app::demo::run().await,
+            Command::RotateTokenKey => rotate_token_key().await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("recur: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

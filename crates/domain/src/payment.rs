@@ -913,6 +913,15 @@ impl Payment {
     pub fn refunded(&self) -> Money {
         self.refunded
     }
+    /// Whether `session/confirm` is (still) to be sent: `ready_to_confirm`
+    /// was answered with a confirmation and nothing later has arrived.
+    pub fn awaits_bank_confirmation(&self) -> bool {
+        self.status == PaymentStatus::Pending && self.stage == 1
+    }
+    /// Whether `session/capture` is (still) to be sent.
+    pub fn awaits_capture(&self) -> bool {
+        self.status == PaymentStatus::Pending && self.stage == 3
+    }
     /// Whether the merchant asked to cancel.
     pub fn cancel_requested(&self) -> bool {
         self.cancel_requested

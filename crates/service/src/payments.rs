@@ -13,6 +13,7 @@ use ports::{
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
+use crate::workers::SessionCommand;
 use crate::{Service, ServiceError};
 
 /// How the merchant wants the payment paid.
@@ -240,7 +241,29 @@ impl Service {
                 }
             }
         };
-        self.change_payment(&id, change).await.map(|(p, _)| p)
+        let (payment, _) = self.change_payment(&id, change).await?;
+        self.follow_up(payment).await
+    }
+
+    /// Sends at once the session command a payment is waiting for, so that
+    /// the answer already shows what comes next (the 3-D Secure redirect, the
+    /// QR code). The outbox holds the same command and retries it if this
+    /// attempt fails; a command that went through is a no-op there.
+    async fn follow_up(&self, payment: Payment) -> Result<Payment, ServiceError> {
+        let command = if payment.awaits_bank_confirmation() {
+            SessionCommand::Confirm
+        } else if payment.awaits_capture() {
+            SessionCommand::Capture
+        } else if payment.cancel_requested() && !payment.status().is_terminal() {
+            SessionCommand::Cancel
+        } else {
+            return Ok(payment);
+        };
+        if let Err(error) = self.session_command(payment.id(), command).await {
+            warn!(payment_id = %payment.id(), %error, "inline session command failed; the outbox retries it");
+            return Ok(payment);
+        }
+        self.payment(payment.id()).await
     }
 
     /// A payment by id.
@@ -333,12 +356,14 @@ impl Service {
 
     /// The merchant confirms a payment in `requires_confirmation`.
     pub async fn confirm_payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
-        Ok(self.change_payment(id, PaymentChange::Confirm).await?.0)
+        let (payment, _) = self.change_payment(id, PaymentChange::Confirm).await?;
+        self.follow_up(payment).await
     }
 
     /// The merchant cancels a payment in `requires_confirmation`.
     pub async fn cancel_payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
-        Ok(self.change_payment(id, PaymentChange::Cancel).await?.0)
+        let (payment, _) = self.change_payment(id, PaymentChange::Cancel).await?;
+        self.follow_up(payment).await
     }
 
     /// Refunds a succeeded payment, fully when `amount` is `None`.

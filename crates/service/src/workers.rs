@@ -28,7 +28,7 @@ pub(crate) fn backoff(attempts: u32) -> Duration {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum SessionCommand {
+pub(crate) enum SessionCommand {
     Confirm,
     Cancel,
     Capture,
@@ -187,7 +187,9 @@ impl Service {
         }
     }
 
-    async fn session_command(
+    /// Sends a session command if the payment still needs it (a command
+    /// that the inline path already sent is a no-op when the outbox runs it).
+    pub(crate) async fn session_command(
         &self,
         id: &PaymentId,
         command: SessionCommand,
@@ -196,7 +198,12 @@ impl Service {
         let Some(session) = payment.session_id().cloned() else {
             return Ok(());
         };
-        if payment.status().is_terminal() {
+        let needed = match command {
+            SessionCommand::Confirm => payment.awaits_bank_confirmation(),
+            SessionCommand::Capture => payment.awaits_capture(),
+            SessionCommand::Cancel => payment.cancel_requested() && !payment.status().is_terminal(),
+        };
+        if !needed {
             return Ok(());
         }
         let gateway = &self.deps.gateway;

@@ -1,0 +1,312 @@
+//! Configuration from the environment, exactly as the contract names it.
+//! A missing or malformed setting stops start-up with one line naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable.
+    pub variable: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// Which bank the service talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bank {
+    /// The built-in sandbox, in-process, listening on this address.
+    Sandbox {
+        /// `SANDBOX_LISTEN`.
+        listen: SocketAddr,
+    },
+    /// A real (or external) Bank 131 endpoint.
+    Remote {
+        /// `BANK131_BASE_URL`.
+        base_url: String,
+        /// `BANK131_PROJECT`.
+        project: String,
+        /// `BANK131_PRIVATE_KEY_FILE`.
+        private_key_file: PathBuf,
+        /// `BANK131_PUBLIC_KEY_FILE` (comma-separated paths).
+        public_key_files: Vec<PathBuf>,
+    },
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `recur serve`'s configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `RECUR_LISTEN`.
+    pub listen: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `RECUR_API_KEYS` (generated and kept in sandbox mode when unset).
+    pub api_keys: Option<Vec<String>>,
+    /// The bank.
+    pub bank: Bank,
+    /// `RECUR_TOKEN_KEY` (generated and kept in sandbox mode when unset).
+    pub token_key: Option<String>,
+    /// `RECUR_TOKEN_KEY_OLD`.
+    pub token_key_old: Option<String>,
+    /// `RECUR_EVENTS_URL` and `RECUR_EVENTS_SECRET`.
+    pub events: Option<(String, String)>,
+    /// `RECUR_TEST_CLOCK`.
+    pub test_clock: bool,
+    /// `RECUR_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// Where sandbox mode keeps what it generates (`./.recur`).
+    pub state_dir: PathBuf,
+}
+
+impl Config {
+    /// Whether the built-in sandbox is the bank.
+    pub fn sandbox_mode(&self) -> bool {
+        matches!(self.bank, Bank::Sandbox { .. })
+    }
+
+    /// Reads the configuration through `var` (the process environment in `main`).
+    pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let addr = |name: &'static str, default: &str| {
+            get(name)
+                .unwrap_or_else(|| default.to_owned())
+                .parse::<SocketAddr>()
+                .map_err(|_| error(name, "must be host:port, e.g. 127.0.0.1:8080"))
+        };
+        let listen = addr("RECUR_LISTEN", "127.0.0.1:8080")?;
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://recur.db".into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(error(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let bank = match get("BANK131_BASE_URL") {
+            None => Bank::Sandbox {
+                listen: addr("SANDBOX_LISTEN", "127.0.0.1:9131")?,
+            },
+            Some(base_url) => {
+                if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+                    return Err(error("BANK131_BASE_URL", "must be an http(s) URL"));
+                }
+                let project = get("BANK131_PROJECT")
+                    .ok_or_else(|| error("BANK131_PROJECT", "required with BANK131_BASE_URL"))?;
+                let private_key_file = get("BANK131_PRIVATE_KEY_FILE")
+                    .ok_or_else(|| {
+                        error("BANK131_PRIVATE_KEY_FILE", "required with BANK131_BASE_URL")
+                    })?
+                    .into();
+                let public_key_files = get("BANK131_PUBLIC_KEY_FILE")
+                    .ok_or_else(|| {
+                        error("BANK131_PUBLIC_KEY_FILE", "required with BANK131_BASE_URL")
+                    })?
+                    .split(',')
+                    .map(|p| PathBuf::from(p.trim()))
+                    .collect();
+                Bank::Remote {
+                    base_url,
+                    project,
+                    private_key_file,
+                    public_key_files,
+                }
+            }
+        };
+        let sandbox = matches!(bank, Bank::Sandbox { .. });
+        let api_keys = get("RECUR_API_KEYS").map(|v| {
+            v.split(',')
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .collect::<Vec<_>>()
+        });
+        match &api_keys {
+            Some(keys) if keys.is_empty() => return Err(error("RECUR_API_KEYS", "lists no key")),
+            Some(keys) if keys.iter().any(|k| k.len() < 16) => {
+                return Err(error(
+                    "RECUR_API_KEYS",
+                    "keys must be at least 16 characters",
+                ));
+            }
+            None if !sandbox => {
+                return Err(error("RECUR_API_KEYS", "required outside sandbox mode"));
+            }
+            _ => {}
+        }
+        let token_key = get("RECUR_TOKEN_KEY");
+        if token_key.is_none() && !sandbox {
+            return Err(error(
+                "RECUR_TOKEN_KEY",
+                "required outside sandbox mode (32 bytes, base64)",
+            ));
+        }
+        let events = match (get("RECUR_EVENTS_URL"), get("RECUR_EVENTS_SECRET")) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(error(
+                    "RECUR_EVENTS_SECRET",
+                    "required with RECUR_EVENTS_URL",
+                ));
+            }
+            (Some(url), Some(secret)) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(error("RECUR_EVENTS_URL", "must be an http(s) URL"));
+                }
+                Some((url, secret))
+            }
+        };
+        let test_clock = match get("RECUR_TEST_CLOCK").as_deref() {
+            None => sandbox,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(_) => return Err(error("RECUR_TEST_CLOCK", "must be true or false")),
+        };
+        let log_format = match get("RECUR_LOG_FORMAT").as_deref() {
+            None | Some("human" | "text") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(error("RECUR_LOG_FORMAT", "must be human or json")),
+        };
+        Ok(Self {
+            listen,
+            database_url,
+            api_keys,
+            bank,
+            token_key,
+            token_key_old: get("RECUR_TOKEN_KEY_OLD"),
+            events,
+            test_clock,
+            log_format,
+            state_dir: PathBuf::from(".recur"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_env(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn no_configuration_is_sandbox_mode_on_sqlite() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, "sqlite://recur.db");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.sandbox_mode() && c.test_clock);
+        assert_eq!(
+            c.bank,
+            Bank::Sandbox {
+                listen: "127.0.0.1:9131".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn a_real_bank_needs_its_keys_and_the_service_secrets() {
+        let base = [("BANK131_BASE_URL", "https://demo.bank131.ru")];
+        assert_eq!(config(&base).unwrap_err().variable, "BANK131_PROJECT");
+        let more = [
+            base[0],
+            ("BANK131_PROJECT", "p"),
+            ("BANK131_PRIVATE_KEY_FILE", "k.pem"),
+            ("BANK131_PUBLIC_KEY_FILE", "a.pem,b.pem"),
+        ];
+        assert_eq!(config(&more).unwrap_err().variable, "RECUR_API_KEYS");
+        let keys = [
+            more[0],
+            more[1],
+            more[2],
+            more[3],
+            ("RECUR_API_KEYS", "0123456789abcdef"),
+        ];
+        assert_eq!(config(&keys).unwrap_err().variable, "RECUR_TOKEN_KEY");
+        let all = [
+            keys[0],
+            keys[1],
+            keys[2],
+            keys[3],
+            keys[4],
+            ("RECUR_TOKEN_KEY", "x"),
+        ];
+        let c = config(&all).unwrap();
+        assert!(!c.test_clock, "never on by default outside sandbox mode");
+        let Bank::Remote {
+            public_key_files, ..
+        } = c.bank
+        else {
+            panic!()
+        };
+        assert_eq!(public_key_files.len(), 2);
+    }
+
+    #[test]
+    fn malformed_settings_name_their_variable() {
+        assert_eq!(
+            config(&[("RECUR_LISTEN", "nope")]).unwrap_err().variable,
+            "RECUR_LISTEN"
+        );
+        assert_eq!(
+            config(&[("DATABASE_URL", "mysql://x")])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            config(&[("RECUR_EVENTS_URL", "http://m")])
+                .unwrap_err()
+                .variable,
+            "RECUR_EVENTS_SECRET"
+        );
+        assert_eq!(
+            config(&[("RECUR_TEST_CLOCK", "maybe")])
+                .unwrap_err()
+                .variable,
+            "RECUR_TEST_CLOCK"
+        );
+        assert_eq!(
+            config(&[("RECUR_API_KEYS", "short")]).unwrap_err().variable,
+            "RECUR_API_KEYS"
+        );
+        assert_eq!(
+            config(&[("RECUR_LOG_FORMAT", "xml")]).unwrap_err().variable,
+            "RECUR_LOG_FORMAT"
+        );
+    }
+}

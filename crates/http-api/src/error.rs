@@ -1,0 +1,102 @@
+//! The one error type of the merchant API: `{"error": {"code", "message"}}` with a fitting status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ports::{GatewayError, StoreError};
+use serde_json::json;
+use service::ServiceError;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `400 invalid_request`: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// `401 unauthorized`.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <key>` header is required",
+        )
+    }
+
+    /// `404 not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_request", m)
+            }
+            ServiceError::NotFound(what) => Self::not_found(what),
+            ServiceError::TokenInactive => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "token_inactive",
+                "the token is not active; nothing was sent to the bank",
+            ),
+            ServiceError::State(m) => Self::new(StatusCode::CONFLICT, "invalid_state", m),
+            ServiceError::Unauthorized => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "webhook signature invalid",
+            ),
+            ServiceError::Gateway(g) => match g {
+                GatewayError::Permanent { code, message } => Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    format!("the bank refused: {code} ({message})"),
+                ),
+                other => Self::new(StatusCode::BAD_GATEWAY, "provider_error", other.to_string()),
+            },
+            ServiceError::Store(StoreError::Conflict(m)) => {
+                Self::new(StatusCode::CONFLICT, "conflict", m)
+            }
+            ServiceError::Store(StoreError::NotFound) => Self::not_found("object"),
+            ServiceError::Store(other) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response()
+    }
+}

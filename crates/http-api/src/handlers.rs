@@ -1,0 +1,611 @@
+//! The handlers. Each parses its input into a use-case command (a bad input
+//! is a `400` and changes nothing), calls the service, and renders the result.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::{CustomerReference, EventId, Payment, PaymentId, SubscriptionId, TokenId};
+use ports::{IdempotencyBegin, StoredResponse};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::Duration;
+
+use crate::wire::{self, CreatePaymentIn, CreateSubscriptionIn, RefundIn, UpdateSubscriptionIn};
+use crate::{ApiError, ApiState};
+
+type Answer = Result<(StatusCode, Value), ApiError>;
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn id<T>(
+    parse: fn(&str) -> Result<T, domain::InvalidId>,
+    raw: &str,
+    what: &str,
+) -> Result<T, ApiError> {
+    parse(raw).map_err(|_| ApiError::not_found(what))
+}
+
+fn render(answer: Answer) -> Response {
+    match answer {
+        Ok((status, body)) => (status, Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs `work` at most once per `Idempotency-Key`: the same key and body
+/// replay the first answer for 24 h, another body is `409 idempotency_key_reused`,
+/// a concurrent duplicate is `409 idempotency_key_in_use`.
+async fn idempotent<F>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    scope: &str,
+    body: &[u8],
+    work: F,
+) -> Response
+where
+    F: Future<Output = Answer>,
+{
+    let Some(key) = headers.get("idempotency-key") else {
+        return render(work.await);
+    };
+    let Some(key) = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+    else {
+        return ApiError::bad_request("Idempotency-Key must be 1–255 visible characters")
+            .into_response();
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(scope.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    let fingerprint = hex::encode(hasher.finalize());
+    let store = &state.service.deps().idempotency;
+    let now = state.service.deps().clock.now();
+    match store.begin(key, &fingerprint, now).await {
+        Err(e) => ApiError::from(service::ServiceError::from(e)).into_response(),
+        Ok(IdempotencyBegin::Mismatch) => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+        )
+        .into_response(),
+        Ok(IdempotencyBegin::InFlight) => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still running; retry later",
+        )
+        .into_response(),
+        Ok(IdempotencyBegin::Replay(stored)) => {
+            let mut response = (
+                StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+                stored.body,
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response
+        }
+        Ok(IdempotencyBegin::Started) => {
+            let answer = work.await;
+            let (status, body) = match &answer {
+                Ok((status, body)) => (*status, body.clone()),
+                Err(e) => (
+                    e.status,
+                    json!({ "error": { "code": e.code, "message": e.message } }),
+                ),
+            };
+            // A store outage proves nothing was done: free the key for a retry.
+            let kept = if status == StatusCode::SERVICE_UNAVAILABLE {
+                store.release(key).await
+            } else {
+                store
+                    .finish(
+                        key,
+                        StoredResponse {
+                            status: status.as_u16(),
+                            body: body.to_string().into_bytes(),
+                        },
+                    )
+                    .await
+            };
+            if let Err(e) = kept {
+                tracing::warn!(error = %e, "could not record the idempotent response");
+            }
+            render(answer)
+        }
+    }
+}
+
+async fn payment_body(state: &ApiState, p: &Payment) -> Value {
+    let token_status = match p.token_id() {
+        Some(t) => state.service.token(t, false).await.ok().map(|t| t.status()),
+        None => None,
+    };
+    wire::payment_json(p, token_status)
+}
+
+// ---- payments ---------------------------------------------------------------------------
+
+pub(crate) async fn create_payment(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let command = parse::<CreatePaymentIn>(&body)?.command()?;
+        let payment = state.service.start_payment(command).await?;
+        Ok((StatusCode::CREATED, payment_body(&state, &payment).await))
+    };
+    idempotent(&state, &headers, "POST /v1/payments", &body, work).await
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct CustomerQuery {
+    customer_reference: Option<String>,
+}
+
+fn customer(q: &CustomerQuery) -> Result<CustomerReference, ApiError> {
+    let raw = q
+        .customer_reference
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("customer_reference is required"))?;
+    CustomerReference::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+pub(crate) async fn list_payments(
+    State(state): State<ApiState>,
+    Query(q): Query<CustomerQuery>,
+) -> Response {
+    render(
+        async {
+            let payments = state.service.list_payments(&customer(&q)?).await?;
+            let mut data = Vec::with_capacity(payments.len());
+            for p in &payments {
+                data.push(payment_body(&state, p).await);
+            }
+            Ok((StatusCode::OK, json!({ "data": data })))
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn get_payment(
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Response {
+    render(
+        async {
+            let payment = state
+                .service
+                .payment(&id(PaymentId::parse, &raw, "payment")?)
+                .await?;
+            Ok((StatusCode::OK, payment_body(&state, &payment).await))
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn confirm_payment(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let payment = state
+            .service
+            .confirm_payment(&id(PaymentId::parse, &raw, "payment")?)
+            .await?;
+        Ok((StatusCode::OK, payment_body(&state, &payment).await))
+    };
+    idempotent(
+        &state,
+        &headers,
+        &format!("POST /v1/payments/{raw}/confirm"),
+        &body,
+        work,
+    )
+    .await
+}
+
+pub(crate) async fn cancel_payment(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let payment = state
+            .service
+            .cancel_payment(&id(PaymentId::parse, &raw, "payment")?)
+            .await?;
+        Ok((StatusCode::OK, payment_body(&state, &payment).await))
+    };
+    idempotent(
+        &state,
+        &headers,
+        &format!("POST /v1/payments/{raw}/cancel"),
+        &body,
+        work,
+    )
+    .await
+}
+
+pub(crate) async fn refund_payment(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let input = parse::<RefundIn>(&body)?;
+        let amount = input.amount.map(|a| a.money("amount")).transpose()?;
+        let payment = state
+            .service
+            .refund_payment(&id(PaymentId::parse, &raw, "payment")?, amount)
+            .await?;
+        Ok((StatusCode::OK, payment_body(&state, &payment).await))
+    };
+    idempotent(
+        &state,
+        &headers,
+        &format!("POST /v1/payments/{raw}/refund"),
+        &body,
+        work,
+    )
+    .await
+}
+
+// ---- tokens -----------------------------------------------------------------------------
+
+pub(crate) async fn list_tokens(
+    State(state): State<ApiState>,
+    Query(q): Query<CustomerQuery>,
+) -> Response {
+    render(
+        async {
+            let tokens = state.service.list_tokens(&customer(&q)?).await?;
+            Ok((
+                StatusCode::OK,
+                json!({ "data": tokens.iter().map(wire::token_json).collect::<Vec<_>>() }),
+            ))
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn get_token(
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    render(
+        async {
+            let refresh = match q.get("refresh").map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(ApiError::bad_request("refresh must be true or false")),
+            };
+            let token = state
+                .service
+                .token(&id(TokenId::parse, &raw, "token")?, refresh)
+                .await?;
+            Ok((StatusCode::OK, wire::token_json(&token)))
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn disable_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let token = state
+            .service
+            .disable_token(&id(TokenId::parse, &raw, "token")?)
+            .await?;
+        let status = if token.status() == domain::TokenStatus::Disabled {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        Ok((status, wire::token_json(&token)))
+    };
+    idempotent(
+        &state,
+        &headers,
+        &format!("POST /v1/tokens/{raw}/disable"),
+        &body,
+        work,
+    )
+    .await
+}
+
+// ---- subscriptions ----------------------------------------------------------------------
+
+pub(crate) async fn create_subscription(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let command = parse::<CreateSubscriptionIn>(&body)?.command()?;
+        let subscription = state.service.create_subscription(command).await?;
+        Ok((StatusCode::CREATED, wire::subscription_json(&subscription)))
+    };
+    idempotent(&state, &headers, "POST /v1/subscriptions", &body, work).await
+}
+
+pub(crate) async fn get_subscription(
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Response {
+    render(
+        async {
+            let s = state
+                .service
+                .subscription(&id(SubscriptionId::parse, &raw, "subscription")?)
+                .await?;
+            Ok((StatusCode::OK, wire::subscription_json(&s)))
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn update_subscription(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let command = parse::<UpdateSubscriptionIn>(&body)?.command()?;
+        let s = state
+            .service
+            .update_subscription(&id(SubscriptionId::parse, &raw, "subscription")?, command)
+            .await?;
+        Ok((StatusCode::OK, wire::subscription_json(&s)))
+    };
+    idempotent(
+        &state,
+        &headers,
+        &format!("POST /v1/subscriptions/{raw}"),
+        &body,
+        work,
+    )
+    .await
+}
+
+pub(crate) async fn subscription_charges(
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Response {
+    render(
+        async {
+            let charges = state
+                .service
+                .subscription_charges(&id(SubscriptionId::parse, &raw, "subscription")?)
+                .await?;
+            Ok((
+                StatusCode::OK,
+                json!({ "data": charges.iter().map(wire::charge_json).collect::<Vec<_>>() }),
+            ))
+        }
+        .await,
+    )
+}
+
+async fn subscription_command(
+    state: &ApiState,
+    headers: &HeaderMap,
+    raw: &str,
+    verb: &str,
+    body: &[u8],
+) -> Response {
+    let work = async {
+        let sid = id(SubscriptionId::parse, raw, "subscription")?;
+        let s = match verb {
+            "pause" => state.service.pause_subscription(&sid).await?,
+            "resume" => state.service.resume_subscription(&sid).await?,
+            _ => state.service.cancel_subscription(&sid).await?,
+        };
+        Ok((StatusCode::OK, wire::subscription_json(&s)))
+    };
+    idempotent(
+        state,
+        headers,
+        &format!("POST /v1/subscriptions/{raw}/{verb}"),
+        body,
+        work,
+    )
+    .await
+}
+
+pub(crate) async fn pause_subscription(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    subscription_command(&state, &headers, &raw, "pause", &body).await
+}
+
+pub(crate) async fn resume_subscription(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    subscription_command(&state, &headers, &raw, "resume", &body).await
+}
+
+pub(crate) async fn cancel_subscription(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    subscription_command(&state, &headers, &raw, "cancel", &body).await
+}
+
+// ---- events -----------------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+pub(crate) struct EventsQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn list_events(
+    State(state): State<ApiState>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    render(async {
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_request("limit must be 1–1000"));
+        }
+        let after = q
+            .after
+            .as_deref()
+            .map(|a| EventId::parse(a).map_err(|e| ApiError::bad_request(format!("after: {e}"))))
+            .transpose()?;
+        let mut events = state
+            .service
+            .deps()
+            .events
+            .after(after, limit + 1)
+            .await
+            .map_err(|e| ApiError::from(service::ServiceError::from(e)))?;
+        let has_more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        Ok((StatusCode::OK, json!({ "data": events.iter().map(wire::event_json).collect::<Vec<_>>(), "has_more": has_more })))
+    }.await)
+}
+
+// ---- test clock ---------------------------------------------------------------------------
+
+pub(crate) async fn get_clock(State(state): State<ApiState>) -> Response {
+    let now = state.service.deps().clock.now();
+    Json(json!({ "now": wire::timestamp(now) })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct AdvanceIn {
+    seconds: Option<i64>,
+    to: Option<String>,
+}
+
+pub(crate) async fn advance_clock(State(state): State<ApiState>, body: Bytes) -> Response {
+    render(
+        async {
+            let Some(test_clock) = state.test_clock.clone() else {
+                return Err(ApiError::not_found("route"));
+            };
+            let input = parse::<AdvanceIn>(&body)?;
+            let moved = match (input.seconds, input.to) {
+                (Some(s), None) => test_clock.clock.advance(Duration::seconds(s)),
+                (None, Some(to)) => test_clock
+                    .clock
+                    .advance_to(wire::parse_timestamp("to", &to)?),
+                _ => return Err(ApiError::bad_request("give exactly one of seconds or to")),
+            };
+            moved.map_err(|e| {
+                ApiError::new(StatusCode::CONFLICT, "clock_backwards", e.to_string())
+            })?;
+            (test_clock.run_jobs)().await;
+            Ok((
+                StatusCode::OK,
+                json!({ "now": wire::timestamp(state.service.deps().clock.now()) }),
+            ))
+        }
+        .await,
+    )
+}
+
+// ---- bank side and operations -------------------------------------------------------------
+
+pub(crate) async fn bank_webhook(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signature = headers
+        .get("x-partner-sign")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match state.service.receive_webhook(&body, signature).await {
+        Ok(new) => {
+            state
+                .metrics
+                .webhook(if new { "stored" } else { "duplicate" });
+            state.inbox_signal.notify_one();
+            (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
+        }
+        Err(service::ServiceError::Unauthorized) => {
+            state.metrics.webhook("bad_signature");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "X-PARTNER-SIGN does not verify",
+            )
+            .into_response()
+        }
+        Err(e) => {
+            state.metrics.webhook("store_failed");
+            ApiError::from(e).into_response()
+        }
+    }
+}
+
+pub(crate) async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
+    if (state.ready)().await {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "database unreachable" })),
+        )
+            .into_response()
+    }
+}
+
+pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
+    let depth = state.service.deps().outbox.depth().await.ok();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(depth),
+    )
+        .into_response()
+}
+
+pub(crate) async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
