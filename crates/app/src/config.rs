@@ -81,6 +81,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where sandbox mode keeps what it generates (`./.recur`).
     pub state_dir: PathBuf,
+    /// `RECUR_BANK_TIMEOUT_MS`: how long a bank request may take before its
+    /// outcome is unknown (default 30 s).
+    pub bank_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -196,6 +199,15 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(_) => return Err(error("RECUR_LOG_FORMAT", "must be human or json")),
         };
+        let bank_timeout = match get("RECUR_BANK_TIMEOUT_MS") {
+            None => std::time::Duration::from_secs(30),
+            Some(ms) => ms
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (100..=600_000).contains(ms))
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| error("RECUR_BANK_TIMEOUT_MS", "must be 100–600000 milliseconds"))?,
+        };
         Ok(Self {
             listen,
             database_url,
@@ -207,6 +219,7 @@ impl Config {
             test_clock,
             log_format,
             state_dir: PathBuf::from(".recur"),
+            bank_timeout,
         })
     }
 }

@@ -562,6 +562,7 @@ pub async fn run() -> Result<(), String> {
         test_clock: true,
         log_format: LogFormat::Human,
         state_dir: dir.join("state"),
+        bank_timeout: Duration::from_secs(30),
     };
     let running = crate::start(config).await.map_err(|e| e.to_string())?;
     let client = Client::new(

@@ -255,7 +255,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
 
     let observer_metrics = metrics.clone();
-    let gateway = HttpGateway::new(GatewayConfig::new(base_url, project), keys.signer.clone())
+    let mut gateway_config = GatewayConfig::new(base_url, project);
+    gateway_config.request_timeout = config.bank_timeout;
+    let gateway = HttpGateway::new(gateway_config, keys.signer.clone())
         .map_err(fail("bank gateway"))?
         .with_observer(Arc::new(move |method, took, ok| {
             observer_metrics.gateway(method, took, ok);

@@ -209,7 +209,9 @@ pub trait PaymentRepository: Send + Sync {
         customer: &CustomerReference,
         limit: u32,
     ) -> Result<Vec<Payment>, StoreError>;
-    /// Non-final payments not updated since `before` (reconciliation candidates), oldest first.
+    /// Reconciliation candidates, oldest first: `pending` payments not updated
+    /// since `before`, and every unfinished payment whose last request's
+    /// outcome is unknown (those are resolved without waiting).
     async fn stale_pending(
         &self,
         before: OffsetDateTime,

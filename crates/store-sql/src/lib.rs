@@ -575,8 +575,8 @@ impl PaymentRepository for SqlStore {
         limit: u32,
     ) -> Result<Vec<Payment>, StoreError> {
         let rows = sqlx::query(
-            "SELECT version, data FROM payments WHERE (status = 'pending' OR outcome_unknown = 1) \
-             AND status NOT IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+            "SELECT version, data FROM payments WHERE status NOT IN ('succeeded', 'failed', 'cancelled') \
+             AND ((status = 'pending' AND updated_at < $1) OR outcome_unknown = 1) ORDER BY updated_at LIMIT $2",
         )
         .bind(micros(before))
         .bind(count(limit))

@@ -156,7 +156,7 @@ pub async fn unknown_payment_is_none<H: Harness>(h: &H) {
     );
 }
 
-/// Reconciliation candidates: pending (or unknown-outcome) payments older than the cut-off.
+/// Reconciliation candidates: pending payments older than the cut-off, and every unknown outcome.
 pub async fn reconciliation_finds_only_old_unfinished_payments<H: Harness>(h: &H) {
     let s = h.store();
     let old = payment_at("c", now() - Duration::minutes(10));
@@ -181,7 +181,16 @@ pub async fn reconciliation_finds_only_old_unfinished_payments<H: Harness>(h: &H
         now() - Duration::minutes(10),
     );
     unknown.mark_outcome_unknown(now() - Duration::minutes(10));
-    for p in [&old, &fresh, &done, &waiting_for_customer, &unknown] {
+    let mut fresh_unknown = payment_at("c", now());
+    fresh_unknown.mark_outcome_unknown(now());
+    for p in [
+        &old,
+        &fresh,
+        &done,
+        &waiting_for_customer,
+        &unknown,
+        &fresh_unknown,
+    ] {
         commit(&*s, insert(p)).await.unwrap();
     }
     let found: BTreeSet<_> = s
@@ -193,7 +202,11 @@ pub async fn reconciliation_finds_only_old_unfinished_payments<H: Harness>(h: &H
         .collect();
     assert_eq!(
         found,
-        BTreeSet::from([old.id().clone(), unknown.id().clone()])
+        BTreeSet::from([
+            old.id().clone(),
+            unknown.id().clone(),
+            fresh_unknown.id().clone()
+        ])
     );
 }
 

@@ -1,0 +1,639 @@
+//! End to end: the real router over real HTTP, the in-process sandbox bank on
+//! port 0, on both stores (a temporary SQLite file, and a fresh PostgreSQL
+//! database on the server of `DATABASE_URL`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use app::demo::{self, Client};
+use serde_json::{Value, json};
+use support::{StoreKind, TestApp};
+
+async fn flows(kind: StoreKind, flows: &[&str]) {
+    let app = TestApp::start(kind).await;
+    for (name, flow) in demo::flows()
+        .into_iter()
+        .filter(|(name, _)| flows.iter().any(|f| name.starts_with(f)))
+    {
+        flow(&app.client)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    app.stop().await;
+}
+
+async fn seed_000_card_cit_with_3ds_issues_a_new_token(kind: StoreKind) {
+    flows(kind, &["000"]).await;
+}
+
+async fn seed_001_mit_widget_refresh_and_disable(kind: StoreKind) {
+    flows(kind, &["001"]).await;
+}
+
+async fn seed_002_automatic_manual_confirm_and_cancel(kind: StoreKind) {
+    flows(kind, &["002"]).await;
+}
+
+async fn seed_003_fps_qr_paid_expired_and_two_bindings(kind: StoreKind) {
+    flows(kind, &["003"]).await;
+}
+
+async fn every_declining_card_fails_with_its_code_verbatim(kind: StoreKind) {
+    flows(kind, &["declining"]).await;
+}
+
+async fn a_subscription_is_charged_each_period_through_the_test_clock(kind: StoreKind) {
+    flows(kind, &["monthly"]).await;
+}
+
+async fn events(c: &Client) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (_, page) = c.get(&format!("/v1/events?limit=7{after}")).await;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        if let Some(last) = data.last() {
+            after = format!("&after={}", last["id"].as_str().unwrap());
+        }
+        all.extend(data);
+        if page["has_more"] != true {
+            return all;
+        }
+    }
+}
+
+fn count(events: &[Value], kind: &str, object: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && e["data"]["id"] == object)
+        .count()
+}
+
+async fn webhooks_tripled_and_reversed_end_in_the_same_state(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        duplicate_webhooks: 2,
+        reverse_webhooks: true,
+        ..Default::default()
+    });
+    let c = &app.client;
+    demo::cit_with_3ds(c).await.unwrap();
+    demo::manual_confirm(c).await.unwrap();
+    demo::fps_paid(c).await.unwrap();
+    demo::fps_expired(c).await.unwrap();
+    // Let every copy arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.sandbox().webhook_stats().delivered < 3 * 9 {
+        assert!(
+            Instant::now() < deadline,
+            "webhooks still arriving: {:?}",
+            app.sandbox().webhook_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = events(c).await;
+    for customer in ["cust-cit", "cust-manual", "cust-fps"] {
+        let (_, payments) = c
+            .get(&format!("/v1/payments?customer_reference={customer}"))
+            .await;
+        for p in payments["data"].as_array().unwrap() {
+            let id = p["id"].as_str().unwrap();
+            let status = p["status"].as_str().unwrap();
+            let terminal_events = ["payment.succeeded", "payment.failed", "payment.cancelled"]
+                .iter()
+                .map(|k| count(&all, k, id))
+                .sum::<usize>();
+            assert_eq!(
+                terminal_events, 1,
+                "{id} ({status}) must announce its end exactly once"
+            );
+            let tokens_from_it = all
+                .iter()
+                .filter(|e| e["type"] == "token.created" && e["data"]["source_payment_id"] == id)
+                .count();
+            assert_eq!(
+                tokens_from_it,
+                usize::from(p["token"]["id"].is_string()),
+                "{id}: one token at most, and the one shown"
+            );
+        }
+    }
+    let (_, tokens) = c.get("/v1/tokens?customer_reference=cust-fps").await;
+    assert_eq!(
+        tokens["data"].as_array().unwrap().len(),
+        1,
+        "the paid QR saved exactly one token"
+    );
+    app.stop().await;
+}
+
+async fn a_restart_between_action_required_and_payment_finished_loses_nothing(kind: StoreKind) {
+    let mut app = TestApp::start(kind).await;
+    let token = demo::saved_card_token(&app.client, "cust-restart")
+        .await
+        .unwrap();
+    let (status, created) = app
+        .client
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-restart", &token, "client", 5_000),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let waiting = app
+        .client
+        .wait_status(&id, "requires_action")
+        .await
+        .unwrap();
+    let session = waiting["bank"]["session_id"].as_str().unwrap().to_owned();
+    let key_before = app.client.clone();
+
+    app.restart().await;
+    assert_eq!(
+        app.api_key(),
+        app.first_key,
+        "the generated API key is kept"
+    );
+    let (status, _) = key_before.get("/healthz").await;
+    assert_eq!(status, 0, "the old server is gone");
+    assert_eq!(
+        app.client.get(&format!("/v1/payments/{id}")).await.1["status"],
+        "requires_action"
+    );
+    let (status, _) = app
+        .client
+        .sandbox(
+            &format!("/sandbox/sessions/{session}/3ds"),
+            &json!({ "approve": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "the sandbox kept the session");
+    let done = app
+        .client
+        .wait_payment(&id, |p| {
+            p["status"] == "succeeded" && p["token"]["id"].is_string()
+        })
+        .await
+        .unwrap();
+    assert_ne!(done["token"]["id"], token.as_str());
+    // The token saved before the restart still charges.
+    let (status, mit) = app
+        .client
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-restart", &token, "merchant", 700),
+        )
+        .await;
+    assert_eq!(status, 201, "{mit}");
+    app.client
+        .wait_status(mit["id"].as_str().unwrap(), "succeeded")
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
+async fn a_bank_timeout_after_execution_is_reconciled_and_charged_once(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    // The answer to session/start/payment is lost, and no webhook gets through:
+    // only session/status can tell what happened.
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        hang_ms: 2_500,
+        fail_webhook_deliveries: 10_000,
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let (status, created) = app
+        .client
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-lost", "4000000000005126", 12_345, false),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["status"], "pending",
+        "the outcome is unknown, not failed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the answer was lost"
+    );
+    let id = created["id"].as_str().unwrap();
+    app.client.wait_status(id, "succeeded").await.unwrap();
+    let session = created["bank"]["session_id"].as_str().unwrap();
+    let charges: Vec<_> = app
+        .sandbox()
+        .ledger()
+        .into_iter()
+        .filter(|e| e.session_id == session && e.kind == "charge")
+        .collect();
+    assert_eq!(charges.len(), 1, "charged exactly once: {charges:?}");
+    assert_eq!(charges[0].amount, 12_345);
+    let (_, payments) = app
+        .client
+        .get("/v1/payments?customer_reference=cust-lost")
+        .await;
+    assert_eq!(
+        payments["data"].as_array().unwrap().len(),
+        1,
+        "never re-sent as a new payment"
+    );
+    app.stop().await;
+}
+
+async fn idempotency_keys_replay_refuse_and_serialize(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let body = demo::card_payment("cust-idem", "4242424242424242", 1_000, false);
+    let first = c.post_with("/v1/payments", &body, Some("order-1")).await;
+    let again = c.post_with("/v1/payments", &body, Some("order-1")).await;
+    assert_eq!(first.0, 201);
+    assert_eq!(first, again, "same key, same body: the first answer");
+    let mut other = body.clone();
+    other["amount"]["value"] = json!(2_000);
+    let reused = c.post_with("/v1/payments", &other, Some("order-1")).await;
+    assert_eq!(
+        (reused.0, reused.1["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+    let racing: Vec<_> = (0..5)
+        .map(|_| {
+            let c = c.clone();
+            let body = demo::card_payment("cust-race", "4242424242424242", 1_000, false);
+            tokio::spawn(async move { c.post_with("/v1/payments", &body, Some("order-2")).await })
+        })
+        .collect();
+    let mut created = 0;
+    for r in racing {
+        let (status, _) = r.await.unwrap();
+        assert!(status == 201 || status == 409, "{status}");
+        created += usize::from(status == 201);
+    }
+    assert!(created >= 1);
+    let (_, payments) = c.get("/v1/payments?customer_reference=cust-race").await;
+    assert_eq!(
+        payments["data"].as_array().unwrap().len(),
+        1,
+        "one execution"
+    );
+    app.stop().await;
+}
+
+async fn bad_requests_get_a_clear_error_and_change_nothing(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let cases = [
+        (json!({ "customer": { "reference": "cust-bad" } }), 400),
+        (
+            json!({ "customer": { "reference": "cust-bad" }, "amount": { "value": 100, "currency": "XXY" }, "method": { "type": "widget" } }),
+            400,
+        ),
+        (
+            json!({ "customer": { "reference": "cust-bad" }, "amount": { "value": -5, "currency": "RUB" }, "method": { "type": "widget" } }),
+            400,
+        ),
+        (
+            json!({ "customer": { "reference": "cust-bad" }, "amount": { "value": 0, "currency": "RUB" }, "method": { "type": "widget" } }),
+            422,
+        ),
+        (
+            json!({ "customer": { "reference": "cust-bad" }, "amount": { "value": 100, "currency": "USD" }, "method": { "type": "fps" } }),
+            422,
+        ),
+        (
+            json!({ "customer": { "reference": "cust-bad" }, "amount": { "value": 100, "currency": "RUB" }, "method": { "type": "card", "card": { "number": "42", "expiry_month": "12", "expiry_year": "30", "security_code": "1" } } }),
+            400,
+        ),
+        (
+            json!({ "customer": { "reference": "cust-bad" }, "amount": { "value": 100, "currency": "RUB" }, "method": { "type": "token", "token_id": "tok_nope" } }),
+            404,
+        ),
+        (
+            json!({ "customer": { "reference": "cust-bad" }, "amount": { "value": 100, "currency": "RUB" }, "method": { "type": "widget" }, "subscription_service": { "id": "s", "name": "n" } }),
+            400,
+        ),
+    ];
+    for (body, status) in cases {
+        let (got, answer) = c.post("/v1/payments", &body).await;
+        assert_eq!(got, status, "{body} → {answer}");
+        assert!(
+            answer["error"]["code"].is_string() && answer["error"]["message"].is_string(),
+            "{answer}"
+        );
+    }
+    let (status, _) = c.post("/v1/payments/pay_missing/confirm", &json!({})).await;
+    assert_eq!(status, 404);
+    let (_, payments) = c.get("/v1/payments?customer_reference=cust-bad").await;
+    assert!(
+        payments["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["amount"]["value"] != 100 || p["status"] == "failed"),
+        "{payments}"
+    );
+    let no_key = reqwest::Client::new()
+        .get(format!("{}/v1/events", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
+    let wrong_key = reqwest::Client::new()
+        .get(format!("{}/v1/events", app.base()))
+        .bearer_auth("sk_wrong_wrong_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_key.status(), 401);
+    app.stop().await;
+}
+
+async fn forged_webhooks_are_refused_and_duplicates_answered(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let body = br#"{"type":"payment_finished","session":{"id":"ps_1","status":"accepted"}}"#;
+    let http = reqwest::Client::new();
+    let url = format!("{}/webhooks/bank131", app.base());
+    let unsigned = http.post(&url).body(body.to_vec()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let forged = http
+        .post(&url)
+        .header("X-PARTNER-SIGN", "Zm9yZ2Vk")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let signature = app.bank_signer().sign(body).unwrap();
+    for _ in 0..2 {
+        let signed = http
+            .post(&url)
+            .header("X-PARTNER-SIGN", &signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), 200, "signed, and then its duplicate");
+    }
+    let garbage = b"not json at all";
+    let signed = http
+        .post(&url)
+        .header("X-PARTNER-SIGN", app.bank_signer().sign(garbage).unwrap())
+        .body(garbage.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        signed.status(),
+        200,
+        "a verified but unparsable body is stored for inspection"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"recur_webhooks_total{outcome="bad_signature"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"recur_webhooks_total{outcome="duplicate"} 1"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+async fn health_readiness_metrics_and_openapi_answer(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    demo::mit_with_token(&app.client).await.unwrap();
+    let http = reqwest::Client::new();
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            http.get(format!("{}{path}", app.base()))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{path}"
+        );
+    }
+    let metrics = http
+        .get(format!("{}/metrics", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "recur_http_requests_total{method=\"POST\",route=\"/v1/payments\",status=\"201\"}",
+        "recur_gateway_request_seconds_count",
+        "recur_outbox_depth",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+    let spec: Value = serde_json::from_str(
+        &http
+            .get(format!("{}/openapi.json", app.base()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["openapi"], "3.0.3");
+    assert!(spec["paths"]["/v1/payments/{id}/refund"]["post"].is_object());
+    app.stop().await;
+}
+
+async fn the_event_feed_pages_and_events_are_delivered_signed(kind: StoreKind) {
+    let (receiver, received) = support::event_receiver().await;
+    let app = TestApp::start_with(kind, |c| c.events = Some((receiver, "whsec_test".into()))).await;
+    demo::mit_with_token(&app.client).await.unwrap();
+    let feed = events(&app.client).await;
+    assert!(feed.iter().any(|e| e["type"] == "payment.succeeded"));
+    assert!(feed.iter().any(|e| e["type"] == "token.created"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().len() < feed.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} events delivered",
+            received.lock().unwrap().len(),
+            feed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (signature, body) in received.lock().unwrap().iter() {
+        let (t, v1) = signature.split_once(",v1=").unwrap();
+        let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
+        assert_eq!(
+            gateway_http::events::signature(b"whsec_test", t, body.as_bytes()),
+            *signature
+        );
+        let event: Value = serde_json::from_str(body).unwrap();
+        assert!(
+            feed.contains(&event),
+            "delivered exactly as the feed shows it: {event}"
+        );
+        assert_eq!(v1.len(), 64);
+    }
+    app.stop().await;
+}
+
+async fn the_test_clock_never_goes_back_and_is_off_without_the_flag(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let (_, now) = app.client.get("/v1/test/clock").await;
+    let (status, _) = app
+        .client
+        .post(
+            "/v1/test/clock/advance",
+            &json!({ "to": "2000-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, moved) = app
+        .client
+        .post("/v1/test/clock/advance", &json!({ "seconds": 86_400 }))
+        .await;
+    assert_eq!(status, 200);
+    assert_ne!(moved["now"], now["now"]);
+    app.stop().await;
+    let off = TestApp::start_with(kind, |c| c.test_clock = false).await;
+    assert_eq!(off.client.get("/v1/test/clock").await.0, 404);
+    off.stop().await;
+}
+
+async fn concurrent_clock_advances_charge_a_period_once(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let token = demo::saved_card_token(&app.client, "cust-once")
+        .await
+        .unwrap();
+    let body = json!({ "customer": { "reference": "cust-once" }, "token_id": token, "amount": { "value": 500, "currency": "RUB" }, "interval": { "unit": "day", "count": 1 } });
+    let (_, sub) = app.client.post("/v1/subscriptions", &body).await;
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let advances: Vec<_> = (0..4)
+        .map(|_| {
+            let c = app.client.clone();
+            tokio::spawn(async move {
+                c.post("/v1/test/clock/advance", &json!({ "seconds": 10 }))
+                    .await
+            })
+        })
+        .collect();
+    for a in advances {
+        assert_eq!(a.await.unwrap().0, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, charges) = app
+            .client
+            .get(&format!("/v1/subscriptions/{id}/charges"))
+            .await;
+        let data = charges["data"].as_array().unwrap().clone();
+        if data.iter().any(|c| c["status"] == "succeeded") {
+            assert_eq!(data.len(), 1, "one attempt for the first period: {data:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{charges}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let charged = app
+        .sandbox()
+        .ledger()
+        .into_iter()
+        .filter(|e| e.amount == 500)
+        .count();
+    assert_eq!(charged, 1, "the bank charged the period once");
+    app.stop().await;
+}
+
+async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
+    let captured = support::capture_logs();
+    let app = TestApp::start(kind).await;
+    let (_, created) = app
+        .client
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-logs", "4000000000009995", 100, true),
+        )
+        .await;
+    app.client
+        .wait_status(created["id"].as_str().unwrap(), "failed")
+        .await
+        .unwrap();
+    app.stop().await;
+    let logs = captured.text();
+    assert!(logs.contains("/v1/payments"), "the capture works");
+    for secret in ["4000000000009995", "security_code", "expiry_month"] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+    }
+}
+
+async fn shutdown_finishes_within_ten_seconds(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    demo::mit_with_token(&app.client).await.unwrap();
+    let started = Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::StoreKind::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::StoreKind::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    seed_000_card_cit_with_3ds_issues_a_new_token,
+    seed_001_mit_widget_refresh_and_disable,
+    seed_002_automatic_manual_confirm_and_cancel,
+    seed_003_fps_qr_paid_expired_and_two_bindings,
+    every_declining_card_fails_with_its_code_verbatim,
+    a_subscription_is_charged_each_period_through_the_test_clock,
+    webhooks_tripled_and_reversed_end_in_the_same_state,
+    a_restart_between_action_required_and_payment_finished_loses_nothing,
+    a_bank_timeout_after_execution_is_reconciled_and_charged_once,
+    idempotency_keys_replay_refuse_and_serialize,
+    bad_requests_get_a_clear_error_and_change_nothing,
+    forged_webhooks_are_refused_and_duplicates_answered,
+    health_readiness_metrics_and_openapi_answer,
+    the_event_feed_pages_and_events_are_delivered_signed,
+    the_test_clock_never_goes_back_and_is_off_without_the_flag,
+    concurrent_clock_advances_charge_a_period_once,
+    card_numbers_never_reach_the_logs,
+    shutdown_finishes_within_ten_seconds,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_passes_every_flow() {
+    let app = TestApp::start(StoreKind::Sqlite).await;
+    let results = demo::run_flows(&app.client).await;
+    for r in &results {
+        assert!(r.outcome.is_ok(), "{}: {:?}", r.name, r.outcome);
+    }
+    assert_eq!(results.len(), demo::flows().len());
+    app.stop().await;
+}

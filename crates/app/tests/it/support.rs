@@ -1,0 +1,235 @@
+//! Starting the real service for a test: a temporary state directory, a fresh
+//! database on either store, the in-process sandbox on port 0.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use app::demo::Client;
+use app::{Bank, Config, LogFormat, Running};
+use bank131::Signer;
+use sqlx::{Connection, Executor};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Which store the service runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+fn postgres_server() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("a database path");
+    query.map_or_else(
+        || format!("{server}/{name}"),
+        |q| format!("{server}/{name}?{q}"),
+    )
+}
+
+async fn admin(sql: &str) {
+    sqlx::any::install_default_drivers();
+    let url = postgres_server();
+    let mut conn = sqlx::AnyConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {url}: {e}; {}",
+                store_postgres::START_HINT
+            )
+        });
+    conn.execute(sql).await.unwrap();
+}
+
+/// A running service under test.
+pub struct TestApp {
+    pub client: Client,
+    pub first_key: String,
+    running: Option<Running>,
+    config: Config,
+    dir: PathBuf,
+    database: Option<String>,
+}
+
+impl TestApp {
+    pub async fn start(kind: StoreKind) -> Self {
+        Self::start_with(kind, |_| {}).await
+    }
+
+    /// Starts with a configuration changed by `adjust`.
+    pub async fn start_with(kind: StoreKind, adjust: impl FnOnce(&mut Config)) -> Self {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("recur-e2e-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (database_url, database) = match kind {
+            StoreKind::Sqlite => (format!("sqlite://{}", dir.join("recur.db").display()), None),
+            StoreKind::Postgres => {
+                let name = format!("recur_e2e_{}_{n}", std::process::id());
+                admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                admin(&format!("CREATE DATABASE {name}")).await;
+                (with_database(&postgres_server(), &name), Some(name))
+            }
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url,
+            api_keys: None,
+            bank: Bank::Sandbox {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            token_key: None,
+            token_key_old: None,
+            events: None,
+            test_clock: true,
+            log_format: LogFormat::Human,
+            state_dir: dir.join("state"),
+            bank_timeout: Duration::from_secs(1),
+        };
+        adjust(&mut config);
+        let running = app::start(config.clone()).await.unwrap();
+        let client = client(&running);
+        let first_key = running.api_keys[0].clone();
+        Self {
+            client,
+            first_key,
+            running: Some(running),
+            config,
+            dir,
+            database,
+        }
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// The in-process sandbox bank.
+    pub fn sandbox(&self) -> &sandbox::Sandbox {
+        self.running().sandbox.as_ref().expect("sandbox mode")
+    }
+
+    /// The merchant API's base URL.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.running().api_addr)
+    }
+
+    /// The API key in use.
+    pub fn api_key(&self) -> String {
+        self.running().api_keys[0].clone()
+    }
+
+    /// The sandbox bank's private key (to sign webhooks in tests).
+    pub fn bank_signer(&self) -> Signer {
+        let pem =
+            std::fs::read_to_string(self.config.state_dir.join("sandbox-keys/bank_private.pem"))
+                .unwrap();
+        Signer::from_pem(&pem).unwrap()
+    }
+
+    /// Stops the service and starts it again on the same database and state directory.
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        let running = app::start(self.config.clone()).await.unwrap();
+        self.client = client(&running);
+        self.running = Some(running);
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        if let Some(name) = &self.database {
+            admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn client(running: &Running) -> Client {
+    Client::new(
+        format!("http://{}", running.api_addr),
+        running.api_keys[0].clone(),
+        running
+            .sandbox_addr
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default(),
+    )
+}
+
+/// A merchant endpoint collecting `(Recur-Signature, body)` of each event POSTed to it.
+pub async fn event_receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    use axum::routing::post;
+    let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let store = received.clone();
+    let router = axum::Router::new().route(
+        "/events",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let store = store.clone();
+            async move {
+                let signature = headers
+                    .get("recur-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                store.lock().unwrap().push((signature, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, received)
+}
+
+/// Everything every test of this binary logs, from the first capture on.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs (once) a global subscriber at DEBUG that writes into a buffer.
+pub fn capture_logs() -> Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter("debug,sqlx=warn,hyper=warn,hyper_util=warn,reqwest=warn,h2=warn")
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            captured
+        })
+        .clone()
+}
