@@ -1,4 +1,4 @@
-//! Generated files. Each is written through [`ensure_file_contents`], which
+//! Generated files (`docs/state-machines.md`, `docs/openapi.json`). Each is written through [`ensure_file_contents`], which
 //! in `Verify` mode fails when the committed file is stale; a test runs that
 //! mode so `cargo test` catches a forgotten `cargo xtask codegen`.
 
@@ -17,7 +17,15 @@ pub fn run(mode: Mode) -> Result<(), String> {
         &root.join("docs/state-machines.md"),
         &state_machines(),
         mode,
-    )
+    )?;
+    ensure_file_contents(&root.join("docs/openapi.json"), &openapi(), mode)
+}
+
+/// The merchant API's OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi() -> String {
+    let mut text = serde_json::to_string_pretty(&http_api::openapi::document()).expect("JSON");
+    text.push('\n');
+    text
 }
 
 /// Writes `contents` to `path`, or in `Verify` mode fails if they differ.

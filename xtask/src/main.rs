@@ -1,6 +1,6 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
-//! - `codegen`: writes the generated docs (`docs/state-machines.md`).
+//! - `codegen`: writes the generated docs (`docs/state-machines.md`, `docs/openapi.json`).
 //! - `check`: everything CI checks after the tests (format, clippy, dependency
 //!   direction, fresh generated files, no placeholders, docs without warnings).
 
