@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domain::{CustomerReference, EventId, Payment, PaymentId, SubscriptionId, TokenId};
 use ports::{IdempotencyBegin, StoredResponse};
@@ -18,7 +19,11 @@ use time::Duration;
 use crate::wire::{self, CreatePaymentIn, CreateSubscriptionIn, RefundIn, UpdateSubscriptionIn};
 use crate::{ApiError, ApiState};
 
-type Answer = Result<(StatusCode, Value), ApiError>;
+type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+
+fn reply(status: StatusCode, body: Value) -> (StatusCode, Json<Value>) {
+    (status, Json(body))
+}
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -38,45 +43,47 @@ fn id<T>(
     parse(raw).map_err(|_| ApiError::not_found(what))
 }
 
-fn render(answer: Answer) -> Response {
-    match answer {
-        Ok((status, body)) => (status, Json(body)).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
+/// Largest request body accepted (and buffered for `Idempotency-Key`).
+const MAX_BODY: usize = 1 << 20;
 
-/// Runs `work` at most once per `Idempotency-Key`: the same key and body
-/// replay the first answer for 24 h, another body is `409 idempotency_key_reused`,
-/// a concurrent duplicate is `409 idempotency_key_in_use`.
-async fn idempotent<F>(
-    state: &ApiState,
-    headers: &HeaderMap,
-    scope: &str,
-    body: &[u8],
-    work: F,
-) -> Response
-where
-    F: Future<Output = Answer>,
-{
-    let Some(key) = headers.get("idempotency-key") else {
-        return render(work.await);
+/// Middleware on every `POST /v1` route: runs a request at most once per
+/// `Idempotency-Key`. The same key and request replay the first answer for
+/// 24 h; another request with the key is `409 idempotency_key_reused`; a
+/// duplicate arriving while the first runs is `409 idempotency_key_in_use`.
+pub(crate) async fn idempotency(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get("idempotency-key").cloned() else {
+        return next.run(request).await;
     };
     let Some(key) = key
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255)
+        .map(str::to_owned)
     else {
         return ApiError::bad_request("Idempotency-Key must be 1–255 visible characters")
             .into_response();
     };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY).await else {
+        return ApiError::bad_request("the body is larger than 1 MiB").into_response();
+    };
     let mut hasher = Sha256::new();
-    hasher.update(scope.as_bytes());
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(parts.uri.path().as_bytes());
     hasher.update(b"\n");
-    hasher.update(body);
+    hasher.update(&body);
     let fingerprint = hex::encode(hasher.finalize());
     let store = &state.service.deps().idempotency;
     let now = state.service.deps().clock.now();
-    match store.begin(key, &fingerprint, now).await {
+    match store.begin(&key, &fingerprint, now).await {
         Err(e) => ApiError::from(service::ServiceError::from(e)).into_response(),
         Ok(IdempotencyBegin::Mismatch) => ApiError::new(
             StatusCode::CONFLICT,
@@ -106,24 +113,19 @@ where
             response
         }
         Ok(IdempotencyBegin::Started) => {
-            let answer = work.await;
-            let (status, body) = match &answer {
-                Ok((status, body)) => (*status, body.clone()),
-                Err(e) => (
-                    e.status,
-                    json!({ "error": { "code": e.code, "message": e.message } }),
-                ),
-            };
+            let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+            let (parts, body) = response.into_parts();
+            let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
             // A store outage proves nothing was done: free the key for a retry.
-            let kept = if status == StatusCode::SERVICE_UNAVAILABLE {
-                store.release(key).await
+            let kept = if parts.status == StatusCode::SERVICE_UNAVAILABLE {
+                store.release(&key).await
             } else {
                 store
                     .finish(
-                        key,
+                        &key,
                         StoredResponse {
-                            status: status.as_u16(),
-                            body: body.to_string().into_bytes(),
+                            status: parts.status.as_u16(),
+                            body: body.to_vec(),
                         },
                     )
                     .await
@@ -131,7 +133,7 @@ where
             if let Err(e) = kept {
                 tracing::warn!(error = %e, "could not record the idempotent response");
             }
-            render(answer)
+            Response::from_parts(parts, Body::from(body))
         }
     }
 }
@@ -146,17 +148,13 @@ async fn payment_body(state: &ApiState, p: &Payment) -> Value {
 
 // ---- payments ---------------------------------------------------------------------------
 
-pub(crate) async fn create_payment(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let work = async {
-        let command = parse::<CreatePaymentIn>(&body)?.command()?;
-        let payment = state.service.start_payment(command).await?;
-        Ok((StatusCode::CREATED, payment_body(&state, &payment).await))
-    };
-    idempotent(&state, &headers, "POST /v1/payments", &body, work).await
+pub(crate) async fn create_payment(State(state): State<ApiState>, body: Bytes) -> Answer {
+    let command = parse::<CreatePaymentIn>(&body)?.command()?;
+    let payment = state.service.start_payment(command).await?;
+    Ok(reply(
+        StatusCode::CREATED,
+        payment_body(&state, &payment).await,
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -175,105 +173,59 @@ fn customer(q: &CustomerQuery) -> Result<CustomerReference, ApiError> {
 pub(crate) async fn list_payments(
     State(state): State<ApiState>,
     Query(q): Query<CustomerQuery>,
-) -> Response {
-    render(
-        async {
-            let payments = state.service.list_payments(&customer(&q)?).await?;
-            let mut data = Vec::with_capacity(payments.len());
-            for p in &payments {
-                data.push(payment_body(&state, p).await);
-            }
-            Ok((StatusCode::OK, json!({ "data": data })))
-        }
-        .await,
-    )
+) -> Answer {
+    let payments = state.service.list_payments(&customer(&q)?).await?;
+    let mut data = Vec::with_capacity(payments.len());
+    for p in &payments {
+        data.push(payment_body(&state, p).await);
+    }
+    Ok(reply(StatusCode::OK, json!({ "data": data })))
 }
 
-pub(crate) async fn get_payment(
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-) -> Response {
-    render(
-        async {
-            let payment = state
-                .service
-                .payment(&id(PaymentId::parse, &raw, "payment")?)
-                .await?;
-            Ok((StatusCode::OK, payment_body(&state, &payment).await))
-        }
-        .await,
-    )
+pub(crate) async fn get_payment(State(state): State<ApiState>, Path(raw): Path<String>) -> Answer {
+    let payment = state
+        .service
+        .payment(&id(PaymentId::parse, &raw, "payment")?)
+        .await?;
+    Ok(reply(StatusCode::OK, payment_body(&state, &payment).await))
 }
 
 pub(crate) async fn confirm_payment(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    let work = async {
-        let payment = state
-            .service
-            .confirm_payment(&id(PaymentId::parse, &raw, "payment")?)
-            .await?;
-        Ok((StatusCode::OK, payment_body(&state, &payment).await))
-    };
-    idempotent(
-        &state,
-        &headers,
-        &format!("POST /v1/payments/{raw}/confirm"),
-        &body,
-        work,
-    )
-    .await
+) -> Answer {
+    let payment = state
+        .service
+        .confirm_payment(&id(PaymentId::parse, &raw, "payment")?)
+        .await?;
+    Ok(reply(StatusCode::OK, payment_body(&state, &payment).await))
 }
 
 pub(crate) async fn cancel_payment(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    let work = async {
-        let payment = state
-            .service
-            .cancel_payment(&id(PaymentId::parse, &raw, "payment")?)
-            .await?;
-        Ok((StatusCode::OK, payment_body(&state, &payment).await))
-    };
-    idempotent(
-        &state,
-        &headers,
-        &format!("POST /v1/payments/{raw}/cancel"),
-        &body,
-        work,
-    )
-    .await
+) -> Answer {
+    let payment = state
+        .service
+        .cancel_payment(&id(PaymentId::parse, &raw, "payment")?)
+        .await?;
+    Ok(reply(StatusCode::OK, payment_body(&state, &payment).await))
 }
 
 pub(crate) async fn refund_payment(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
     body: Bytes,
-) -> Response {
-    let work = async {
-        let input = parse::<RefundIn>(&body)?;
-        let amount = input.amount.map(|a| a.money("amount")).transpose()?;
-        let payment = state
-            .service
-            .refund_payment(&id(PaymentId::parse, &raw, "payment")?, amount)
-            .await?;
-        Ok((StatusCode::OK, payment_body(&state, &payment).await))
-    };
-    idempotent(
-        &state,
-        &headers,
-        &format!("POST /v1/payments/{raw}/refund"),
-        &body,
-        work,
-    )
-    .await
+) -> Answer {
+    let amount = parse::<RefundIn>(&body)?
+        .amount
+        .map(|a| a.money("amount"))
+        .transpose()?;
+    let payment = state
+        .service
+        .refund_payment(&id(PaymentId::parse, &raw, "payment")?, amount)
+        .await?;
+    Ok(reply(StatusCode::OK, payment_body(&state, &payment).await))
 }
 
 // ---- tokens -----------------------------------------------------------------------------
@@ -281,194 +233,127 @@ pub(crate) async fn refund_payment(
 pub(crate) async fn list_tokens(
     State(state): State<ApiState>,
     Query(q): Query<CustomerQuery>,
-) -> Response {
-    render(
-        async {
-            let tokens = state.service.list_tokens(&customer(&q)?).await?;
-            Ok((
-                StatusCode::OK,
-                json!({ "data": tokens.iter().map(wire::token_json).collect::<Vec<_>>() }),
-            ))
-        }
-        .await,
-    )
+) -> Answer {
+    let tokens = state.service.list_tokens(&customer(&q)?).await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "data": tokens.iter().map(wire::token_json).collect::<Vec<_>>() }),
+    ))
 }
 
 pub(crate) async fn get_token(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    render(
-        async {
-            let refresh = match q.get("refresh").map(String::as_str) {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(_) => return Err(ApiError::bad_request("refresh must be true or false")),
-            };
-            let token = state
-                .service
-                .token(&id(TokenId::parse, &raw, "token")?, refresh)
-                .await?;
-            Ok((StatusCode::OK, wire::token_json(&token)))
-        }
-        .await,
-    )
+) -> Answer {
+    let refresh = match q.get("refresh").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("refresh must be true or false")),
+    };
+    let token = state
+        .service
+        .token(&id(TokenId::parse, &raw, "token")?, refresh)
+        .await?;
+    Ok(reply(StatusCode::OK, wire::token_json(&token)))
 }
 
 pub(crate) async fn disable_token(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    let work = async {
-        let token = state
-            .service
-            .disable_token(&id(TokenId::parse, &raw, "token")?)
-            .await?;
-        let status = if token.status() == domain::TokenStatus::Disabled {
-            StatusCode::OK
-        } else {
-            StatusCode::ACCEPTED
-        };
-        Ok((status, wire::token_json(&token)))
+) -> Answer {
+    let token = state
+        .service
+        .disable_token(&id(TokenId::parse, &raw, "token")?)
+        .await?;
+    let status = if token.status() == domain::TokenStatus::Disabled {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
     };
-    idempotent(
-        &state,
-        &headers,
-        &format!("POST /v1/tokens/{raw}/disable"),
-        &body,
-        work,
-    )
-    .await
+    Ok(reply(status, wire::token_json(&token)))
 }
 
 // ---- subscriptions ----------------------------------------------------------------------
 
-pub(crate) async fn create_subscription(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let work = async {
-        let command = parse::<CreateSubscriptionIn>(&body)?.command()?;
-        let subscription = state.service.create_subscription(command).await?;
-        Ok((StatusCode::CREATED, wire::subscription_json(&subscription)))
-    };
-    idempotent(&state, &headers, "POST /v1/subscriptions", &body, work).await
+pub(crate) async fn create_subscription(State(state): State<ApiState>, body: Bytes) -> Answer {
+    let command = parse::<CreateSubscriptionIn>(&body)?.command()?;
+    let subscription = state.service.create_subscription(command).await?;
+    Ok(reply(
+        StatusCode::CREATED,
+        wire::subscription_json(&subscription),
+    ))
 }
 
 pub(crate) async fn get_subscription(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
-) -> Response {
-    render(
-        async {
-            let s = state
-                .service
-                .subscription(&id(SubscriptionId::parse, &raw, "subscription")?)
-                .await?;
-            Ok((StatusCode::OK, wire::subscription_json(&s)))
-        }
-        .await,
-    )
+) -> Answer {
+    let s = state
+        .service
+        .subscription(&id(SubscriptionId::parse, &raw, "subscription")?)
+        .await?;
+    Ok(reply(StatusCode::OK, wire::subscription_json(&s)))
 }
 
 pub(crate) async fn update_subscription(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
     body: Bytes,
-) -> Response {
-    let work = async {
-        let command = parse::<UpdateSubscriptionIn>(&body)?.command()?;
-        let s = state
-            .service
-            .update_subscription(&id(SubscriptionId::parse, &raw, "subscription")?, command)
-            .await?;
-        Ok((StatusCode::OK, wire::subscription_json(&s)))
-    };
-    idempotent(
-        &state,
-        &headers,
-        &format!("POST /v1/subscriptions/{raw}"),
-        &body,
-        work,
-    )
-    .await
+) -> Answer {
+    let command = parse::<UpdateSubscriptionIn>(&body)?.command()?;
+    let s = state
+        .service
+        .update_subscription(&id(SubscriptionId::parse, &raw, "subscription")?, command)
+        .await?;
+    Ok(reply(StatusCode::OK, wire::subscription_json(&s)))
 }
 
 pub(crate) async fn subscription_charges(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
-) -> Response {
-    render(
-        async {
-            let charges = state
-                .service
-                .subscription_charges(&id(SubscriptionId::parse, &raw, "subscription")?)
-                .await?;
-            Ok((
-                StatusCode::OK,
-                json!({ "data": charges.iter().map(wire::charge_json).collect::<Vec<_>>() }),
-            ))
-        }
-        .await,
-    )
-}
-
-async fn subscription_command(
-    state: &ApiState,
-    headers: &HeaderMap,
-    raw: &str,
-    verb: &str,
-    body: &[u8],
-) -> Response {
-    let work = async {
-        let sid = id(SubscriptionId::parse, raw, "subscription")?;
-        let s = match verb {
-            "pause" => state.service.pause_subscription(&sid).await?,
-            "resume" => state.service.resume_subscription(&sid).await?,
-            _ => state.service.cancel_subscription(&sid).await?,
-        };
-        Ok((StatusCode::OK, wire::subscription_json(&s)))
-    };
-    idempotent(
-        state,
-        headers,
-        &format!("POST /v1/subscriptions/{raw}/{verb}"),
-        body,
-        work,
-    )
-    .await
+) -> Answer {
+    let charges = state
+        .service
+        .subscription_charges(&id(SubscriptionId::parse, &raw, "subscription")?)
+        .await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "data": charges.iter().map(wire::charge_json).collect::<Vec<_>>() }),
+    ))
 }
 
 pub(crate) async fn pause_subscription(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    subscription_command(&state, &headers, &raw, "pause", &body).await
+) -> Answer {
+    let s = state
+        .service
+        .pause_subscription(&id(SubscriptionId::parse, &raw, "subscription")?)
+        .await?;
+    Ok(reply(StatusCode::OK, wire::subscription_json(&s)))
 }
 
 pub(crate) async fn resume_subscription(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    subscription_command(&state, &headers, &raw, "resume", &body).await
+) -> Answer {
+    let s = state
+        .service
+        .resume_subscription(&id(SubscriptionId::parse, &raw, "subscription")?)
+        .await?;
+    Ok(reply(StatusCode::OK, wire::subscription_json(&s)))
 }
 
 pub(crate) async fn cancel_subscription(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Bytes,
-) -> Response {
-    subscription_command(&state, &headers, &raw, "cancel", &body).await
+) -> Answer {
+    let s = state
+        .service
+        .cancel_subscription(&id(SubscriptionId::parse, &raw, "subscription")?)
+        .await?;
+    Ok(reply(StatusCode::OK, wire::subscription_json(&s)))
 }
 
 // ---- events -----------------------------------------------------------------------------
@@ -482,35 +367,38 @@ pub(crate) struct EventsQuery {
 pub(crate) async fn list_events(
     State(state): State<ApiState>,
     Query(q): Query<EventsQuery>,
-) -> Response {
-    render(async {
-        let limit = q.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request("limit must be 1–1000"));
-        }
-        let after = q
-            .after
-            .as_deref()
-            .map(|a| EventId::parse(a).map_err(|e| ApiError::bad_request(format!("after: {e}"))))
-            .transpose()?;
-        let mut events = state
-            .service
-            .deps()
-            .events
-            .after(after, limit + 1)
-            .await
-            .map_err(|e| ApiError::from(service::ServiceError::from(e)))?;
-        let has_more = events.len() > limit as usize;
-        events.truncate(limit as usize);
-        Ok((StatusCode::OK, json!({ "data": events.iter().map(wire::event_json).collect::<Vec<_>>(), "has_more": has_more })))
-    }.await)
+) -> Answer {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be 1–1000"));
+    }
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| EventId::parse(a).map_err(|e| ApiError::bad_request(format!("after: {e}"))))
+        .transpose()?;
+    let mut events = state
+        .service
+        .deps()
+        .events
+        .after(after, limit + 1)
+        .await
+        .map_err(service::ServiceError::from)?;
+    let has_more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "data": events.iter().map(wire::event_json).collect::<Vec<_>>(), "has_more": has_more }),
+    ))
 }
 
 // ---- test clock ---------------------------------------------------------------------------
 
-pub(crate) async fn get_clock(State(state): State<ApiState>) -> Response {
-    let now = state.service.deps().clock.now();
-    Json(json!({ "now": wire::timestamp(now) })).into_response()
+pub(crate) async fn get_clock(State(state): State<ApiState>) -> Answer {
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "now": wire::timestamp(state.service.deps().clock.now()) }),
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -519,31 +407,24 @@ struct AdvanceIn {
     to: Option<String>,
 }
 
-pub(crate) async fn advance_clock(State(state): State<ApiState>, body: Bytes) -> Response {
-    render(
-        async {
-            let Some(test_clock) = state.test_clock.clone() else {
-                return Err(ApiError::not_found("route"));
-            };
-            let input = parse::<AdvanceIn>(&body)?;
-            let moved = match (input.seconds, input.to) {
-                (Some(s), None) => test_clock.clock.advance(Duration::seconds(s)),
-                (None, Some(to)) => test_clock
-                    .clock
-                    .advance_to(wire::parse_timestamp("to", &to)?),
-                _ => return Err(ApiError::bad_request("give exactly one of seconds or to")),
-            };
-            moved.map_err(|e| {
-                ApiError::new(StatusCode::CONFLICT, "clock_backwards", e.to_string())
-            })?;
-            (test_clock.run_jobs)().await;
-            Ok((
-                StatusCode::OK,
-                json!({ "now": wire::timestamp(state.service.deps().clock.now()) }),
-            ))
-        }
-        .await,
-    )
+pub(crate) async fn advance_clock(State(state): State<ApiState>, body: Bytes) -> Answer {
+    let Some(test_clock) = state.test_clock.clone() else {
+        return Err(ApiError::not_found("route"));
+    };
+    let input = parse::<AdvanceIn>(&body)?;
+    let moved = match (input.seconds, input.to) {
+        (Some(s), None) => test_clock.clock.advance(Duration::seconds(s)),
+        (None, Some(to)) => test_clock
+            .clock
+            .advance_to(wire::parse_timestamp("to", &to)?),
+        _ => return Err(ApiError::bad_request("give exactly one of seconds or to")),
+    };
+    moved.map_err(|e| ApiError::new(StatusCode::CONFLICT, "clock_backwards", e.to_string()))?;
+    (test_clock.run_jobs)().await;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "now": wire::timestamp(state.service.deps().clock.now()) }),
+    ))
 }
 
 // ---- bank side and operations -------------------------------------------------------------

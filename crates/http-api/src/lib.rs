@@ -86,7 +86,13 @@ pub fn router(state: ApiState) -> Router {
             v1 = v1.route(op.path, (op.handler)());
         }
     }
-    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    // Layers run outside in: authentication, then idempotency, then the handler.
+    let v1 = v1
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            handlers::idempotency,
+        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(v1)
         .route("/webhooks/bank131", post(handlers::bank_webhook))
