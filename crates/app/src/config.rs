@@ -92,6 +92,25 @@ impl Config {
         matches!(self.bank, Bank::Sandbox { .. })
     }
 
+    /// Sandbox mode on free local ports with the test clock, keeping its
+    /// state in `state_dir` (the demo and the end-to-end tests use it).
+    pub fn ephemeral(state_dir: PathBuf, database_url: String) -> Self {
+        let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Self {
+            listen: any_port,
+            database_url,
+            api_keys: None,
+            bank: Bank::Sandbox { listen: any_port },
+            token_key: None,
+            token_key_old: None,
+            events: None,
+            test_clock: true,
+            log_format: LogFormat::Human,
+            state_dir,
+            bank_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+
     /// Reads the configuration through `var` (the process environment in `main`).
     pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{Bank, Config, LogFormat};
+use crate::Config;
 
 /// A merchant API client (and the sandbox's control API, acting as the customer).
 #[derive(Debug, Clone)]
@@ -549,21 +549,10 @@ pub async fn run() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("recur-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse().map_err(|_| "address")?,
-        database_url: format!("sqlite://{}", dir.join("demo.db").display()),
-        api_keys: None,
-        bank: Bank::Sandbox {
-            listen: "127.0.0.1:0".parse().map_err(|_| "address")?,
-        },
-        token_key: None,
-        token_key_old: None,
-        events: None,
-        test_clock: true,
-        log_format: LogFormat::Human,
-        state_dir: dir.join("state"),
-        bank_timeout: Duration::from_secs(30),
-    };
+    let config = Config::ephemeral(
+        dir.join("state"),
+        format!("sqlite://{}", dir.join("demo.db").display()),
+    );
     let running = crate::start(config).await.map_err(|e| e.to_string())?;
     let client = Client::new(
         format!("http://{}", running.api_addr),

@@ -95,6 +95,12 @@ impl TokenKeys {
         STANDARD.encode(bytes)
     }
 
+    /// A random key that lives as long as the process (for commands that
+    /// never touch tokens, such as migrations).
+    pub fn ephemeral() -> Self {
+        Self::from_base64(&Self::generate_base64(), None).expect("a generated key is valid")
+    }
+
     /// The id of the key new tokens are sealed with.
     pub fn current_id(&self) -> &str {
         &self.current.id

@@ -50,6 +50,120 @@ impl<T> AllPorts for T where
 {
 }
 
+/// The schema every store's migrations must produce: table → columns, in order.
+pub const SCHEMA: &[(&str, &[&str])] = &[
+    (
+        "payments",
+        &[
+            "id",
+            "version",
+            "customer",
+            "session_id",
+            "status",
+            "outcome_unknown",
+            "created_at",
+            "updated_at",
+            "data",
+        ],
+    ),
+    (
+        "tokens",
+        &[
+            "id",
+            "version",
+            "customer",
+            "status",
+            "secret_ciphertext",
+            "secret_nonce",
+            "key_id",
+            "created_at",
+            "data",
+        ],
+    ),
+    (
+        "subscriptions",
+        &[
+            "id",
+            "version",
+            "customer",
+            "status",
+            "next_charge_at",
+            "created_at",
+            "data",
+        ],
+    ),
+    (
+        "subscription_charges",
+        &[
+            "subscription_id",
+            "period_index",
+            "attempt",
+            "period_start",
+            "payment_id",
+            "status",
+        ],
+    ),
+    (
+        "events",
+        &["seq", "kind", "subject_id", "data", "created_at"],
+    ),
+    (
+        "outbox",
+        &[
+            "id",
+            "kind",
+            "subject",
+            "object_id",
+            "attempts",
+            "next_attempt_at",
+            "locked_until",
+            "last_error",
+            "created_at",
+        ],
+    ),
+    (
+        "inbox",
+        &[
+            "id",
+            "dedupe_key",
+            "body",
+            "received_at",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "note",
+        ],
+    ),
+    (
+        "idempotency_keys",
+        &[
+            "key",
+            "fingerprint",
+            "status",
+            "response_status",
+            "response_body",
+            "created_at",
+        ],
+    ),
+];
+
+/// Checks a table's actual columns against [`SCHEMA`], and that none of
+/// them could hold card data.
+pub fn check_table(table: &str, actual: &[String]) {
+    let Some((_, expected)) = SCHEMA.iter().find(|(t, _)| *t == table) else {
+        panic!("unknown table {table}")
+    };
+    assert_eq!(actual, *expected, "{table}");
+    for column in actual {
+        for forbidden in ["card", "pan", "cvv", "cvc", "security"] {
+            assert!(
+                !column.contains(forbidden),
+                "{table}.{column} looks like card data"
+            );
+        }
+    }
+}
+
 /// What a store crate provides to run the suite.
 #[async_trait]
 pub trait Harness: Sized + Send + Sync + 'static {

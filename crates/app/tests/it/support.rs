@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use app::demo::Client;
-use app::{Bank, Config, LogFormat, Running};
+use app::{Config, Running};
 use bank131::Signer;
 use sqlx::{Connection, Executor};
 
@@ -20,27 +20,9 @@ pub enum StoreKind {
     Postgres,
 }
 
-fn postgres_server() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base.rsplit_once('/').expect("a database path");
-    query.map_or_else(
-        || format!("{server}/{name}"),
-        |q| format!("{server}/{name}?{q}"),
-    )
-}
-
 async fn admin(sql: &str) {
     sqlx::any::install_default_drivers();
-    let url = postgres_server();
+    let url = store_postgres::test_server_url();
     let mut conn = sqlx::AnyConnection::connect(&url)
         .await
         .unwrap_or_else(|e| {
@@ -79,24 +61,14 @@ impl TestApp {
                 let name = format!("recur_e2e_{}_{n}", std::process::id());
                 admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                 admin(&format!("CREATE DATABASE {name}")).await;
-                (with_database(&postgres_server(), &name), Some(name))
+                (
+                    store_postgres::with_database(&store_postgres::test_server_url(), &name),
+                    Some(name),
+                )
             }
         };
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url,
-            api_keys: None,
-            bank: Bank::Sandbox {
-                listen: "127.0.0.1:0".parse().unwrap(),
-            },
-            token_key: None,
-            token_key_old: None,
-            events: None,
-            test_clock: true,
-            log_format: LogFormat::Human,
-            state_dir: dir.join("state"),
-            bank_timeout: Duration::from_secs(1),
-        };
+        let mut config = Config::ephemeral(dir.join("state"), database_url);
+        config.bank_timeout = Duration::from_secs(1);
         adjust(&mut config);
         let running = app::start(config.clone()).await.unwrap();
         let client = client(&running);
