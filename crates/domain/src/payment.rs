@@ -459,28 +459,7 @@ pub struct NewPayment {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
-    id: PaymentId,
-    customer: CustomerReference,
-    amount: Money,
-    method: PaymentMethod,
-    save_token: bool,
-    confirmation: Confirmation,
-    return_url: Option<String>,
-    description: Option<String>,
-    metadata: Option<String>,
-    status: PaymentStatus,
-    stage: u8,
-    session_id: Option<BankSessionId>,
-    session_status: Option<SessionStatus>,
-    acquiring_status: Option<AcquiringStatus>,
-    next_action: Option<NextAction>,
-    token_id: Option<TokenId>,
-    failure: Option<Failure>,
-    refunded: Money,
-    cancel_requested: bool,
-    outcome_unknown: bool,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
+    p: PaymentParts,
 }
 
 impl Payment {
@@ -501,28 +480,22 @@ impl Payment {
             return Err(PaymentError::ReturnUrlRequired);
         }
         Ok(Self {
-            refunded: Money::zero(new.amount.currency()),
-            id: new.id,
-            customer: new.customer,
-            amount: new.amount,
-            method: new.method,
-            save_token: new.save_token,
-            confirmation: new.confirmation,
-            return_url: new.return_url,
-            description: new.description,
-            metadata: new.metadata,
-            status: PaymentStatus::Pending,
-            stage: 0,
-            session_id: None,
-            session_status: None,
-            acquiring_status: None,
-            next_action: None,
-            token_id: None,
-            failure: None,
-            cancel_requested: false,
-            outcome_unknown: false,
-            created_at: now,
-            updated_at: now,
+            p: PaymentParts {
+                refunded: Money::zero(new.amount.currency()),
+                new,
+                status: PaymentStatus::Pending,
+                stage: 0,
+                session_id: None,
+                session_status: None,
+                acquiring_status: None,
+                next_action: None,
+                token_id: None,
+                failure: None,
+                cancel_requested: false,
+                outcome_unknown: false,
+                created_at: now,
+                updated_at: now,
+            },
         })
     }
 
@@ -533,16 +506,16 @@ impl Payment {
         session_id: BankSessionId,
         now: OffsetDateTime,
     ) -> Applied<PaymentStatus> {
-        match &self.session_id {
+        match &self.p.session_id {
             Some(existing) if *existing == session_id => Applied::Ignored(Ignored::Duplicate),
             Some(_) => Applied::Ignored(Ignored::Stale),
             None => {
-                self.session_id = Some(session_id);
-                self.session_status.get_or_insert(SessionStatus::Created);
-                self.updated_at = now;
+                self.p.session_id = Some(session_id);
+                self.p.session_status.get_or_insert(SessionStatus::Created);
+                self.p.updated_at = now;
                 Applied::Changed {
-                    from: self.status,
-                    to: self.status,
+                    from: self.p.status,
+                    to: self.p.status,
                 }
             }
         }
@@ -560,9 +533,9 @@ impl Payment {
     /// payment stays `pending` until reconciliation (`session/status`) or a
     /// webhook tells what happened. It is never re-sent as a new payment.
     pub fn mark_outcome_unknown(&mut self, now: OffsetDateTime) {
-        if !self.status.is_terminal() {
-            self.outcome_unknown = true;
-            self.updated_at = now;
+        if !self.p.status.is_terminal() {
+            self.p.outcome_unknown = true;
+            self.p.updated_at = now;
         }
     }
 
@@ -572,76 +545,76 @@ impl Payment {
         if let BankFact::Refunded { total } = &fact {
             return self.apply_refund(*total, now);
         }
-        if self.status.is_terminal() {
+        if self.p.status.is_terminal() {
             return Outcome::ignored(Ignored::Terminal);
         }
         let stage = fact.stage();
-        if stage < self.stage {
+        if stage < self.p.stage {
             return Outcome::ignored(Ignored::Stale);
         }
-        if stage == self.stage && !self.refreshes_action(&fact) {
+        if stage == self.p.stage && !self.refreshes_action(&fact) {
             return Outcome::ignored(Ignored::Duplicate);
         }
-        let from = self.status;
+        let from = self.p.status;
         let (session, acquiring) = fact.bank_statuses();
         self.observe_bank(session, acquiring);
-        self.stage = stage;
-        self.outcome_unknown = false;
-        self.updated_at = now;
+        self.p.stage = stage;
+        self.p.outcome_unknown = false;
+        self.p.updated_at = now;
         let mut effects = Vec::new();
         match fact {
-            BankFact::ReadyToConfirm => match self.confirmation {
+            BankFact::ReadyToConfirm => match self.p.new.confirmation {
                 Confirmation::Automatic => effects.push(Effect::ConfirmSession),
                 Confirmation::Manual => {
-                    self.status = PaymentStatus::RequiresConfirmation;
+                    self.p.status = PaymentStatus::RequiresConfirmation;
                     effects.push(Effect::Notify(PaymentEvent::RequiresConfirmation));
                 }
             },
             BankFact::ActionRequired(action) => {
-                self.status = PaymentStatus::RequiresAction;
-                self.next_action = Some(action);
+                self.p.status = PaymentStatus::RequiresAction;
+                self.p.next_action = Some(action);
                 effects.push(Effect::Notify(PaymentEvent::RequiresAction));
             }
             BankFact::ReadyToCapture => {
-                self.status = PaymentStatus::Pending;
-                self.next_action = None;
+                self.p.status = PaymentStatus::Pending;
+                self.p.next_action = None;
                 effects.push(Effect::CaptureSession);
             }
             BankFact::Succeeded { token } => {
-                self.status = PaymentStatus::Succeeded;
-                self.next_action = None;
+                self.p.status = PaymentStatus::Succeeded;
+                self.p.next_action = None;
                 if let Some(token) = token {
                     effects.push(Effect::SaveToken(token));
                 }
                 effects.push(Effect::Notify(PaymentEvent::Succeeded));
             }
             BankFact::Failed(failure) => {
-                self.next_action = None;
-                self.failure = Some(failure);
-                if self.cancel_requested {
-                    self.status = PaymentStatus::Cancelled;
+                self.p.next_action = None;
+                self.p.failure = Some(failure);
+                if self.p.cancel_requested {
+                    self.p.status = PaymentStatus::Cancelled;
                     effects.push(Effect::Notify(PaymentEvent::Cancelled));
                 } else {
-                    self.status = PaymentStatus::Failed;
+                    self.p.status = PaymentStatus::Failed;
                     effects.push(Effect::Notify(PaymentEvent::Failed));
                 }
             }
             BankFact::CancelConfirmed => {
-                self.next_action = None;
-                self.status = PaymentStatus::Cancelled;
+                self.p.next_action = None;
+                self.p.status = PaymentStatus::Cancelled;
                 effects.push(Effect::Notify(PaymentEvent::Cancelled));
             }
             BankFact::Refunded { .. } => unreachable!("handled above"),
         }
         debug_assert!(
-            PaymentStatus::allows(from, self.status),
+            PaymentStatus::allows(from, self.p.status),
             "{from:?} -> {:?}",
-            self.status
+            self.p.status
         );
         Outcome {
             applied: Applied::Changed {
                 from,
-                to: self.status,
+                to: self.p.status,
             },
             effects,
         }
@@ -649,18 +622,18 @@ impl Payment {
 
     /// A second `action_required` with a different action (a refreshed QR code) replaces the first.
     fn refreshes_action(&self, fact: &BankFact) -> bool {
-        matches!(fact, BankFact::ActionRequired(action) if self.next_action.as_ref() != Some(action))
+        matches!(fact, BankFact::ActionRequired(action) if self.p.next_action.as_ref() != Some(action))
     }
 
     fn observe_bank(&mut self, session: SessionStatus, acquiring: AcquiringStatus) {
-        self.session_status = Some(match self.session_status {
+        self.p.session_status = Some(match self.p.session_status {
             Some(current) => match observe(current, session) {
                 Applied::Changed { to, .. } => to,
                 Applied::Ignored(_) => current,
             },
             None => session,
         });
-        self.acquiring_status = Some(match self.acquiring_status {
+        self.p.acquiring_status = Some(match self.p.acquiring_status {
             Some(current) => match observe(current, acquiring) {
                 Applied::Changed { to, .. } => to,
                 Applied::Ignored(_) => current,
@@ -673,31 +646,31 @@ impl Payment {
     /// order. A refund can overtake the `payment_finished` it follows: its
     /// total is kept, and the status still waits for `payment_finished`.
     fn apply_refund(&mut self, total: Money, now: OffsetDateTime) -> Outcome {
-        let grows = total.currency() == self.amount.currency()
-            && total.minor() > self.refunded.minor()
-            && total.minor() <= self.amount.minor();
+        let grows = total.currency() == self.p.new.amount.currency()
+            && total.minor() > self.p.refunded.minor()
+            && total.minor() <= self.p.new.amount.minor();
         let failed = matches!(
-            self.status,
+            self.p.status,
             PaymentStatus::Failed | PaymentStatus::Cancelled
         );
         if failed || !grows {
-            return Outcome::ignored(if total == self.refunded {
+            return Outcome::ignored(if total == self.p.refunded {
                 Ignored::Duplicate
             } else {
                 Ignored::Stale
             });
         }
-        self.refunded = total;
-        self.updated_at = now;
-        let effects = if self.status == PaymentStatus::Succeeded {
+        self.p.refunded = total;
+        self.p.updated_at = now;
+        let effects = if self.p.status == PaymentStatus::Succeeded {
             vec![Effect::Notify(PaymentEvent::Refunded)]
         } else {
             Vec::new()
         };
         Outcome {
             applied: Applied::Changed {
-                from: self.status,
-                to: self.status,
+                from: self.p.status,
+                to: self.p.status,
             },
             effects,
         }
@@ -705,14 +678,14 @@ impl Payment {
 
     /// The merchant confirms a payment waiting in `requires_confirmation`.
     pub fn confirm(&mut self, now: OffsetDateTime) -> Result<Outcome, PaymentError> {
-        if self.status != PaymentStatus::RequiresConfirmation || self.cancel_requested {
+        if self.p.status != PaymentStatus::RequiresConfirmation || self.p.cancel_requested {
             return Err(PaymentError::Transition(TransitionError::new(
-                self.status,
+                self.p.status,
                 "confirm",
             )));
         }
-        self.status = PaymentStatus::Pending;
-        self.updated_at = now;
+        self.p.status = PaymentStatus::Pending;
+        self.p.updated_at = now;
         Ok(Outcome {
             applied: Applied::Changed {
                 from: PaymentStatus::RequiresConfirmation,
@@ -725,21 +698,21 @@ impl Payment {
     /// The merchant cancels a payment waiting in `requires_confirmation`.
     /// It becomes `cancelled` when the bank confirms; asking twice is a no-op.
     pub fn cancel(&mut self, now: OffsetDateTime) -> Result<Outcome, PaymentError> {
-        if self.status != PaymentStatus::RequiresConfirmation {
+        if self.p.status != PaymentStatus::RequiresConfirmation {
             return Err(PaymentError::Transition(TransitionError::new(
-                self.status,
+                self.p.status,
                 "cancel",
             )));
         }
-        if self.cancel_requested {
+        if self.p.cancel_requested {
             return Ok(Outcome::ignored(Ignored::Duplicate));
         }
-        self.cancel_requested = true;
-        self.updated_at = now;
+        self.p.cancel_requested = true;
+        self.p.updated_at = now;
         Ok(Outcome {
             applied: Applied::Changed {
-                from: self.status,
-                to: self.status,
+                from: self.p.status,
+                to: self.p.status,
             },
             effects: vec![Effect::CancelSession],
         })
@@ -747,9 +720,9 @@ impl Payment {
 
     /// Checks a refund request against what is left to refund.
     pub fn check_refund(&self, amount: Money) -> Result<(), PaymentError> {
-        if self.status != PaymentStatus::Succeeded {
+        if self.p.status != PaymentStatus::Succeeded {
             return Err(PaymentError::Transition(TransitionError::new(
-                self.status,
+                self.p.status,
                 "refund",
             )));
         }
@@ -757,8 +730,10 @@ impl Payment {
             return Err(PaymentError::ZeroAmount);
         }
         let left = self
+            .p
+            .new
             .amount
-            .checked_sub(self.refunded)
+            .checked_sub(self.p.refunded)
             .map_err(|_| PaymentError::RefundTooLarge)?;
         if amount.currency() != left.currency() || amount.minor() > left.minor() {
             return Err(PaymentError::RefundTooLarge);
@@ -768,175 +743,111 @@ impl Payment {
 
     /// Links the token that [`Effect::SaveToken`] asked the caller to store.
     pub fn attach_token(&mut self, token_id: TokenId) {
-        self.token_id.get_or_insert(token_id);
+        self.p.token_id.get_or_insert(token_id);
     }
 
     /// Rebuilds a payment from storage. Only stores should call this.
     pub fn restore(parts: PaymentParts) -> Self {
-        let PaymentParts {
-            new,
-            status,
-            stage,
-            session_id,
-            session_status,
-            acquiring_status,
-            next_action,
-            token_id,
-            failure,
-            refunded,
-            cancel_requested,
-            outcome_unknown,
-            created_at,
-            updated_at,
-        } = parts;
-        Self {
-            id: new.id,
-            customer: new.customer,
-            amount: new.amount,
-            method: new.method,
-            save_token: new.save_token,
-            confirmation: new.confirmation,
-            return_url: new.return_url,
-            description: new.description,
-            metadata: new.metadata,
-            status,
-            stage,
-            session_id,
-            session_status,
-            acquiring_status,
-            next_action,
-            token_id,
-            failure,
-            refunded,
-            cancel_requested,
-            outcome_unknown,
-            created_at,
-            updated_at,
-        }
+        Self { p: parts }
     }
 
     /// Splits a payment into its stored parts (the inverse of [`Payment::restore`]).
     pub fn to_parts(&self) -> PaymentParts {
-        PaymentParts {
-            new: NewPayment {
-                id: self.id.clone(),
-                customer: self.customer.clone(),
-                amount: self.amount,
-                method: self.method.clone(),
-                save_token: self.save_token,
-                confirmation: self.confirmation,
-                return_url: self.return_url.clone(),
-                description: self.description.clone(),
-                metadata: self.metadata.clone(),
-            },
-            status: self.status,
-            stage: self.stage,
-            session_id: self.session_id.clone(),
-            session_status: self.session_status,
-            acquiring_status: self.acquiring_status,
-            next_action: self.next_action.clone(),
-            token_id: self.token_id.clone(),
-            failure: self.failure.clone(),
-            refunded: self.refunded,
-            cancel_requested: self.cancel_requested,
-            outcome_unknown: self.outcome_unknown,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
+        self.p.clone()
     }
 
     /// The id.
     pub fn id(&self) -> &PaymentId {
-        &self.id
+        &self.p.new.id
     }
     /// The customer.
     pub fn customer(&self) -> &CustomerReference {
-        &self.customer
+        &self.p.new.customer
     }
     /// The amount.
     pub fn amount(&self) -> Money {
-        self.amount
+        self.p.new.amount
     }
     /// The method.
     pub fn method(&self) -> &PaymentMethod {
-        &self.method
+        &self.p.new.method
     }
     /// Whether a recurrent token was asked for.
     pub fn save_token(&self) -> bool {
-        self.save_token
+        self.p.new.save_token
     }
     /// Automatic or manual confirmation.
     pub fn confirmation(&self) -> Confirmation {
-        self.confirmation
+        self.p.new.confirmation
     }
     /// Where the customer returns after 3-D Secure.
     pub fn return_url(&self) -> Option<&str> {
-        self.return_url.as_deref()
+        self.p.new.return_url.as_deref()
     }
     /// The merchant's description.
     pub fn description(&self) -> Option<&str> {
-        self.description.as_deref()
+        self.p.new.description.as_deref()
     }
     /// The merchant's metadata (opaque).
     pub fn metadata(&self) -> Option<&str> {
-        self.metadata.as_deref()
+        self.p.new.metadata.as_deref()
     }
     /// The status.
     pub fn status(&self) -> PaymentStatus {
-        self.status
+        self.p.status
     }
     /// The bank session, once created.
     pub fn session_id(&self) -> Option<&BankSessionId> {
-        self.session_id.as_ref()
+        self.p.session_id.as_ref()
     }
     /// The bank session's status as last reported.
     pub fn session_status(&self) -> Option<SessionStatus> {
-        self.session_status
+        self.p.session_status
     }
     /// The acquiring payment's status as last reported.
     pub fn acquiring_status(&self) -> Option<AcquiringStatus> {
-        self.acquiring_status
+        self.p.acquiring_status
     }
     /// What the customer must do next.
     pub fn next_action(&self) -> Option<&NextAction> {
-        self.next_action.as_ref()
+        self.p.next_action.as_ref()
     }
     /// The token this payment produced.
     pub fn token_id(&self) -> Option<&TokenId> {
-        self.token_id.as_ref()
+        self.p.token_id.as_ref()
     }
     /// Why it failed.
     pub fn failure(&self) -> Option<&Failure> {
-        self.failure.as_ref()
+        self.p.failure.as_ref()
     }
     /// How much was refunded.
     pub fn refunded(&self) -> Money {
-        self.refunded
+        self.p.refunded
     }
     /// Whether `session/confirm` is (still) to be sent: `ready_to_confirm`
     /// was answered with a confirmation and nothing later has arrived.
     pub fn awaits_bank_confirmation(&self) -> bool {
-        self.status == PaymentStatus::Pending && self.stage == 1
+        self.p.status == PaymentStatus::Pending && self.p.stage == 1
     }
     /// Whether `session/capture` is (still) to be sent.
     pub fn awaits_capture(&self) -> bool {
-        self.status == PaymentStatus::Pending && self.stage == 3
+        self.p.status == PaymentStatus::Pending && self.p.stage == 3
     }
     /// Whether the merchant asked to cancel.
     pub fn cancel_requested(&self) -> bool {
-        self.cancel_requested
+        self.p.cancel_requested
     }
     /// Whether a request's outcome is unknown and needs reconciliation.
     pub fn outcome_unknown(&self) -> bool {
-        self.outcome_unknown
+        self.p.outcome_unknown
     }
     /// When it was created.
     pub fn created_at(&self) -> OffsetDateTime {
-        self.created_at
+        self.p.created_at
     }
     /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
-        self.updated_at
+        self.p.updated_at
     }
 }
 

@@ -316,21 +316,7 @@ pub struct NewSubscription {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    id: SubscriptionId,
-    customer: CustomerReference,
-    token_id: TokenId,
-    amount: Money,
-    interval: Interval,
-    anchor: OffsetDateTime,
-    description: Option<String>,
-    metadata: Option<String>,
-    status: SubscriptionStatus,
-    period_index: u32,
-    attempts_in_period: u32,
-    in_flight: Option<u32>,
-    failed_attempts: u32,
-    next_charge_at: Option<OffsetDateTime>,
-    created_at: OffsetDateTime,
+    p: SubscriptionParts,
 }
 
 /// A subscription's stored parts, for stores to write and read back.
@@ -354,119 +340,79 @@ impl Subscription {
             return Err(SubscriptionError::ZeroAmount);
         }
         Ok(Self {
-            next_charge_at: Some(new.start_at),
-            anchor: new.start_at,
-            id: new.id,
-            customer: new.customer,
-            token_id: new.token_id,
-            amount: new.amount,
-            interval: new.interval,
-            description: new.description,
-            metadata: new.metadata,
-            status: SubscriptionStatus::Active,
-            period_index: 0,
-            attempts_in_period: 0,
-            in_flight: None,
-            failed_attempts: 0,
-            created_at: now,
+            p: SubscriptionParts {
+                next_charge_at: Some(new.start_at),
+                new,
+                status: SubscriptionStatus::Active,
+                period_index: 0,
+                attempts_in_period: 0,
+                in_flight: None,
+                failed_attempts: 0,
+                created_at: now,
+            },
         })
     }
 
     /// Rebuilds a subscription from storage.
-    pub fn restore(p: SubscriptionParts) -> Self {
-        Self {
-            anchor: p.new.start_at,
-            id: p.new.id,
-            customer: p.new.customer,
-            token_id: p.new.token_id,
-            amount: p.new.amount,
-            interval: p.new.interval,
-            description: p.new.description,
-            metadata: p.new.metadata,
-            status: p.status,
-            period_index: p.period_index,
-            attempts_in_period: p.attempts_in_period,
-            in_flight: p.in_flight,
-            failed_attempts: p.failed_attempts,
-            next_charge_at: p.next_charge_at,
-            created_at: p.created_at,
-        }
+    pub fn restore(parts: SubscriptionParts) -> Self {
+        Self { p: parts }
     }
 
     /// Splits it into stored parts.
     pub fn to_parts(&self) -> SubscriptionParts {
-        SubscriptionParts {
-            new: NewSubscription {
-                id: self.id.clone(),
-                customer: self.customer.clone(),
-                token_id: self.token_id.clone(),
-                amount: self.amount,
-                interval: self.interval,
-                start_at: self.anchor,
-                description: self.description.clone(),
-                metadata: self.metadata.clone(),
-            },
-            status: self.status,
-            period_index: self.period_index,
-            attempts_in_period: self.attempts_in_period,
-            in_flight: self.in_flight,
-            failed_attempts: self.failed_attempts,
-            next_charge_at: self.next_charge_at,
-            created_at: self.created_at,
-        }
+        self.p.clone()
     }
 
     /// Period `index` of this subscription.
     pub fn period(&self, index: u32) -> Option<Period> {
-        let start = self.interval.period_start(self.anchor, index)?;
-        let end = self
-            .interval
-            .period_start(self.anchor, index.checked_add(1)?)?;
+        let (interval, anchor) = (self.p.new.interval, self.p.new.start_at);
+        let start = interval.period_start(anchor, index)?;
+        let end = interval.period_start(anchor, index.checked_add(1)?)?;
         Some(Period { index, start, end })
     }
 
     /// The period being paid (or next to be paid).
     pub fn current_period(&self) -> Option<Period> {
-        self.period(self.period_index)
+        self.period(self.p.period_index)
     }
 
     /// The charge to start at `now`, if one is due and none is in flight.
     pub fn due_charge(&self, now: OffsetDateTime) -> Option<DueCharge> {
         let chargeable = matches!(
-            self.status,
+            self.p.status,
             SubscriptionStatus::Active | SubscriptionStatus::PastDue
         );
-        let due = self.next_charge_at.is_some_and(|at| at <= now);
-        if !chargeable || !due || self.in_flight.is_some() {
+        let due = self.p.next_charge_at.is_some_and(|at| at <= now);
+        if !chargeable || !due || self.p.in_flight.is_some() {
             return None;
         }
         Some(DueCharge {
             period: self.current_period()?,
-            attempt: self.attempts_in_period + 1,
+            attempt: self.p.attempts_in_period + 1,
         })
     }
 
     /// Records that `charge` was started (its payment created). Until its
     /// outcome is recorded no other charge is due.
     pub fn start_charge(&mut self, charge: DueCharge) -> Result<(), SubscriptionError> {
-        if charge.period.index != self.period_index
-            || charge.attempt != self.attempts_in_period + 1
-            || self.in_flight.is_some()
+        if charge.period.index != self.p.period_index
+            || charge.attempt != self.p.attempts_in_period + 1
+            || self.p.in_flight.is_some()
         {
             return Err(SubscriptionError::UnexpectedCharge);
         }
-        self.attempts_in_period = charge.attempt;
-        self.in_flight = Some(charge.attempt);
+        self.p.attempts_in_period = charge.attempt;
+        self.p.in_flight = Some(charge.attempt);
         Ok(())
     }
 
     fn check_in_flight(&self, period_index: u32, attempt: u32) -> Result<(), Ignored> {
-        if period_index < self.period_index
-            || (period_index == self.period_index && self.in_flight != Some(attempt))
+        if period_index < self.p.period_index
+            || (period_index == self.p.period_index && self.p.in_flight != Some(attempt))
         {
             return Err(Ignored::Duplicate);
         }
-        if period_index > self.period_index {
+        if period_index > self.p.period_index {
             return Err(Ignored::Stale);
         }
         Ok(())
@@ -482,21 +428,21 @@ impl Subscription {
         if let Err(why) = self.check_in_flight(period_index, attempt) {
             return (Applied::Ignored(why), Vec::new());
         }
-        let from = self.status;
-        self.in_flight = None;
-        self.period_index += 1;
-        self.attempts_in_period = 0;
-        self.failed_attempts = 0;
-        if self.status == SubscriptionStatus::PastDue {
-            self.status = SubscriptionStatus::Active;
+        let from = self.p.status;
+        self.p.in_flight = None;
+        self.p.period_index += 1;
+        self.p.attempts_in_period = 0;
+        self.p.failed_attempts = 0;
+        if self.p.status == SubscriptionStatus::PastDue {
+            self.p.status = SubscriptionStatus::Active;
         }
-        if self.status != SubscriptionStatus::Cancelled {
-            self.next_charge_at = self.current_period().map(|p| p.start);
+        if self.p.status != SubscriptionStatus::Cancelled {
+            self.p.next_charge_at = self.current_period().map(|p| p.start);
         }
         (
             Applied::Changed {
                 from,
-                to: self.status,
+                to: self.p.status,
             },
             vec![SubscriptionEvent::ChargeSucceeded],
         )
@@ -515,16 +461,16 @@ impl Subscription {
         if let Err(why) = self.check_in_flight(period_index, attempt) {
             return (Applied::Ignored(why), Vec::new());
         }
-        let from = self.status;
-        self.in_flight = None;
-        self.failed_attempts += 1;
+        let from = self.p.status;
+        self.p.in_flight = None;
+        self.p.failed_attempts += 1;
         let mut events = vec![SubscriptionEvent::ChargeFailed];
-        if self.status == SubscriptionStatus::Active {
-            self.status = SubscriptionStatus::PastDue;
+        if self.p.status == SubscriptionStatus::Active {
+            self.p.status = SubscriptionStatus::PastDue;
             events.push(SubscriptionEvent::PastDue);
         }
-        if matches!(self.status, SubscriptionStatus::PastDue) {
-            self.next_charge_at = match policy.next(class, self.failed_attempts, now) {
+        if matches!(self.p.status, SubscriptionStatus::PastDue) {
+            self.p.next_charge_at = match policy.next(class, self.p.failed_attempts, now) {
                 Dunning::RetryAt(at) => Some(at),
                 Dunning::GiveUp => None,
             };
@@ -532,7 +478,7 @@ impl Subscription {
         (
             Applied::Changed {
                 from,
-                to: self.status,
+                to: self.p.status,
             },
             events,
         )
@@ -540,7 +486,7 @@ impl Subscription {
 
     /// Pauses charging.
     pub fn pause(&mut self) -> Result<Applied<SubscriptionStatus>, SubscriptionError> {
-        match self.status {
+        match self.p.status {
             SubscriptionStatus::Paused => Ok(Applied::Ignored(Ignored::Duplicate)),
             SubscriptionStatus::Active | SubscriptionStatus::PastDue => {
                 Ok(self.move_to(SubscriptionStatus::Paused))
@@ -555,19 +501,19 @@ impl Subscription {
         &mut self,
         now: OffsetDateTime,
     ) -> Result<Applied<SubscriptionStatus>, SubscriptionError> {
-        match self.status {
+        match self.p.status {
             SubscriptionStatus::Active | SubscriptionStatus::PastDue => {
                 Ok(Applied::Ignored(Ignored::Duplicate))
             }
             SubscriptionStatus::Cancelled => Err(self.refuse("resume")),
             SubscriptionStatus::Paused => {
-                if self.in_flight.is_none() {
+                if self.p.in_flight.is_none() {
                     while self.current_period().is_some_and(|p| p.end <= now) {
-                        self.period_index += 1;
-                        self.attempts_in_period = 0;
+                        self.p.period_index += 1;
+                        self.p.attempts_in_period = 0;
                     }
-                    self.failed_attempts = 0;
-                    self.next_charge_at = self.current_period().map(|p| p.start.max(now));
+                    self.p.failed_attempts = 0;
+                    self.p.next_charge_at = self.current_period().map(|p| p.start.max(now));
                 }
                 Ok(self.move_to(SubscriptionStatus::Active))
             }
@@ -576,10 +522,10 @@ impl Subscription {
 
     /// Cancels for good. A charge already in flight still records its outcome.
     pub fn cancel(&mut self) -> (Applied<SubscriptionStatus>, Vec<SubscriptionEvent>) {
-        if self.status == SubscriptionStatus::Cancelled {
+        if self.p.status == SubscriptionStatus::Cancelled {
             return (Applied::Ignored(Ignored::Duplicate), Vec::new());
         }
-        self.next_charge_at = None;
+        self.p.next_charge_at = None;
         (
             self.move_to(SubscriptionStatus::Cancelled),
             vec![SubscriptionEvent::Cancelled],
@@ -593,24 +539,24 @@ impl Subscription {
         token_id: TokenId,
         now: OffsetDateTime,
     ) -> Result<(), SubscriptionError> {
-        if self.status == SubscriptionStatus::Cancelled {
+        if self.p.status == SubscriptionStatus::Cancelled {
             return Err(self.refuse("change the token of"));
         }
-        self.token_id = token_id;
-        if self.status == SubscriptionStatus::PastDue && self.in_flight.is_none() {
-            self.next_charge_at = Some(now);
+        self.p.new.token_id = token_id;
+        if self.p.status == SubscriptionStatus::PastDue && self.p.in_flight.is_none() {
+            self.p.next_charge_at = Some(now);
         }
         Ok(())
     }
 
     /// Replaces the merchant's metadata.
     pub fn set_metadata(&mut self, metadata: Option<String>) {
-        self.metadata = metadata;
+        self.p.new.metadata = metadata;
     }
 
     /// The merchant's metadata (opaque).
     pub fn metadata(&self) -> Option<&str> {
-        self.metadata.as_deref()
+        self.p.new.metadata.as_deref()
     }
 
     /// Changes the amount of future charges.
@@ -618,70 +564,70 @@ impl Subscription {
         if amount.is_zero() {
             return Err(SubscriptionError::ZeroAmount);
         }
-        if self.status == SubscriptionStatus::Cancelled {
+        if self.p.status == SubscriptionStatus::Cancelled {
             return Err(self.refuse("change the amount of"));
         }
-        self.amount = amount;
+        self.p.new.amount = amount;
         Ok(())
     }
 
     fn refuse(&self, command: &'static str) -> SubscriptionError {
-        SubscriptionError::Transition(TransitionError::new(self.status, command))
+        SubscriptionError::Transition(TransitionError::new(self.p.status, command))
     }
 
     fn move_to(&mut self, to: SubscriptionStatus) -> Applied<SubscriptionStatus> {
-        let from = self.status;
+        let from = self.p.status;
         debug_assert!(SubscriptionStatus::allows(from, to));
-        self.status = to;
+        self.p.status = to;
         Applied::Changed { from, to }
     }
 
     /// The id.
     pub fn id(&self) -> &SubscriptionId {
-        &self.id
+        &self.p.new.id
     }
     /// The customer.
     pub fn customer(&self) -> &CustomerReference {
-        &self.customer
+        &self.p.new.customer
     }
     /// The token charged.
     pub fn token_id(&self) -> &TokenId {
-        &self.token_id
+        &self.p.new.token_id
     }
     /// The amount per period.
     pub fn amount(&self) -> Money {
-        self.amount
+        self.p.new.amount
     }
     /// The interval.
     pub fn interval(&self) -> Interval {
-        self.interval
+        self.p.new.interval
     }
     /// The anchor (`start_at`).
     pub fn anchor(&self) -> OffsetDateTime {
-        self.anchor
+        self.p.new.start_at
     }
     /// The description.
     pub fn description(&self) -> Option<&str> {
-        self.description.as_deref()
+        self.p.new.description.as_deref()
     }
     /// The status.
     pub fn status(&self) -> SubscriptionStatus {
-        self.status
+        self.p.status
     }
     /// Failed attempts since the last success.
     pub fn failed_attempts(&self) -> u32 {
-        self.failed_attempts
+        self.p.failed_attempts
     }
     /// When the next charge is due (`None`: nothing scheduled).
     pub fn next_charge_at(&self) -> Option<OffsetDateTime> {
-        self.next_charge_at
+        self.p.next_charge_at
     }
     /// The attempt in flight, if any.
     pub fn in_flight(&self) -> Option<u32> {
-        self.in_flight
+        self.p.in_flight
     }
     /// When it was created.
     pub fn created_at(&self) -> OffsetDateTime {
-        self.created_at
+        self.p.created_at
     }
 }
