@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! - `codegen`: writes the generated docs (`docs/state-machines.md`, `docs/openapi.json`).
+//! - `bench`: runs the benchmarks (release) and writes `docs/benchmarks.md`.
 //! - `check`: everything CI checks after the tests (format, clippy, dependency
 //!   direction, fresh generated files, no placeholders, docs without warnings).
 
@@ -15,8 +16,9 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("codegen") => codegen::run(codegen::Mode::Write),
         Some("check") => check(),
+        Some("bench") => bench(),
         _ => {
-            eprintln!("usage: cargo xtask <codegen|check>");
+            eprintln!("usage: cargo xtask <codegen|check|bench>");
             return ExitCode::from(2);
         }
     };
@@ -102,6 +104,27 @@ fn check() -> Result<(), String> {
             failures.join("\n  ")
         ))
     }
+}
+
+/// Runs the benchmarks in release mode and writes `docs/benchmarks.md`.
+fn bench() -> Result<(), String> {
+    eprintln!("$ cargo run --release -p app --example bench");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["run", "--release", "-q", "-p", "app", "--example", "bench"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run the benchmarks: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the benchmarks failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let report = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
+    let path = root().join("docs/benchmarks.md");
+    std::fs::write(&path, &report).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    print!("{report}");
+    Ok(())
 }
 
 fn metadata() -> Result<serde_json::Value, String> {
