@@ -151,6 +151,7 @@ async fn payment_body(state: &ApiState, p: &Payment) -> Value {
 pub(crate) async fn create_payment(State(state): State<ApiState>, body: Bytes) -> Answer {
     let command = parse::<CreatePaymentIn>(&body)?.command()?;
     let payment = state.service.start_payment(command).await?;
+    tracing::Span::current().record("payment_id", payment.id().as_str());
     Ok(reply(
         StatusCode::CREATED,
         payment_body(&state, &payment).await,

@@ -136,7 +136,8 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().to_string();
-    let span = tracing::info_span!("request", %method, %route, path = %request.uri().path());
+    // The payment id is recorded by the handler that learns it (a new payment).
+    let span = tracing::info_span!("request", %method, %route, path = %request.uri().path(), payment_id = tracing::field::Empty);
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();

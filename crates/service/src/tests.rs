@@ -385,3 +385,67 @@ async fn session_create_failure_fails_the_payment_and_reports_the_provider() {
     let stored = db.payments.values().next().unwrap();
     assert_eq!(stored.value.status(), PaymentStatus::Failed);
 }
+
+#[tokio::test]
+async fn a_webhook_for_an_unknown_session_is_kept_and_applied_once_the_session_appears() {
+    let mut h = Harness::new().with_token(true);
+    h.gateway
+        .expect_create_session()
+        .returning(|_| Ok(snapshot("ps_late", None)));
+    h.gateway
+        .expect_start_payment()
+        .returning(|_| Err(GatewayError::UnknownOutcome("lost".into())));
+    let (mut service, db) = h.service();
+
+    let item = InboxItem {
+        id: 7,
+        body: b"{}".to_vec(),
+        received_at: now(),
+        attempts: 0,
+    };
+    let mut inbox = MockWebhookInbox::new();
+    let pending = item.clone();
+    inbox
+        .expect_pending()
+        .returning(move |_, _| Ok(vec![pending.clone()]));
+    inbox.expect_defer().times(1).returning(|id, _, _| {
+        assert_eq!(id, 7);
+        Ok(())
+    });
+    let mut decoder = MockWebhookDecoder::new();
+    decoder.expect_decode().returning(|_| {
+        Ok(DecodedWebhook {
+            kind: "payment_finished".into(),
+            session_id: Some(BankSessionId::parse("ps_late").unwrap()),
+            payment_id: None,
+            fact: Some(BankFact::Succeeded { token: None }),
+        })
+    });
+    let mut deps = service.deps().clone();
+    deps.inbox = Arc::new(inbox);
+    deps.webhooks = Arc::new(decoder);
+    service = Service::new(deps);
+
+    // The webhook overtook our own answer: nothing knows session ps_late yet.
+    let first = service.apply_inbox().await.unwrap();
+    assert_eq!(
+        (first.done, first.deferred),
+        (0, 1),
+        "kept for later, not dropped"
+    );
+
+    // Our payment records its session; the same stored webhook now applies.
+    service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await
+        .unwrap();
+    let second = service.apply_inbox().await.unwrap();
+    assert_eq!(second.done, 1);
+    let db = db.lock().unwrap();
+    let payment = db.payments.values().next().unwrap();
+    assert_eq!(payment.value.status(), PaymentStatus::Succeeded);
+    assert!(
+        db.commits.iter().any(|c| c.inbox_applied == vec![7]),
+        "marked applied"
+    );
+}

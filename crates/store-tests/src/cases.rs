@@ -921,6 +921,48 @@ pub async fn outbox_concurrent_claimers_never_share_a_row<H: Harness>(h: &H) {
     assert_eq!(unique.len(), 60, "no row claimed twice");
 }
 
+/// An object's event deliveries go out in feed order: a later one waits while
+/// an earlier one is still undelivered; other objects' events do not wait.
+pub async fn event_deliveries_of_one_object_keep_feed_order<H: Harness>(h: &H) {
+    let s = h.reopen_delivering_events().await;
+    let (p, q) = (payment("c"), payment("c"));
+    for e in [
+        event("payment.requires_action", p.id()),
+        event("payment.succeeded", p.id()),
+        event("payment.succeeded", q.id()),
+    ] {
+        commit(
+            &*s,
+            ChangeSet {
+                events: vec![e],
+                ..ChangeSet::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let feed = s.after(None, 10).await.unwrap();
+    let delivery = |i: usize| OutboxCommand::DeliverEvent(feed[i].id.clone());
+    let first = s.claim(now(), 10, Duration::seconds(30)).await.unwrap();
+    assert_eq!(
+        first.iter().map(|i| i.command.clone()).collect::<Vec<_>>(),
+        vec![delivery(0), delivery(2)]
+    );
+    s.retry(first[0].id, now(), "merchant down").await.unwrap();
+    let again = s.claim(now(), 10, Duration::seconds(30)).await.unwrap();
+    assert_eq!(
+        again.iter().map(|i| i.command.clone()).collect::<Vec<_>>(),
+        vec![delivery(0)],
+        "the second still waits"
+    );
+    s.complete(again[0].id).await.unwrap();
+    let next = s.claim(now(), 10, Duration::seconds(30)).await.unwrap();
+    assert_eq!(
+        next.iter().map(|i| i.command.clone()).collect::<Vec<_>>(),
+        vec![delivery(1)]
+    );
+}
+
 // ---- events ----------------------------------------------------------------------------
 
 /// The feed pages in order with no gap and no repeat.

@@ -176,6 +176,8 @@ pub trait Harness: Sized + Send + Sync + 'static {
     fn store(&self) -> Arc<Self::Store>;
     /// A second store over the same database (a restart, or another instance).
     async fn reopen(&self) -> Arc<Self::Store>;
+    /// A store over the same database that enqueues a delivery with every event.
+    async fn reopen_delivering_events(&self) -> Arc<Self::Store>;
     /// A store over the same database with other token keys (base64).
     async fn reopen_with_keys(&self, current: &str, old: Option<&str>) -> Arc<Self::Store>;
     /// The current token key (base64).
@@ -240,6 +242,7 @@ macro_rules! conformance {
             outbox_retry_waits_for_next_attempt_at,
             outbox_depth_counts_waiting_commands,
             outbox_concurrent_claimers_never_share_a_row,
+            event_deliveries_of_one_object_keep_feed_order,
             event_feed_pages_gap_free_in_order,
             event_is_found_by_id_and_foreign_cursors_are_refused,
             concurrent_event_appends_leave_no_gap,

@@ -408,7 +408,9 @@ async fn forged_webhooks_are_refused_and_duplicates_answered(kind: StoreKind) {
     app.stop().await;
 }
 
-async fn health_readiness_metrics_and_openapi_answer(kind: StoreKind) {
+async fn health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_database(
+    kind: StoreKind,
+) {
     let app = TestApp::start(kind).await;
     demo::mit_with_token(&app.client).await.unwrap();
     let http = reqwest::Client::new();
@@ -451,6 +453,25 @@ async fn health_readiness_metrics_and_openapi_answer(kind: StoreKind) {
     .unwrap();
     assert_eq!(spec["openapi"], "3.0.3");
     assert!(spec["paths"]["/v1/payments/{id}/refund"]["post"].is_object());
+    app.close_database().await;
+    assert_eq!(
+        http.get(format!("{}/readyz", app.base()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "database unreachable"
+    );
+    assert_eq!(
+        http.get(format!("{}/healthz", app.base()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "the process is up"
+    );
     app.stop().await;
 }
 
@@ -619,7 +640,7 @@ on_both_stores!(
     idempotency_keys_replay_refuse_and_serialize,
     bad_requests_get_a_clear_error_and_change_nothing,
     forged_webhooks_are_refused_and_duplicates_answered,
-    health_readiness_metrics_and_openapi_answer,
+    health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_database,
     the_event_feed_pages_and_events_are_delivered_signed,
     the_test_clock_never_goes_back_and_is_off_without_the_flag,
     concurrent_clock_advances_charge_a_period_once,

@@ -110,6 +110,11 @@ impl TestApp {
         Signer::from_pem(&pem).unwrap()
     }
 
+    /// Closes the service's database pool (as if the database went away).
+    pub async fn close_database(&self) {
+        self.running().store.pool().close().await;
+    }
+
     /// Stops the service and starts it again on the same database and state directory.
     pub async fn restart(&mut self) {
         if let Some(running) = self.running.take() {

@@ -88,6 +88,17 @@ impl Harness for Postgres {
         self.open_with(&self.key, None).await
     }
 
+    async fn reopen_delivering_events(&self) -> Arc<SqlStore> {
+        let keys = Arc::new(TokenKeys::from_base64(&self.key, None).unwrap());
+        let url = store_postgres::with_database(&store_postgres::test_server_url(), &self.database);
+        Arc::new(
+            store_postgres::open(&url, keys)
+                .await
+                .unwrap()
+                .delivering_events(true),
+        )
+    }
+
     async fn reopen_with_keys(&self, current: &str, old: Option<&str>) -> Arc<SqlStore> {
         self.open_with(current, old).await
     }

@@ -62,6 +62,17 @@ impl Harness for Sqlite {
         self.open_with(&self.key, None).await
     }
 
+    async fn reopen_delivering_events(&self) -> Arc<SqlStore> {
+        let keys = Arc::new(TokenKeys::from_base64(&self.key, None).unwrap());
+        let url = self.url();
+        Arc::new(
+            store_sqlite::open(&url, keys)
+                .await
+                .unwrap()
+                .delivering_events(true),
+        )
+    }
+
     async fn reopen_with_keys(&self, current: &str, old: Option<&str>) -> Arc<SqlStore> {
         self.open_with(current, old).await
     }
