@@ -448,6 +448,7 @@ impl Service {
         }
         if payment.status().is_terminal() {
             self.settle_charge(payment, now, &mut changes).await?;
+            self.retire_dead_token(payment, now, &mut changes).await?;
         }
         for event in notify {
             changes.events.push(NewEvent {
@@ -461,6 +462,35 @@ impl Service {
             expected_version: version,
         });
         Ok(changes)
+    }
+
+    /// The bank refused a token as deactivated: it is never charged again.
+    async fn retire_dead_token(
+        &self,
+        payment: &Payment,
+        now: OffsetDateTime,
+        changes: &mut ChangeSet,
+    ) -> Result<(), ServiceError> {
+        let (PaymentMethod::Token { token_id, .. }, Some(failure)) =
+            (payment.method(), payment.failure())
+        else {
+            return Ok(());
+        };
+        if failure.code.as_str() != "binding_is_deactivated" {
+            return Ok(());
+        }
+        let Some(mut read) = self.deps.tokens.get(token_id).await? else {
+            return Ok(());
+        };
+        if read.value.observe_info(false, None, now).is_changed() {
+            changes.events.push(NewEvent {
+                kind: "token.disabled",
+                subject: Subject::Token(token_id.clone()),
+                data: self.deps.presenter.token(&read.value),
+            });
+            changes.tokens.push(Write::update(read));
+        }
+        Ok(())
     }
 
     async fn new_token(

@@ -598,6 +598,62 @@ async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
     }
 }
 
+async fn a_token_the_bank_deactivated_is_disabled_and_never_charged_again(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let (_, first) = c
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-dies", "4000000000000341", 1_000, true),
+        )
+        .await;
+    let token = c
+        .wait_payment(first["id"].as_str().unwrap(), |p| {
+            p["token"]["id"].is_string()
+        })
+        .await
+        .unwrap()["token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, charge) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-dies", &token, "merchant", 500),
+        )
+        .await;
+    c.wait_status(charge["id"].as_str().unwrap(), "succeeded")
+        .await
+        .unwrap();
+    let (_, refused) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-dies", &token, "merchant", 500),
+        )
+        .await;
+    let failed = c
+        .wait_status(refused["id"].as_str().unwrap(), "failed")
+        .await
+        .unwrap();
+    assert_eq!(failed["error"]["code"], "binding_is_deactivated");
+    assert_eq!(
+        c.get(&format!("/v1/tokens/{token}")).await.1["status"],
+        "disabled"
+    );
+    let (status, answer) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-dies", &token, "merchant", 500),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("token_inactive")),
+        "no bank call any more"
+    );
+    app.stop().await;
+}
+
 async fn shutdown_finishes_within_ten_seconds(kind: StoreKind) {
     let app = TestApp::start(kind).await;
     demo::mit_with_token(&app.client).await.unwrap();
@@ -645,6 +701,7 @@ on_both_stores!(
     the_test_clock_never_goes_back_and_is_off_without_the_flag,
     concurrent_clock_advances_charge_a_period_once,
     card_numbers_never_reach_the_logs,
+    a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
     shutdown_finishes_within_ten_seconds,
 );
 
