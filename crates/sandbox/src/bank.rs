@@ -168,7 +168,12 @@ pub struct Widget {
     pub session_id: String,
     /// Whether to show "I agree to recurring payments".
     pub show_recurrent_checkbox: bool,
+    /// When it stops working (24 h after it was issued).
+    pub expires_at: i64,
 }
+
+/// How long a widget public token works.
+pub const WIDGET_TOKEN_TTL: time::Duration = time::Duration::hours(24);
 
 /// What a call produced: the answer and the webhooks to send.
 pub type Outcome = Result<(Response, Vec<Webhook>), Refusal>;
@@ -710,11 +715,13 @@ impl Bank {
     pub fn widget_token(&mut self, session_id: &str, show_recurrent_checkbox: bool) -> Outcome {
         self.session_mut(session_id)?;
         let public = format!("pt_{}", random_hex(16));
+        let expires_at = (OffsetDateTime::now_utc() + WIDGET_TOKEN_TTL).unix_timestamp();
         self.widgets.insert(
             public.clone(),
             Widget {
                 session_id: session_id.to_owned(),
                 show_recurrent_checkbox,
+                expires_at,
             },
         );
         Ok((
@@ -734,11 +741,17 @@ impl Bank {
         save: bool,
         customer: Option<&str>,
     ) -> Outcome {
-        let session_id = self
+        let widget = self
             .widgets
             .get(public_token)
-            .map(|w| w.session_id.clone())
             .ok_or_else(|| refuse("invalid_request", "unknown widget token"))?;
+        if widget.expires_at <= OffsetDateTime::now_utc().unix_timestamp() {
+            return Err(refuse(
+                "invalid_request",
+                "the widget token expired (they work for 24 hours)",
+            ));
+        }
+        let session_id = widget.session_id.clone();
         let session = self.session_mut(&session_id)?;
         let base = session.base_url.clone();
         let amount = session
@@ -799,5 +812,47 @@ impl Bank {
         record.info.is_active = false;
         record.info.finished_at = Some("2000-01-01T00:00:00+03:00".into());
         Ok(record.info.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session_with_amount(bank: &mut Bank) -> String {
+        let body = json!({ "amount_details": { "amount": 100, "currency": "rub" }, "customer": { "reference": "c" } });
+        let (response, _) = bank.create_session(&body, "http://bank").unwrap();
+        response.session.unwrap().id
+    }
+
+    #[test]
+    fn a_widget_token_works_for_24_hours_only() {
+        let mut bank = Bank::default();
+        let session = session_with_amount(&mut bank);
+        let (response, _) = bank.widget_token(&session, true).unwrap();
+        let token = response.public_token.unwrap();
+        bank.widgets.get_mut(&token).unwrap().expires_at =
+            OffsetDateTime::now_utc().unix_timestamp() - 1;
+        let refused = bank
+            .widget_pay(&token, "4242424242424242", true, None)
+            .unwrap_err();
+        assert!(refused.description.contains("expired"));
+    }
+
+    #[test]
+    fn card_numbers_are_not_kept_in_the_state() {
+        let mut bank = Bank::default();
+        let session = session_with_amount(&mut bank);
+        let (response, _) = bank.widget_token(&session, false).unwrap();
+        bank.widget_pay(
+            &response.public_token.unwrap(),
+            "4000000000003220",
+            false,
+            None,
+        )
+        .unwrap();
+        let state = serde_json::to_string(&bank).unwrap();
+        assert!(!state.contains("4000000000003220"));
+        assert!(state.contains("\"last4\":\"3220\""));
     }
 }
