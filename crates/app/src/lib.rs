@@ -78,6 +78,9 @@ impl Running {
         {
             warn!("shutdown took longer than 10 s; exiting anyway");
         }
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.flush();
+        }
         self.store.pool().close().await;
     }
 }

@@ -267,12 +267,8 @@ pub(crate) async fn disable_token(
         .service
         .disable_token(&id(TokenId::parse, &raw, "token")?)
         .await?;
-    let status = if token.status() == domain::TokenStatus::Disabled {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok(reply(status, wire::token_json(&token)))
+    // 202 whatever the status: disabling is the bank's to confirm (or it already did).
+    Ok(reply(StatusCode::ACCEPTED, wire::token_json(&token)))
 }
 
 // ---- subscriptions ----------------------------------------------------------------------

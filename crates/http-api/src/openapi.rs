@@ -108,7 +108,12 @@ fn schemas() -> Value {
             "metadata": { "type": "object" } } },
         "Payment": { "type": "object", "properties": {
             "id": { "type": "string", "example": "pay_…" },
+            "object": { "type": "string", "enum": ["payment"] },
             "status": { "type": "string", "enum": ["pending", "requires_action", "requires_confirmation", "succeeded", "failed", "cancelled"] },
+            "save_token": { "type": "boolean" },
+            "confirmation": { "type": "string", "enum": ["automatic", "manual"] },
+            "description": { "type": "string", "nullable": true },
+            "return_url": { "type": "string", "nullable": true },
             "amount": reference("Amount"), "refunded_amount": reference("Amount"), "customer": reference("Customer"),
             "method": { "type": "object" },
             "bank": { "type": "object", "properties": { "session_id": { "type": "string" }, "session_status": { "type": "string" }, "payment_status": { "type": "string" } } },
@@ -122,7 +127,8 @@ fn schemas() -> Value {
         "PaymentList": list("Payment"),
         "Refund": { "type": "object", "properties": { "amount": reference("Amount") } },
         "Token": { "type": "object", "properties": {
-            "id": { "type": "string", "example": "tok_…" }, "customer": reference("Customer"),
+            "id": { "type": "string", "example": "tok_…" }, "object": { "type": "string", "enum": ["token"] }, "customer": reference("Customer"),
+            "subscription_service_id": { "type": "string", "nullable": true },
             "status": { "type": "string", "enum": ["active", "disabling", "disabled"] },
             "method": { "type": "object", "properties": { "type": { "type": "string", "enum": ["card", "fps"] } } },
             "source_payment_id": { "type": "string" }, "created_at": time, "finished_at": time, "last_checked_at": time } },
@@ -135,13 +141,16 @@ fn schemas() -> Value {
             "token_id": { "type": "string" }, "amount": reference("Amount"), "metadata": { "type": "object" } } },
         "Subscription": { "type": "object", "properties": {
             "id": { "type": "string", "example": "sub_…" },
+            "object": { "type": "string", "enum": ["subscription"] },
+            "customer": reference("Customer"), "start_at": time,
+            "description": { "type": "string", "nullable": true }, "metadata": { "type": "object", "nullable": true },
             "status": { "type": "string", "enum": ["active", "past_due", "paused", "cancelled"] },
             "token_id": { "type": "string" }, "amount": reference("Amount"),
             "interval": { "type": "object", "properties": { "unit": { "type": "string" }, "count": { "type": "integer" } } },
             "current_period": { "type": "object", "properties": { "start": time, "end": time } },
             "next_charge_at": time, "failed_attempts": { "type": "integer" }, "created_at": time } },
         "Charge": { "type": "object", "properties": {
-            "period_start": time, "attempt": { "type": "integer" }, "payment_id": { "type": "string" },
+            "period_start": time, "period_index": { "type": "integer" }, "attempt": { "type": "integer" }, "payment_id": { "type": "string" },
             "status": { "type": "string", "enum": ["pending", "succeeded", "failed"] } } },
         "ChargeList": list("Charge"),
         "Event": { "type": "object", "properties": {
@@ -218,4 +227,189 @@ pub fn document() -> Value {
         "security": [{ "bearer": [] }],
         "paths": paths,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use domain::*;
+    use ports::{ChargeAttempt, Event};
+    use time::OffsetDateTime;
+
+    use super::document;
+    use crate::wire;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn properties(schema: &str) -> BTreeSet<String> {
+        document()["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn payment() -> Payment {
+        Payment::new(
+            NewPayment {
+                id: PaymentId::parse("pay_1").unwrap(),
+                customer: CustomerReference::parse("cust-42").unwrap(),
+                amount: Money::new(10_000, Currency::RUB).unwrap(),
+                method: PaymentMethod::Card,
+                save_token: true,
+                confirmation: Confirmation::Automatic,
+                return_url: None,
+                description: None,
+                metadata: Some(r#"{"order":"A-1"}"#.into()),
+            },
+            now(),
+        )
+        .unwrap()
+    }
+
+    /// Every field the API renders is documented, and the contract's fields are there.
+    fn check(schema: &str, rendered: &serde_json::Value, contract: &[&str]) {
+        let (documented, rendered) = (properties(schema), keys(rendered));
+        let undocumented: Vec<_> = rendered.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "{schema}: rendered but not documented: {undocumented:?}"
+        );
+        for field in contract {
+            assert!(
+                rendered.contains(*field),
+                "{schema}: the contract's {field} is missing"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_matches_what_the_api_renders() {
+        check(
+            "Payment",
+            &wire::payment_json(&payment(), None),
+            &[
+                "id",
+                "status",
+                "amount",
+                "customer",
+                "method",
+                "bank",
+                "next_action",
+                "token",
+                "error",
+                "metadata",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        let issued = IssuedToken {
+            secret: RecurrentTokenSecret::parse("t").unwrap(),
+            created_at: None,
+            finished_at: None,
+            is_active: true,
+        };
+        let token = RecurrentToken::issued(
+            TokenId::parse("tok_1").unwrap(),
+            CustomerReference::parse("c").unwrap(),
+            &issued,
+            TokenMethod::Card,
+            PaymentId::parse("pay_1").unwrap(),
+            now(),
+        );
+        check(
+            "Token",
+            &wire::token_json(&token),
+            &[
+                "id",
+                "customer",
+                "status",
+                "method",
+                "source_payment_id",
+                "created_at",
+                "finished_at",
+                "last_checked_at",
+            ],
+        );
+        let subscription = Subscription::new(
+            NewSubscription {
+                id: SubscriptionId::parse("sub_1").unwrap(),
+                customer: CustomerReference::parse("c").unwrap(),
+                token_id: TokenId::parse("tok_1").unwrap(),
+                amount: Money::new(99_000, Currency::RUB).unwrap(),
+                interval: Interval::new(IntervalUnit::Month, 1).unwrap(),
+                start_at: now(),
+                description: None,
+                metadata: None,
+            },
+            now(),
+        )
+        .unwrap();
+        check(
+            "Subscription",
+            &wire::subscription_json(&subscription),
+            &[
+                "id",
+                "status",
+                "token_id",
+                "amount",
+                "interval",
+                "current_period",
+                "next_charge_at",
+                "failed_attempts",
+                "created_at",
+            ],
+        );
+        let charge = ChargeAttempt {
+            subscription_id: SubscriptionId::parse("sub_1").unwrap(),
+            period_index: 0,
+            period_start: now(),
+            attempt: 1,
+            payment_id: PaymentId::parse("pay_1").unwrap(),
+            status: ChargeStatus::Pending,
+        };
+        check(
+            "Charge",
+            &wire::charge_json(&charge),
+            &["period_start", "attempt", "payment_id", "status"],
+        );
+        let event = Event {
+            id: EventId::parse("evt_000000000001").unwrap(),
+            kind: "payment.succeeded".into(),
+            subject_id: "pay_1".into(),
+            data: "{}".into(),
+            created_at: now(),
+        };
+        check(
+            "Event",
+            &wire::event_json(&event),
+            &["id", "type", "created_at", "data"],
+        );
+    }
+
+    #[test]
+    fn every_path_has_its_operations_and_every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        for name in text
+            .split("#/components/schemas/")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+        {
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{name} is referenced but not defined"
+            );
+        }
+        assert!(doc["paths"]["/v1/subscriptions/{id}"]["get"].is_object());
+        assert!(doc["paths"]["/v1/subscriptions/{id}"]["post"].is_object());
+    }
 }

@@ -19,6 +19,7 @@ mod pages;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,7 +69,12 @@ struct Inner {
     bank: Mutex<Bank>,
     faults: Arc<Mutex<Faults>>,
     webhooks: webhooks::WebhookSender,
+    /// The state changed since it was last written.
+    dirty: AtomicBool,
 }
+
+/// How often a changed state is written to the state file.
+const SAVE_EVERY: Duration = Duration::from_millis(200);
 
 /// Why the sandbox could not start.
 #[derive(Debug)]
@@ -106,14 +112,44 @@ impl Sandbox {
             config.bank_signer.clone(),
             faults.clone(),
         );
-        Ok(Self {
+        let sandbox = Self {
             inner: Arc::new(Inner {
                 config,
                 bank: Mutex::new(bank),
                 faults,
                 webhooks,
+                dirty: AtomicBool::new(false),
             }),
-        })
+        };
+        if sandbox.inner.config.state_file.is_some() {
+            // Writes are batched: a busy sandbox saves at most every SAVE_EVERY,
+            // instead of re-serializing its whole state on every call.
+            let weak = Arc::downgrade(&sandbox.inner);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SAVE_EVERY).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    Sandbox { inner }.flush();
+                }
+            });
+        }
+        Ok(sandbox)
+    }
+
+    /// Writes the state file now if anything changed (the owner calls this
+    /// before stopping; otherwise changes are written every 200 ms).
+    pub fn flush(&self) {
+        let Some(path) = &self.inner.config.state_file else {
+            return;
+        };
+        if !self.inner.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let bytes = serde_json::to_vec(&*lock(&self.inner.bank)).unwrap_or_default();
+        if let Err(e) = write_private(path, &bytes) {
+            self.inner.dirty.store(true, Ordering::Release);
+            warn!(path = %path.display(), error = %e, "cannot save the sandbox state");
+        }
     }
 
     /// The HTTP routes: the bank API, the customer pages and the control API.
@@ -172,13 +208,9 @@ impl Sandbox {
         Ok(response)
     }
 
-    fn persist(&self, bank: &Bank) {
-        let Some(path) = &self.inner.config.state_file else {
-            return;
-        };
-        if let Err(e) = write_private(path, &serde_json::to_vec(bank).unwrap_or_default()) {
-            warn!(path = %path.display(), error = %e, "cannot save the sandbox state");
-        }
+    /// Marks the state changed; the saver writes it shortly.
+    fn persist(&self, _bank: &Bank) {
+        self.inner.dirty.store(true, Ordering::Release);
     }
 }
 
