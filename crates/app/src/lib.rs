@@ -227,7 +227,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut tasks = Vec::new();
 
     let (base_url, project, sandbox, sandbox_addr) = match (&config.bank, sandbox_keys) {
-        (Bank::Sandbox { listen }, Some(sandbox_keys)) => {
+        (Bank::Sandbox { listen, explicit }, Some(sandbox_keys)) => {
             let sandbox = Sandbox::start(SandboxConfig {
                 project: "sandbox".into(),
                 partner_keys: sandbox_keys.partner_keys,
@@ -236,9 +236,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 state_file: Some(config.state_dir.join("sandbox-state.json")),
             })
             .map_err(fail("sandbox"))?;
-            let listener = TcpListener::bind(listen)
-                .await
-                .map_err(fail("SANDBOX_LISTEN"))?;
+            let listener = match TcpListener::bind(listen).await {
+                Ok(listener) => listener,
+                // Another sandbox holds the default port: take a free one.
+                Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
+                    warn!(%listen, "the sandbox's default port is taken; using a free port (set SANDBOX_LISTEN to choose)");
+                    TcpListener::bind((listen.ip(), 0))
+                        .await
+                        .map_err(fail("SANDBOX_LISTEN"))?
+                }
+                Err(e) => return Err(fail("SANDBOX_LISTEN")(e)),
+            };
             let addr = listener.local_addr().map_err(fail("SANDBOX_LISTEN"))?;
             tasks.push(serve(listener, sandbox.router(), shutdown_rx.clone()));
             (
@@ -373,8 +381,17 @@ fn serve(
 /// Runs every job that is due now (after the test clock moved).
 pub async fn run_due_jobs(service: &Service) {
     let now = service.deps().clock.now();
-    if let Err(e) = service.run_scheduler(now).await {
-        warn!(error = %e, "scheduler failed");
+    // A jump of a year bills every period in it: charge until nothing is due
+    // (charges finish inline against the bank, moving each subscription on).
+    for _ in 0..10_000 {
+        match service.run_scheduler(now).await {
+            Ok(report) if report.done > 0 => {}
+            Ok(_) => break,
+            Err(e) => {
+                warn!(error = %e, "scheduler failed");
+                break;
+            }
+        }
     }
     for _ in 0..20 {
         let outbox = service.run_outbox().await.unwrap_or_default();

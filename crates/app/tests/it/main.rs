@@ -576,6 +576,49 @@ async fn concurrent_clock_advances_charge_a_period_once(kind: StoreKind) {
     app.stop().await;
 }
 
+async fn a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let token = demo::saved_card_token(&app.client, "cust-year")
+        .await
+        .unwrap();
+    let body = json!({ "customer": { "reference": "cust-year" }, "token_id": token, "amount": { "value": 1_990, "currency": "RUB" }, "interval": { "unit": "month", "count": 1 } });
+    let (_, sub) = app.client.post("/v1/subscriptions", &body).await;
+    let id = sub["id"].as_str().unwrap();
+    let (status, _) = app
+        .client
+        .post(
+            "/v1/test/clock/advance",
+            &json!({ "seconds": 366 * 86_400 + 60 }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, charges) = app
+        .client
+        .get(&format!("/v1/subscriptions/{id}/charges"))
+        .await;
+    let data = charges["data"].as_array().unwrap();
+    let periods: Vec<_> = data
+        .iter()
+        .map(|c| c["period_index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        periods,
+        (0..13).collect::<Vec<_>>(),
+        "periods 0 to 12, each once: {charges}"
+    );
+    assert!(data.iter().all(|c| c["status"] == "succeeded"));
+    let charged = app
+        .sandbox()
+        .ledger()
+        .into_iter()
+        .filter(|e| e.amount == 1_990)
+        .count();
+    assert_eq!(charged, 13);
+    let (_, after) = app.client.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(after["status"], "active");
+    app.stop().await;
+}
+
 async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
     let captured = support::capture_logs();
     let app = TestApp::start(kind).await;
@@ -700,6 +743,7 @@ on_both_stores!(
     the_event_feed_pages_and_events_are_delivered_signed,
     the_test_clock_never_goes_back_and_is_off_without_the_flag,
     concurrent_clock_advances_charge_a_period_once,
+    a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once,
     card_numbers_never_reach_the_logs,
     a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
     shutdown_finishes_within_ten_seconds,
