@@ -353,6 +353,9 @@ pub trait Outbox: Send + Sync {
     async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError>;
     /// How many commands wait.
     async fn depth(&self) -> Result<u64, StoreError>;
+    /// Drops the queued copies of a command another path already carried out
+    /// (running it again would be a no-op, but costs a claim and a read).
+    async fn discard(&self, command: &OutboxCommand) -> Result<(), StoreError>;
 }
 
 /// The merchant event feed, appended through a [`ChangeSet`].

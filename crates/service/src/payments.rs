@@ -11,7 +11,7 @@ use ports::{
     StartPayment, StoreError, Subject, Versioned, Write,
 };
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::workers::SessionCommand;
 use crate::{Service, ServiceError};
@@ -249,21 +249,39 @@ impl Service {
     /// the answer already shows what comes next (the 3-D Secure redirect, the
     /// QR code). The outbox holds the same command and retries it if this
     /// attempt fails; a command that went through is a no-op there.
-    async fn follow_up(&self, payment: Payment) -> Result<Payment, ServiceError> {
-        let command = if payment.awaits_bank_confirmation() {
-            SessionCommand::Confirm
-        } else if payment.awaits_capture() {
-            SessionCommand::Capture
-        } else if payment.cancel_requested() && !payment.status().is_terminal() {
-            SessionCommand::Cancel
-        } else {
-            return Ok(payment);
-        };
-        if let Err(error) = self.session_command(payment.id(), command).await {
-            warn!(payment_id = %payment.id(), %error, "inline session command failed; the outbox retries it");
-            return Ok(payment);
+    async fn follow_up(&self, mut payment: Payment) -> Result<Payment, ServiceError> {
+        // At most confirm, then capture (a held card), then nothing.
+        for _ in 0..3 {
+            let id = payment.id().clone();
+            let (command, queued) = if payment.awaits_bank_confirmation() {
+                (
+                    SessionCommand::Confirm,
+                    OutboxCommand::ConfirmSession(id.clone()),
+                )
+            } else if payment.awaits_capture() {
+                (
+                    SessionCommand::Capture,
+                    OutboxCommand::CaptureSession(id.clone()),
+                )
+            } else if payment.cancel_requested() && !payment.status().is_terminal() {
+                (
+                    SessionCommand::Cancel,
+                    OutboxCommand::CancelSession(id.clone()),
+                )
+            } else {
+                return Ok(payment);
+            };
+            if let Err(error) = self.session_command(&id, command).await {
+                warn!(payment_id = %id, %error, "inline session command failed; the outbox retries it");
+                return Ok(payment);
+            }
+            if let Err(error) = self.deps.outbox.discard(&queued).await {
+                // Harmless: the outbox runs it again and finds nothing to do.
+                debug!(payment_id = %id, %error, "could not discard a command already carried out");
+            }
+            payment = self.payment(&id).await?;
         }
-        self.payment(payment.id()).await
+        Ok(payment)
     }
 
     /// A payment by id.

@@ -143,6 +143,8 @@ impl Harness {
             *counter.lock().unwrap() += 1;
             TokenId::parse(&format!("tok_new{}", counter.lock().unwrap())).unwrap()
         });
+        let mut outbox = MockOutbox::new();
+        outbox.expect_discard().returning(|_| Ok(()));
         let mut clock = MockClock::new();
         clock.expect_now().returning(now);
         let mut presenter = MockPresenter::new();
@@ -164,7 +166,7 @@ impl Harness {
             subscriptions: Arc::new(subscriptions),
             idempotency: Arc::new(MockIdempotencyStore::new()),
             inbox: Arc::new(MockWebhookInbox::new()),
-            outbox: Arc::new(MockOutbox::new()),
+            outbox: Arc::new(outbox),
             events: Arc::new(MockEventLog::new()),
             event_sink: None,
             clock: Arc::new(clock),

@@ -887,6 +887,17 @@ impl Outbox for SqlStore {
             .map_err(store_error)
     }
 
+    async fn discard(&self, command: &OutboxCommand) -> Result<(), StoreError> {
+        let (kind, subject) = command_parts(command);
+        sqlx::query("DELETE FROM outbox WHERE kind = $1 AND subject = $2")
+            .bind(kind)
+            .bind(subject)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
     async fn depth(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox")
             .fetch_one(&self.pool)

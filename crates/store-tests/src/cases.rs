@@ -880,6 +880,35 @@ pub async fn outbox_retry_waits_for_next_attempt_at<H: Harness>(h: &H) {
     );
 }
 
+/// A command carried out elsewhere is discarded; others stay.
+pub async fn outbox_discarded_command_is_not_claimed<H: Harness>(h: &H) {
+    let s = h.store();
+    enqueue(
+        &*s,
+        vec![
+            confirm("pay_1"),
+            confirm("pay_2"),
+            OutboxCommand::CaptureSession(PaymentId::parse("pay_1").unwrap()),
+        ],
+    )
+    .await;
+    s.discard(&confirm("pay_1")).await.unwrap();
+    let left: Vec<_> = s
+        .claim(now(), 10, Duration::seconds(30))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.command)
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            confirm("pay_2"),
+            OutboxCommand::CaptureSession(PaymentId::parse("pay_1").unwrap())
+        ]
+    );
+}
+
 /// Depth counts the commands waiting.
 pub async fn outbox_depth_counts_waiting_commands<H: Harness>(h: &H) {
     let s = h.store();
