@@ -204,7 +204,9 @@ fn snapshot(method: &str, response: &Response) -> Result<SessionSnapshot, Gatewa
     let session = response.session.as_ref().ok_or_else(|| {
         GatewayError::UnknownOutcome(format!("{method}: no session in the answer"))
     })?;
-    map::snapshot(session, None).map_err(|e| GatewayError::UnknownOutcome(format!("{method}: {e}")))
+    // A refund's answer is read like the payment_refunded webhook: the fact is the refunded total.
+    let kind = (method == methods::SESSION_REFUND).then_some("payment_refunded");
+    map::snapshot(session, kind).map_err(|e| GatewayError::UnknownOutcome(format!("{method}: {e}")))
 }
 
 /// reqwest errors name the URL; ours never need it, and it never carries secrets,

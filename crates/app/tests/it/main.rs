@@ -619,6 +619,71 @@ async fn a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once
     app.stop().await;
 }
 
+async fn refunds_are_partial_or_full_and_never_exceed_the_payment(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let (_, paid) = c
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-refund", "4242424242424242", 10_000, false),
+        )
+        .await;
+    let id = paid["id"].as_str().unwrap();
+    c.wait_status(id, "succeeded").await.unwrap();
+    let (status, partial) = c
+        .post(
+            &format!("/v1/payments/{id}/refund"),
+            &json!({ "amount": { "value": 4_000, "currency": "RUB" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{partial}");
+    assert_eq!(partial["refunded_amount"]["value"], 4_000);
+    let (status, too_much) = c
+        .post(
+            &format!("/v1/payments/{id}/refund"),
+            &json!({ "amount": { "value": 6_001, "currency": "RUB" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{too_much}");
+    let (status, rest) = c
+        .post(&format!("/v1/payments/{id}/refund"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(
+        rest["refunded_amount"]["value"], 10_000,
+        "the default is what is left"
+    );
+    let (status, _) = c
+        .post(&format!("/v1/payments/{id}/refund"), &json!({}))
+        .await;
+    assert_eq!(status, 422, "nothing left to refund");
+    let refunds: i64 = app
+        .sandbox()
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "refund")
+        .map(|e| e.amount)
+        .sum();
+    assert_eq!(refunds, 10_000, "the bank refunded exactly the payment");
+    let (_, unpaid) = c
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-refund", "4000000000009995", 500, false),
+        )
+        .await;
+    c.wait_status(unpaid["id"].as_str().unwrap(), "failed")
+        .await
+        .unwrap();
+    let (status, _) = c
+        .post(
+            &format!("/v1/payments/{}/refund", unpaid["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "a failed payment cannot be refunded");
+    app.stop().await;
+}
+
 async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
     let captured = support::capture_logs();
     let app = TestApp::start(kind).await;
@@ -744,6 +809,7 @@ on_both_stores!(
     the_test_clock_never_goes_back_and_is_off_without_the_flag,
     concurrent_clock_advances_charge_a_period_once,
     a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once,
+    refunds_are_partial_or_full_and_never_exceed_the_payment,
     card_numbers_never_reach_the_logs,
     a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
     shutdown_finishes_within_ten_seconds,
