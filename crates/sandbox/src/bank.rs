@@ -143,6 +143,9 @@ pub struct Faults {
     pub drop_responses: u32,
     /// How long a "hang" lasts, in milliseconds (default 3000).
     pub hang_ms: u64,
+    /// The next payments that would succeed are declined with these codes,
+    /// in order (e.g. `["insufficient_funds"]` to exercise dunning).
+    pub decline_next: Vec<String>,
 }
 
 /// The whole bank.
@@ -159,6 +162,9 @@ pub struct Bank {
     pub idempotency: BTreeSet<String>,
     /// Money that moved.
     pub ledger: Vec<LedgerEntry>,
+    /// Codes the next successful payments are declined with (a fault; not persisted).
+    #[serde(skip)]
+    pub decline_next: std::collections::VecDeque<String>,
 }
 
 /// A widget public token.
@@ -464,7 +470,10 @@ impl Bank {
             }
             Behavior::Decline(code) => self.finish(session_id, Err(code)),
             Behavior::Approve | Behavior::TokenDies | Behavior::DropResponse => {
-                self.finish(session_id, Ok(()))
+                match self.decline_next.pop_front() {
+                    Some(code) => self.finish(session_id, Err(code)),
+                    None => self.finish(session_id, Ok(())),
+                }
             }
         }
     }

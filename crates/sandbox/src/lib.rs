@@ -176,6 +176,7 @@ impl Sandbox {
 
     /// Replaces the injected faults.
     pub fn set_faults(&self, faults: Faults) {
+        lock(&self.inner.bank).decline_next = faults.decline_next.iter().cloned().collect();
         *lock(&self.inner.faults) = faults;
     }
 

@@ -684,6 +684,122 @@ async fn refunds_are_partial_or_full_and_never_exceed_the_payment(kind: StoreKin
     app.stop().await;
 }
 
+async fn wait_charges(c: &Client, sub: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, charges) = c.get(&format!("/v1/subscriptions/{sub}/charges")).await;
+        let data = charges["data"].as_array().cloned().unwrap_or_default();
+        if data.len() >= count && data.iter().all(|c| c["status"] != "pending") {
+            return data;
+        }
+        assert!(Instant::now() < deadline, "{charges}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn declined_charges_are_dunned_and_a_new_token_pays_a_past_due_subscription(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-dunning").await.unwrap();
+    let body = json!({ "customer": { "reference": "cust-dunning" }, "token_id": token, "amount": { "value": 2_500, "currency": "RUB" }, "interval": { "unit": "month", "count": 1 } });
+    let (_, sub) = c.post("/v1/subscriptions", &body).await;
+    let id = sub["id"].as_str().unwrap().to_owned();
+
+    // A soft decline: past due, retried a day later by the default policy.
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        decline_next: vec!["insufficient_funds".into()],
+        ..Default::default()
+    });
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    wait_charges(c, &id, 1).await;
+    let (_, past_due) = c.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(
+        (
+            past_due["status"].as_str(),
+            past_due["failed_attempts"].as_u64()
+        ),
+        (Some("past_due"), Some(1)),
+        "{past_due}"
+    );
+    assert!(
+        past_due["next_charge_at"].is_string(),
+        "a retry is scheduled"
+    );
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 86_400 }))
+        .await;
+    let charges = wait_charges(c, &id, 2).await;
+    assert_eq!(charges[1]["status"], "succeeded");
+    let (_, active) = c.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(
+        (
+            active["status"].as_str(),
+            active["failed_attempts"].as_u64()
+        ),
+        (Some("active"), Some(0))
+    );
+
+    // A hard decline: past due with no retry, until the merchant gives a new token.
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        decline_next: vec!["bank_card_expired".into()],
+        ..Default::default()
+    });
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 31 * 86_400 }))
+        .await;
+    wait_charges(c, &id, 3).await;
+    let (_, stuck) = c.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(stuck["status"], "past_due");
+    assert!(
+        stuck["next_charge_at"].is_null(),
+        "a hard decline is not retried: {stuck}"
+    );
+    let new_token = demo::saved_card_token(c, "cust-dunning").await.unwrap();
+    let (status, updated) = c
+        .post(
+            &format!("/v1/subscriptions/{id}"),
+            &json!({ "token_id": new_token }),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    let charges = wait_charges(c, &id, 4).await;
+    let summary: Vec<_> = charges
+        .iter()
+        .map(|c| {
+            (
+                c["period_index"].as_u64().unwrap(),
+                c["attempt"].as_u64().unwrap(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (0, 1, "failed".into()),
+            (0, 2, "succeeded".into()),
+            (1, 1, "failed".into()),
+            (1, 2, "succeeded".into())
+        ]
+    );
+    let (_, paid) = c.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(paid["status"], "active");
+    let all = events(c).await;
+    for kind in [
+        "subscription.charge_failed",
+        "subscription.past_due",
+        "subscription.charge_succeeded",
+    ] {
+        assert!(
+            all.iter()
+                .any(|e| e["type"] == kind && e["data"]["id"] == id.as_str()),
+            "{kind} missing"
+        );
+    }
+    app.stop().await;
+}
+
 async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
     let captured = support::capture_logs();
     let app = TestApp::start(kind).await;
@@ -810,6 +926,7 @@ on_both_stores!(
     concurrent_clock_advances_charge_a_period_once,
     a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once,
     refunds_are_partial_or_full_and_never_exceed_the_payment,
+    declined_charges_are_dunned_and_a_new_token_pays_a_past_due_subscription,
     card_numbers_never_reach_the_logs,
     a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
     shutdown_finishes_within_ten_seconds,
