@@ -172,8 +172,8 @@ fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) {
     }
 }
 
-/// Placeholders and skipped tests in one file. Test code may use `todo!`
-/// while it is being written; nothing may be `#[ignore]`d.
+/// Placeholders and skipped tests in one file. Test code may use the
+/// placeholder macros while it is being written; no test may be ignored.
 pub fn scan_source(path: &str, text: &str) -> Vec<String> {
     // Spelled in pieces so that this file does not match itself.
     let ignore = concat!("#[", "ignore");

@@ -43,30 +43,27 @@ pub fn test_server_url() -> String {
 
 /// Connects to `url` and migrates.
 pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreError> {
-    sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new()
+    let options = AnyPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
-        .map_err(|e| {
-            StoreError::Transient(format!("cannot connect to PostgreSQL: {e}; {START_HINT}"))
-        })?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Permanent(format!("migrating PostgreSQL failed: {e}")))?;
-    Ok(SqlStore::new(pool, Dialect::Postgres, keys))
+        .acquire_timeout(Duration::from_secs(10));
+    store_sql::connect(
+        options,
+        url,
+        &MIGRATOR,
+        Dialect::Postgres,
+        keys,
+        &format!("; {START_HINT}"),
+    )
+    .await
 }
 
 /// Applies the migrations and closes (`recur migrate`).
 pub async fn migrate(url: &str) -> Result<(), StoreError> {
-    let keys = Arc::new(
-        TokenKeys::from_base64(&TokenKeys::generate_base64(), None)
-            .map_err(|e| StoreError::Permanent(e.0))?,
-    );
-    let store = open(url, keys).await?;
-    store.pool().close().await;
+    open(url, Arc::new(TokenKeys::ephemeral()))
+        .await?
+        .pool()
+        .close()
+        .await;
     Ok(())
 }
 

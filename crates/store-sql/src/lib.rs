@@ -144,6 +144,28 @@ fn command(kind: &str, subject: &str) -> Result<OutboxCommand, StoreError> {
     })
 }
 
+/// Opens a pool with `options`, applies `migrator`, and builds the store.
+/// `what` names the database in errors; `hint` says how to fix a refused connection.
+pub async fn connect(
+    options: sqlx::any::AnyPoolOptions,
+    url: &str,
+    migrator: &sqlx::migrate::Migrator,
+    dialect: Dialect,
+    keys: Arc<TokenKeys>,
+    hint: &str,
+) -> Result<SqlStore, StoreError> {
+    sqlx::any::install_default_drivers();
+    let pool = options.connect(url).await.map_err(|e| {
+        StoreError::Transient(format!(
+            "cannot connect to the {dialect:?} database: {e}{hint}"
+        ))
+    })?;
+    migrator.run(&pool).await.map_err(|e| {
+        StoreError::Permanent(format!("migrating the {dialect:?} database failed: {e}"))
+    })?;
+    Ok(SqlStore::new(pool, dialect, keys))
+}
+
 impl SqlStore {
     /// A store over a migrated pool.
     pub fn new(pool: AnyPool, dialect: Dialect, keys: Arc<TokenKeys>) -> Self {
@@ -283,14 +305,7 @@ impl SqlStore {
             .await
             .map_err(store_error)?,
         };
-        if result.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(format!(
-                "payment {} changed concurrently",
-                p.id()
-            )))
-        }
+        versioned_write(&result, "payment", p.id())
     }
 
     async fn write_token(
@@ -328,14 +343,7 @@ impl SqlStore {
                 .await
                 .map_err(store_error)?,
         };
-        if result.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(format!(
-                "token {} changed concurrently",
-                t.id
-            )))
-        }
+        versioned_write(&result, "token", &t.id)
     }
 
     async fn write_subscription(
@@ -370,14 +378,7 @@ impl SqlStore {
             .await
             .map_err(store_error)?,
         };
-        if result.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(format!(
-                "subscription {} changed concurrently",
-                s.id()
-            )))
-        }
+        versioned_write(&result, "subscription", s.id())
     }
 
     async fn write_charge(
@@ -510,6 +511,22 @@ impl UnitOfWork for SqlStore {
             }
             other => other,
         })
+    }
+}
+
+/// An insert or a version-checked update touches exactly one row; none means
+/// another writer got there first (or the insert's id exists).
+fn versioned_write(
+    result: &sqlx::any::AnyQueryResult,
+    what: &str,
+    id: impl std::fmt::Display,
+) -> Result<(), StoreError> {
+    if result.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "{what} {id} changed concurrently"
+        )))
     }
 }
 

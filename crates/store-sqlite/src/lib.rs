@@ -32,8 +32,7 @@ fn with_create_mode(url: &str) -> String {
 
 /// Opens (creating if needed) and migrates the SQLite database at `url`.
 pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreError> {
-    sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new()
+    let options = AnyPoolOptions::new()
         // SQLite has one writer at a time. One connection queues writers in
         // the process instead of letting them busy-wait on the file lock
         // (measured: higher throughput and a 2x lower p99 at 8 concurrent
@@ -43,29 +42,31 @@ pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreErro
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
-                    .await?;
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
                 Ok(())
             })
-        })
-        .connect(&with_create_mode(url))
-        .await
-        .map_err(|e| StoreError::Transient(format!("cannot open {url}: {e}")))?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Permanent(format!("migrating {url} failed: {e}")))?;
-    Ok(SqlStore::new(pool, Dialect::Sqlite, keys))
+        });
+    store_sql::connect(
+        options,
+        &with_create_mode(url),
+        &MIGRATOR,
+        Dialect::Sqlite,
+        keys,
+        "",
+    )
+    .await
 }
 
 /// Applies the migrations and closes (`recur migrate`).
 pub async fn migrate(url: &str) -> Result<(), StoreError> {
-    let keys = Arc::new(
-        TokenKeys::from_base64(&TokenKeys::generate_base64(), None)
-            .map_err(|e| StoreError::Permanent(e.0))?,
-    );
-    let store = open(url, keys).await?;
-    store.pool().close().await;
+    open(url, Arc::new(TokenKeys::ephemeral()))
+        .await?
+        .pool()
+        .close()
+        .await;
     Ok(())
 }
 
