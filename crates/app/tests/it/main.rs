@@ -195,11 +195,11 @@ async fn a_restart_between_action_required_and_payment_finished_loses_nothing(ki
 }
 
 async fn a_bank_timeout_after_execution_is_reconciled_and_charged_once(kind: StoreKind) {
-    let app = TestApp::start(kind).await;
+    let app = TestApp::start_with(kind, |c| c.bank_timeout = Duration::from_secs(1)).await;
     // The answer to session/start/payment is lost, and no webhook gets through:
     // only session/status can tell what happened.
     app.sandbox().set_faults(sandbox::bank::Faults {
-        hang_ms: 2_500,
+        hang_ms: 3_000,
         fail_webhook_deliveries: 10_000,
         ..Default::default()
     });

@@ -93,7 +93,7 @@ impl World {
         .unwrap();
         let sandbox_url = serve(sandbox.router()).await;
         let mut config = GatewayConfig::new(&sandbox_url, "sandbox");
-        config.request_timeout = Duration::from_millis(800);
+        config.request_timeout = Duration::from_secs(2);
         let gateway = HttpGateway::new(config, partner_signer.clone()).unwrap();
         Self {
             gateway,
@@ -717,7 +717,7 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
     .unwrap();
     w.sandbox.set_faults(Faults {
         drop_responses: 1,
-        hang_ms: 1_500,
+        hang_ms: 3_500,
         ..Faults::default()
     });
     let lost = w
@@ -738,7 +738,7 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
 
     w.sandbox.set_faults(Faults {
         api_timeouts: 1,
-        hang_ms: 1_500,
+        hang_ms: 3_500,
         ..Faults::default()
     });
     let timed_out = w
@@ -755,7 +755,7 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
 async fn the_lost_answer_test_card_executes_and_times_out() {
     let w = World::new().await;
     w.sandbox.set_faults(Faults {
-        hang_ms: 1_500,
+        hang_ms: 3_500,
         ..Faults::default()
     });
     let session = w.session("pay_5126", "lucky", rub(10_000)).await;
@@ -802,7 +802,7 @@ async fn fault_server() -> String {
         .route(
             "/slow/api/v1/session/status",
             post(|| async {
-                tokio::time::sleep(Duration::from_secs(3)).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
                 "{}"
             }),
         )
@@ -823,8 +823,8 @@ async fn fault_server() -> String {
 
 fn gateway_at(base: &str) -> HttpGateway {
     let mut config = GatewayConfig::new(base, "p");
-    config.request_timeout = Duration::from_millis(300);
-    config.connect_timeout = Duration::from_millis(300);
+    config.request_timeout = Duration::from_secs(2);
+    config.connect_timeout = Duration::from_secs(2);
     HttpGateway::new(
         config,
         Arc::new(
