@@ -852,21 +852,35 @@ impl Payment {
 }
 
 /// A payment's stored parts, for stores to write and read back.
+/// [`Payment::restore`] trusts them: only a store that wrote them should.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct PaymentParts {
+    /// What the merchant asked for.
     pub new: NewPayment,
+    /// The status.
     pub status: PaymentStatus,
+    /// How far the bank's facts got (duplicates and stale facts are below it).
     pub stage: u8,
+    /// The bank session, once created.
     pub session_id: Option<BankSessionId>,
+    /// The session's status as last reported.
     pub session_status: Option<SessionStatus>,
+    /// The acquiring payment's status as last reported.
     pub acquiring_status: Option<AcquiringStatus>,
+    /// What the customer must do next.
     pub next_action: Option<NextAction>,
+    /// The token this payment produced.
     pub token_id: Option<TokenId>,
+    /// Why it failed.
     pub failure: Option<Failure>,
+    /// The refunded total.
     pub refunded: Money,
+    /// Whether the merchant asked to cancel.
     pub cancel_requested: bool,
+    /// Whether the last request's outcome is unknown.
     pub outcome_unknown: bool,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }

@@ -320,16 +320,24 @@ pub struct Subscription {
 }
 
 /// A subscription's stored parts, for stores to write and read back.
+/// [`Subscription::restore`] trusts them: only a store that wrote them should.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct SubscriptionParts {
+    /// What the merchant asked for.
     pub new: NewSubscription,
+    /// The status.
     pub status: SubscriptionStatus,
+    /// The period being paid (0-based).
     pub period_index: u32,
+    /// Attempts made for that period.
     pub attempts_in_period: u32,
+    /// The attempt whose outcome is awaited, if any.
     pub in_flight: Option<u32>,
+    /// Consecutive failed attempts.
     pub failed_attempts: u32,
+    /// When the next charge is due.
     pub next_charge_at: Option<OffsetDateTime>,
+    /// When it was created.
     pub created_at: OffsetDateTime,
 }
 
