@@ -2,6 +2,7 @@
 //! port 0, on both stores (a temporary SQLite file, and a fresh PostgreSQL
 //! database on the server of `DATABASE_URL`).
 
+mod binary;
 mod support;
 
 use std::time::{Duration, Instant};
