@@ -303,6 +303,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         events: store.clone(),
         event_sink,
         clock: clock.clone(),
+        wall_clock: Arc::new(SystemClock),
         ids: Arc::new(ids::RandomIds),
         presenter: Arc::new(JsonPresenter),
         dunning: domain::DunningPolicy::default(),

@@ -321,7 +321,8 @@ pub struct InboxItem {
     pub attempts: u32,
 }
 
-/// The durable inbox of bank webhooks.
+/// The durable inbox of bank webhooks. A stored webhook is due at once; `now`
+/// here is real time (deferrals), not the test clock.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait WebhookInbox: Send + Sync {
@@ -335,7 +336,8 @@ pub trait WebhookInbox: Send + Sync {
     async fn reject(&self, id: i64, note: &str) -> Result<(), StoreError>;
 }
 
-/// Commands for background workers, enqueued through a [`ChangeSet`].
+/// Commands for background workers, enqueued through a [`ChangeSet`] and due
+/// at once. `now` here is real time (retries and leases), not the test clock.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait Outbox: Send + Sync {

@@ -51,8 +51,12 @@ pub struct Deps {
     pub events: Arc<dyn EventLog>,
     /// Merchant event delivery, when `RECUR_EVENTS_URL` is set.
     pub event_sink: Option<Arc<dyn EventSink>>,
-    /// Now.
+    /// The service's business time: scheduling, dunning, expiries,
+    /// reconciliation thresholds, timestamps. The test clock replaces it.
     pub clock: Arc<dyn Clock>,
+    /// Real time, for retries and leases of the inbox and outbox, which must
+    /// keep moving when a test clock stands still (or jumps ahead).
+    pub wall_clock: Arc<dyn Clock>,
     /// New ids.
     pub ids: Arc<dyn IdGenerator>,
     /// The merchant wire format, for event payloads.

@@ -147,6 +147,8 @@ impl Harness {
         outbox.expect_discard().returning(|_| Ok(()));
         let mut clock = MockClock::new();
         clock.expect_now().returning(now);
+        let mut wall_clock = MockClock::new();
+        wall_clock.expect_now().returning(now);
         let mut presenter = MockPresenter::new();
         presenter
             .expect_payment()
@@ -170,6 +172,7 @@ impl Harness {
             events: Arc::new(MockEventLog::new()),
             event_sink: None,
             clock: Arc::new(clock),
+            wall_clock: Arc::new(wall_clock),
             ids: Arc::new(ids),
             presenter: Arc::new(presenter),
             dunning: DunningPolicy::default(),

@@ -59,7 +59,7 @@ impl Service {
     /// do not know yet is deferred and tried again (our own answer may still
     /// be on its way); an unreadable one is kept for inspection.
     pub async fn apply_inbox(&self) -> Result<WorkReport, ServiceError> {
-        let now = self.now();
+        let now = self.deps.wall_clock.now();
         let mut report = WorkReport::default();
         for item in self.deps.inbox.pending(now, BATCH).await? {
             let decoded = match self.deps.webhooks.decode(&item.body) {
@@ -116,7 +116,7 @@ impl Service {
     /// Runs the due outbox commands (confirm, cancel, capture, disable token,
     /// deliver event). A failed command is retried with backoff, across restarts.
     pub async fn run_outbox(&self) -> Result<WorkReport, ServiceError> {
-        let now = self.now();
+        let now = self.deps.wall_clock.now();
         let mut report = WorkReport::default();
         for item in self
             .deps

@@ -424,7 +424,8 @@ impl SqlStore {
         at: i64,
     ) -> Result<(), StoreError> {
         let (kind, subject) = command_parts(c);
-        sqlx::query("INSERT INTO outbox (kind, subject, object_id, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, 0, $4, $4)")
+        // Due at once (0): retries and leases run on real time, commits on business time.
+        sqlx::query("INSERT INTO outbox (kind, subject, object_id, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, 0, 0, $4)")
             .bind(kind)
             .bind(subject)
             .bind(object)
@@ -786,7 +787,7 @@ impl WebhookInbox for SqlStore {
     async fn store(&self, webhook: InboundWebhook) -> Result<bool, StoreError> {
         let at = micros(webhook.received_at);
         let result = sqlx::query(
-            "INSERT INTO inbox (dedupe_key, body, received_at, status, attempts, next_attempt_at) VALUES ($1, $2, $3, 'pending', 0, $3) \
+            "INSERT INTO inbox (dedupe_key, body, received_at, status, attempts, next_attempt_at) VALUES ($1, $2, $3, 'pending', 0, 0) \
              ON CONFLICT (dedupe_key) DO NOTHING",
         )
         .bind(webhook.dedupe_key)

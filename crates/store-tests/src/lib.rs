@@ -232,7 +232,7 @@ macro_rules! conformance {
             idempotency_release_frees_the_key,
             idempotency_concurrent_duplicates_start_once,
             inbox_deduplicates_by_key,
-            inbox_pending_is_oldest_first_and_due_only,
+            inbox_pending_is_oldest_first_and_due_at_once,
             inbox_deferred_webhook_waits_until_due,
             inbox_rejected_webhook_is_kept_but_not_pending,
             inbox_applied_in_a_change_set_is_no_longer_pending,

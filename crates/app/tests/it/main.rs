@@ -510,6 +510,63 @@ async fn the_event_feed_pages_and_events_are_delivered_signed(kind: StoreKind) {
     app.stop().await;
 }
 
+async fn failed_event_deliveries_are_retried_in_real_time_whatever_the_test_clock(kind: StoreKind) {
+    let (receiver, received, requests) = support::failing_event_receiver(2).await;
+    let app = TestApp::start_with(kind, |c| c.events = Some((receiver, "whsec_test".into()))).await;
+    // Business time jumps a year ahead; retries must not wait for it.
+    app.client
+        .post(
+            "/v1/test/clock/advance",
+            &json!({ "seconds": 365 * 86_400 }),
+        )
+        .await;
+    demo::mit_with_token(&app.client).await.unwrap();
+    let feed = events(&app.client).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.lock().unwrap().len() < feed.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} events delivered",
+            received.lock().unwrap().len(),
+            feed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::Relaxed),
+        feed.len() as u64 + 2,
+        "two refused deliveries were retried"
+    );
+    let delivered: Vec<Value> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    assert_eq!(
+        delivered.len(),
+        feed.len(),
+        "each event delivered once after the failures"
+    );
+    for object in feed.iter().map(|e| e["data"]["id"].clone()) {
+        let in_feed: Vec<_> = feed
+            .iter()
+            .filter(|e| e["data"]["id"] == object)
+            .map(|e| e["id"].clone())
+            .collect();
+        let in_delivery: Vec<_> = delivered
+            .iter()
+            .filter(|e| e["data"]["id"] == object)
+            .map(|e| e["id"].clone())
+            .collect();
+        assert_eq!(
+            in_delivery, in_feed,
+            "one object's events arrive in feed order"
+        );
+    }
+    app.stop().await;
+}
+
 async fn the_test_clock_never_goes_back_and_is_off_without_the_flag(kind: StoreKind) {
     let app = TestApp::start(kind).await;
     let (_, now) = app.client.get("/v1/test/clock").await;
@@ -924,6 +981,7 @@ on_both_stores!(
     health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_database,
     the_event_feed_pages_and_events_are_delivered_signed,
     the_test_clock_never_goes_back_and_is_off_without_the_flag,
+    failed_event_deliveries_are_retried_in_real_time_whatever_the_test_clock,
     concurrent_clock_advances_charge_a_period_once,
     a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once,
     refunds_are_partial_or_full_and_never_exceed_the_payment,

@@ -151,28 +151,43 @@ fn client(running: &Running) -> Client {
 
 /// A merchant endpoint collecting `(Recur-Signature, body)` of each event POSTed to it.
 pub async fn event_receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    let (url, received, _) = failing_event_receiver(0).await;
+    (url, received)
+}
+
+/// Like [`event_receiver`], but the first `failures` requests answer 500.
+/// Also returns how many requests it has answered (refused ones included).
+pub async fn failing_event_receiver(
+    failures: usize,
+) -> (String, Arc<Mutex<Vec<(String, String)>>>, Arc<AtomicU64>) {
     use axum::routing::post;
     let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let store = received.clone();
+    let refused = Arc::new(AtomicU64::new(0));
+    let requests = refused.clone();
     let router = axum::Router::new().route(
         "/events",
         post(move |headers: axum::http::HeaderMap, body: String| {
             let store = store.clone();
+            let refused = refused.clone();
             async move {
+                if refused.fetch_add(1, Ordering::Relaxed) < failures as u64 {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
                 let signature = headers
                     .get("recur-signature")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
                 store.lock().unwrap().push((signature, body));
-                "ok"
+                axum::http::StatusCode::OK
             }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (url, received)
+    (url, received, requests)
 }
 
 /// Everything every test of this binary logs, from the first capture on.
