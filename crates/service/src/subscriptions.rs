@@ -292,13 +292,9 @@ impl Service {
                 now,
             );
             let mut with = with;
-            self.settle_charge_in(
-                &payment,
-                &mut with.subscriptions,
-                &mut with.charges,
-                &mut with.events,
-                now,
-            );
+            with.events =
+                self.settle_charge_in(&payment, &mut subscription, &mut with.charges[0], now);
+            with.subscriptions[0].value = subscription;
             with.payments.push(Write::insert(payment));
             return match self.deps.uow.commit(with, now).await {
                 Ok(()) => Ok(true),
@@ -342,30 +338,23 @@ impl Service {
         let Some(read) = self.deps.subscriptions.get(&charge.subscription_id).await? else {
             return Ok(());
         };
-        let mut writes = vec![Write {
-            value: read.value,
-            expected_version: Some(read.version),
-        }];
-        let mut charges = vec![charge];
-        self.settle_charge_in(payment, &mut writes, &mut charges, &mut changes.events, now);
-        changes.subscriptions.extend(writes);
-        changes.charges.extend(charges);
+        let mut write = Write::update(read);
+        let mut charge = charge;
+        let events = self.settle_charge_in(payment, &mut write.value, &mut charge, now);
+        changes.events.extend(events);
+        changes.subscriptions.push(write);
+        changes.charges.push(charge);
         Ok(())
     }
 
-    /// Applies a finished payment to the (single) subscription write and charge in the slices.
+    /// Applies a finished payment to its subscription and charge; returns the events.
     fn settle_charge_in(
         &self,
         payment: &Payment,
-        subscriptions: &mut [Write<Subscription>],
-        charges: &mut [ChargeAttempt],
-        events: &mut Vec<NewEvent>,
+        subscription: &mut Subscription,
+        charge: &mut ChargeAttempt,
         now: OffsetDateTime,
-    ) {
-        let (Some(write), Some(charge)) = (subscriptions.first_mut(), charges.first_mut()) else {
-            return;
-        };
-        let subscription = &mut write.value;
+    ) -> Vec<NewEvent> {
         let (applied, new_events) = if payment.status() == PaymentStatus::Succeeded {
             charge.status = ChargeStatus::Succeeded;
             subscription.charge_succeeded(charge.period_index, charge.attempt)
@@ -383,6 +372,6 @@ impl Service {
         if let Applied::Ignored(why) = applied {
             warn!(subscription_id = %subscription.id(), ?why, "charge outcome did not match the subscription");
         }
-        events.extend(self.subscription_events(subscription, &new_events));
+        self.subscription_events(subscription, &new_events)
     }
 }

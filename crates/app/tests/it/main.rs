@@ -858,6 +858,39 @@ async fn declined_charges_are_dunned_and_a_new_token_pays_a_past_due_subscriptio
     app.stop().await;
 }
 
+async fn a_subscription_never_charges_a_disabled_token(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-gone").await.unwrap();
+    let body = json!({ "customer": { "reference": "cust-gone" }, "token_id": token, "amount": { "value": 777, "currency": "RUB" }, "interval": { "unit": "week", "count": 1 } });
+    let (_, sub) = c.post("/v1/subscriptions", &body).await;
+    let id = sub["id"].as_str().unwrap().to_owned();
+    c.post(&format!("/v1/tokens/{token}/disable"), &json!({}))
+        .await;
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    let charges = wait_charges(c, &id, 1).await;
+    assert_eq!(charges[0]["status"], "failed");
+    let (_, payment) = c
+        .get(&format!(
+            "/v1/payments/{}",
+            charges[0]["payment_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(payment["error"]["code"], "token_inactive", "{payment}");
+    assert!(
+        payment["bank"]["session_id"].is_null(),
+        "no bank session was opened"
+    );
+    let (_, after) = c.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(after["status"], "past_due");
+    assert!(
+        app.sandbox().ledger().iter().all(|e| e.amount != 777),
+        "the bank never saw the charge"
+    );
+    app.stop().await;
+}
+
 async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
     let captured = support::capture_logs();
     let app = TestApp::start(kind).await;
@@ -986,6 +1019,7 @@ on_both_stores!(
     a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once,
     refunds_are_partial_or_full_and_never_exceed_the_payment,
     declined_charges_are_dunned_and_a_new_token_pays_a_past_due_subscription,
+    a_subscription_never_charges_a_disabled_token,
     card_numbers_never_reach_the_logs,
     a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
     shutdown_finishes_within_ten_seconds,
