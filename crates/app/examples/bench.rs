@@ -124,14 +124,7 @@ async fn main() {
         format!("sqlite://{}", dir.join("bench.db").display()),
     );
     let running = app::start(config).await.expect("service");
-    let client = Client::new(
-        format!("http://{}", running.api_addr),
-        running.api_keys[0].clone(),
-        running
-            .sandbox_addr
-            .map(|a| format!("http://{a}"))
-            .unwrap_or_default(),
-    );
+    let client = Client::of(&running);
     let token = demo::saved_card_token(&client, "cust-bench")
         .await
         .expect("token");

@@ -48,6 +48,18 @@ impl Client {
         }
     }
 
+    /// A client of a running service and its in-process sandbox.
+    pub fn of(running: &crate::Running) -> Self {
+        Self::new(
+            format!("http://{}", running.api_addr),
+            running.api_keys[0].clone(),
+            running
+                .sandbox_addr
+                .map(|a| format!("http://{a}"))
+                .unwrap_or_default(),
+        )
+    }
+
     /// `POST` with the API key.
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         self.post_with(path, body, None).await
@@ -554,14 +566,7 @@ pub async fn run() -> Result<(), String> {
         format!("sqlite://{}", dir.join("demo.db").display()),
     );
     let running = crate::start(config).await.map_err(|e| e.to_string())?;
-    let client = Client::new(
-        format!("http://{}", running.api_addr),
-        running.api_keys[0].clone(),
-        running
-            .sandbox_addr
-            .map(|a| format!("http://{a}"))
-            .unwrap_or_default(),
-    );
+    let client = Client::of(&running);
     let results = run_flows(&client).await;
     running.stop().await;
     let _ = std::fs::remove_dir_all(&dir);

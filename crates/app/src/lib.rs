@@ -142,7 +142,6 @@ struct Keys {
 }
 
 fn keys(config: &Config) -> Result<(Keys, Option<SandboxKeys>), StartError> {
-    let sandbox_mode = config.sandbox_mode();
     let (token_key, _) = match &config.token_key {
         Some(k) => (k.clone(), false),
         None => kept(&config.state_dir, "token_key", TokenKeys::generate_base64)?,
@@ -159,28 +158,19 @@ fn keys(config: &Config) -> Result<(Keys, Option<SandboxKeys>), StartError> {
         })?;
         (vec![key], generated)
     };
-    match &config.bank {
-        Bank::Sandbox { .. } if sandbox_mode => {
+    let (signer, bank, sandbox_keys) = match &config.bank {
+        Bank::Sandbox { .. } => {
             let sandbox_keys =
                 SandboxKeys::load_or_generate(&config.state_dir.join("sandbox-keys"), None, None)
                     .map_err(|e| StartError(format!("sandbox keys: {e}")))?;
             let partner = sandbox_keys
                 .partner_private_key_file
                 .clone()
-                .ok_or_else(|| StartError("no partner key".into()))?;
+                .ok_or_else(|| StartError("sandbox keys: no partner key was generated".into()))?;
             let signer = Signer::from_pem(&read(&partner)?).map_err(fail("sandbox partner key"))?;
             let bank = Verifier::from_pems([read(&sandbox_keys.bank_public_key_file)?.as_str()])
                 .map_err(fail("sandbox bank key"))?;
-            Ok((
-                Keys {
-                    token,
-                    signer: Arc::new(signer),
-                    bank,
-                    api_keys,
-                    generated_key,
-                },
-                Some(sandbox_keys),
-            ))
+            (signer, bank, Some(sandbox_keys))
         }
         Bank::Remote {
             private_key_file,
@@ -195,19 +185,19 @@ fn keys(config: &Config) -> Result<(Keys, Option<SandboxKeys>), StartError> {
                 .collect::<Result<Vec<_>, _>>()?;
             let bank = Verifier::from_pems(texts.iter().map(String::as_str))
                 .map_err(fail("BANK131_PUBLIC_KEY_FILE"))?;
-            Ok((
-                Keys {
-                    token,
-                    signer: Arc::new(signer),
-                    bank,
-                    api_keys,
-                    generated_key,
-                },
-                None,
-            ))
+            (signer, bank, None)
         }
-        Bank::Sandbox { .. } => Err(StartError("unreachable bank configuration".into())),
-    }
+    };
+    Ok((
+        Keys {
+            token,
+            signer: Arc::new(signer),
+            bank,
+            api_keys,
+            generated_key,
+        },
+        sandbox_keys,
+    ))
 }
 
 /// Starts the service: store, bank (or in-process sandbox), HTTP server, workers.

@@ -73,7 +73,7 @@ impl TestApp {
         config.bank_timeout = Duration::from_secs(10);
         adjust(&mut config);
         let running = app::start(config.clone()).await.unwrap();
-        let client = client(&running);
+        let client = Client::of(&running);
         let first_key = running.api_keys[0].clone();
         Self {
             client,
@@ -123,7 +123,7 @@ impl TestApp {
             running.stop().await;
         }
         let running = app::start(self.config.clone()).await.unwrap();
-        self.client = client(&running);
+        self.client = Client::of(&running);
         self.running = Some(running);
     }
 
@@ -136,17 +136,6 @@ impl TestApp {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn client(running: &Running) -> Client {
-    Client::new(
-        format!("http://{}", running.api_addr),
-        running.api_keys[0].clone(),
-        running
-            .sandbox_addr
-            .map(|a| format!("http://{a}"))
-            .unwrap_or_default(),
-    )
 }
 
 /// A merchant endpoint collecting `(Recur-Signature, body)` of each event POSTed to it.
