@@ -454,3 +454,52 @@ async fn a_webhook_for_an_unknown_session_is_kept_and_applied_once_the_session_a
         "marked applied"
     );
 }
+
+#[tokio::test]
+async fn a_payment_whose_session_was_never_recorded_is_failed_only_after_ten_minutes() {
+    // No gateway expectation: reconciling it must not call the bank.
+    let (service, db) = Harness::new().service();
+    let stored = |minutes_ago: i64| {
+        let at = now() - time::Duration::minutes(minutes_ago);
+        let p = Payment::new(
+            NewPayment {
+                id: PaymentId::parse(&format!("pay_old{minutes_ago}")).unwrap(),
+                customer: CustomerReference::parse("lucky").unwrap(),
+                amount: Money::new(100, Currency::RUB).unwrap(),
+                method: PaymentMethod::Card,
+                save_token: false,
+                confirmation: Confirmation::Automatic,
+                return_url: None,
+                description: None,
+                metadata: None,
+            },
+            at,
+        )
+        .unwrap();
+        db.lock().unwrap().payments.insert(
+            p.id().clone(),
+            Versioned {
+                value: p.clone(),
+                version: 1,
+            },
+        );
+        p.id().clone()
+    };
+    let (recent, abandoned) = (stored(1), stored(11));
+    service
+        .reconcile(time::Duration::seconds(30))
+        .await
+        .unwrap();
+    let db = db.lock().unwrap();
+    assert_eq!(
+        db.payments[&recent].value.status(),
+        PaymentStatus::Pending,
+        "its session/create may still be on its way"
+    );
+    let failed = &db.payments[&abandoned].value;
+    assert_eq!(failed.status(), PaymentStatus::Failed);
+    assert_eq!(
+        failed.failure().unwrap().code.as_str(),
+        "provider_unavailable"
+    );
+}

@@ -22,6 +22,9 @@ pub struct WorkReport {
 
 const BATCH: u32 = 50;
 
+/// A payment whose bank session was never recorded is failed after this long.
+const ABANDONED_AFTER: Duration = Duration::minutes(10);
+
 /// Exponential backoff from one second, capped at ten minutes.
 pub(crate) fn backoff(attempts: u32) -> Duration {
     Duration::seconds(1_i64 << attempts.min(10)).min(Duration::minutes(10))
@@ -250,7 +253,12 @@ impl Service {
         {
             let id = payment.id().clone();
             let Some(session) = payment.session_id().cloned() else {
-                // Stored but the session was never created: no money can have moved.
+                // Stored but the session was never created: no money can have
+                // moved. Wait long enough that a slow session/create is not
+                // still on its way, then fail it.
+                if payment.updated_at() > now - ABANDONED_AFTER {
+                    continue;
+                }
                 let failure = failure_of(&GatewayError::Transient(
                     "the bank session was never created".into(),
                 ));
