@@ -31,7 +31,8 @@ use ports::{
     Write,
 };
 use sqlx::AnyPool;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
 use sqlx::{Any, Row, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -195,6 +196,20 @@ impl SqlStore {
         self.dialect
     }
 
+    async fn optional<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<Option<AnyRow>, StoreError> {
+        query.fetch_optional(&self.pool).await.map_err(store_error)
+    }
+
+    async fn all<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        query.fetch_all(&self.pool).await.map_err(store_error)
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
@@ -207,13 +222,10 @@ impl SqlStore {
     /// Re-encrypts every token sealed with an old key with the current one.
     /// Returns how many were re-encrypted.
     pub async fn rotate_token_key(&self) -> Result<u64, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.all(sqlx::query(
             "SELECT id, secret_ciphertext, secret_nonce, key_id FROM tokens WHERE key_id <> $1",
         )
-        .bind(self.keys.current_id())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        .bind(self.keys.current_id())).await?;
         let mut done = 0;
         for row in rows {
             let id: String = get(&row, "id")?;
@@ -551,11 +563,11 @@ fn subscription_row(row: &AnyRow) -> Result<Versioned<Subscription>, StoreError>
 #[async_trait]
 impl PaymentRepository for SqlStore {
     async fn get(&self, id: &PaymentId) -> Result<Option<Versioned<Payment>>, StoreError> {
-        let row = sqlx::query("SELECT version, data FROM payments WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = self
+            .optional(
+                sqlx::query("SELECT version, data FROM payments WHERE id = $1").bind(id.as_str()),
+            )
+            .await?;
         row.as_ref().map(payment_row).transpose()
     }
 
@@ -563,11 +575,12 @@ impl PaymentRepository for SqlStore {
         &self,
         session_id: &BankSessionId,
     ) -> Result<Option<Versioned<Payment>>, StoreError> {
-        let row = sqlx::query("SELECT version, data FROM payments WHERE session_id = $1")
-            .bind(session_id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = self
+            .optional(
+                sqlx::query("SELECT version, data FROM payments WHERE session_id = $1")
+                    .bind(session_id.as_str()),
+            )
+            .await?;
         row.as_ref().map(payment_row).transpose()
     }
 
@@ -576,12 +589,9 @@ impl PaymentRepository for SqlStore {
         customer: &CustomerReference,
         limit: u32,
     ) -> Result<Vec<Payment>, StoreError> {
-        let rows = sqlx::query("SELECT version, data FROM payments WHERE customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2")
+        let rows = self.all(sqlx::query("SELECT version, data FROM payments WHERE customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2")
             .bind(customer.as_str())
-            .bind(count(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .bind(count(limit))).await?;
         rows.iter()
             .map(|r| payment_row(r).map(|v| v.value))
             .collect()
@@ -592,15 +602,12 @@ impl PaymentRepository for SqlStore {
         before: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Payment>, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.all(sqlx::query(
             "SELECT version, data FROM payments WHERE status NOT IN ('succeeded', 'failed', 'cancelled') \
              AND ((status = 'pending' AND updated_at < $1) OR outcome_unknown = 1) ORDER BY updated_at LIMIT $2",
         )
         .bind(micros(before))
-        .bind(count(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        .bind(count(limit))).await?;
         rows.iter()
             .map(|r| payment_row(r).map(|v| v.value))
             .collect()
@@ -613,11 +620,12 @@ const TOKEN_COLUMNS: &str =
 #[async_trait]
 impl TokenRepository for SqlStore {
     async fn get(&self, id: &TokenId) -> Result<Option<Versioned<RecurrentToken>>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = self
+            .optional(
+                sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+                    .bind(id.as_str()),
+            )
+            .await?;
         row.map(|r| versioned(&r, self.token_row(&r)?)).transpose()
     }
 
@@ -625,11 +633,8 @@ impl TokenRepository for SqlStore {
         &self,
         customer: &CustomerReference,
     ) -> Result<Vec<RecurrentToken>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE customer = $1 ORDER BY created_at DESC, id DESC"))
-            .bind(customer.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let rows = self.all(sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE customer = $1 ORDER BY created_at DESC, id DESC"))
+            .bind(customer.as_str())).await?;
         rows.iter().map(|r| self.token_row(r)).collect()
     }
 }
@@ -661,11 +666,12 @@ impl SubscriptionRepository for SqlStore {
         &self,
         id: &SubscriptionId,
     ) -> Result<Option<Versioned<Subscription>>, StoreError> {
-        let row = sqlx::query("SELECT version, data FROM subscriptions WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = self
+            .optional(
+                sqlx::query("SELECT version, data FROM subscriptions WHERE id = $1")
+                    .bind(id.as_str()),
+            )
+            .await?;
         row.as_ref().map(subscription_row).transpose()
     }
 
@@ -674,26 +680,20 @@ impl SubscriptionRepository for SqlStore {
         now: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Versioned<Subscription>>, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.all(sqlx::query(
             "SELECT version, data FROM subscriptions WHERE status IN ('active', 'past_due') AND next_charge_at <= $1 \
              ORDER BY next_charge_at LIMIT $2",
         )
         .bind(micros(now))
-        .bind(count(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        .bind(count(limit))).await?;
         rows.iter().map(subscription_row).collect()
     }
 
     async fn charges(&self, id: &SubscriptionId) -> Result<Vec<ChargeAttempt>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = self.all(sqlx::query(&format!(
             "SELECT {CHARGE_COLUMNS} FROM subscription_charges WHERE subscription_id = $1 ORDER BY period_index, attempt"
         ))
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        .bind(id.as_str())).await?;
         rows.iter().map(charge_row).collect()
     }
 
@@ -701,13 +701,14 @@ impl SubscriptionRepository for SqlStore {
         &self,
         payment_id: &PaymentId,
     ) -> Result<Option<ChargeAttempt>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CHARGE_COLUMNS} FROM subscription_charges WHERE payment_id = $1"
-        ))
-        .bind(payment_id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let row = self
+            .optional(
+                sqlx::query(&format!(
+                    "SELECT {CHARGE_COLUMNS} FROM subscription_charges WHERE payment_id = $1"
+                ))
+                .bind(payment_id.as_str()),
+            )
+            .await?;
         row.as_ref().map(charge_row).transpose()
     }
 }
@@ -738,11 +739,8 @@ impl IdempotencyStore for SqlStore {
         if inserted.rows_affected() == 1 {
             return Ok(IdempotencyBegin::Started);
         }
-        let row = sqlx::query("SELECT fingerprint, status, response_status, response_body FROM idempotency_keys WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let row = self.optional(sqlx::query("SELECT fingerprint, status, response_status, response_body FROM idempotency_keys WHERE key = $1")
+            .bind(key)).await?;
         let Some(row) = row else {
             // Expired and deleted between the two statements: take it again.
             return Box::pin(self.begin(key, fingerprint, now)).await;
@@ -800,14 +798,11 @@ impl WebhookInbox for SqlStore {
     }
 
     async fn pending(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<InboxItem>, StoreError> {
-        let rows = sqlx::query(
+        let rows = self.all(sqlx::query(
             "SELECT id, body, received_at, attempts FROM inbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
         )
         .bind(micros(now))
-        .bind(count(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        .bind(count(limit))).await?;
         rows.iter()
             .map(|r| {
                 Ok(InboxItem {
@@ -864,13 +859,14 @@ impl Outbox for SqlStore {
                ORDER BY o.id LIMIT $3 {lock}) \
              RETURNING id, kind, subject, attempts"
         );
-        let rows = sqlx::query(&sql)
-            .bind(micros(now + lease))
-            .bind(micros(now))
-            .bind(count(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let rows = self
+            .all(
+                sqlx::query(&sql)
+                    .bind(micros(now + lease))
+                    .bind(micros(now))
+                    .bind(count(limit)),
+            )
+            .await?;
         let mut items: Vec<OutboxItem> = rows
             .iter()
             .map(|r| {
@@ -945,12 +941,9 @@ impl EventLog for SqlStore {
             })?,
             None => 0,
         };
-        let rows = sqlx::query("SELECT seq, kind, subject_id, data, created_at FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        let rows = self.all(sqlx::query("SELECT seq, kind, subject_id, data, created_at FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(from)
-            .bind(count(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .bind(count(limit))).await?;
         rows.iter().map(event_row).collect()
     }
 
@@ -958,13 +951,14 @@ impl EventLog for SqlStore {
         let Some(seq) = event_seq(id) else {
             return Ok(None);
         };
-        let row = sqlx::query(
-            "SELECT seq, kind, subject_id, data, created_at FROM events WHERE seq = $1",
-        )
-        .bind(seq)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let row = self
+            .optional(
+                sqlx::query(
+                    "SELECT seq, kind, subject_id, data, created_at FROM events WHERE seq = $1",
+                )
+                .bind(seq),
+            )
+            .await?;
         row.as_ref().map(event_row).transpose()
     }
 }
