@@ -615,12 +615,14 @@ pub async fn idempotency_same_request_is_in_flight_then_replayed<H: Harness>(h: 
     );
 }
 
-/// The same key with another request is a mismatch.
-pub async fn idempotency_other_request_with_the_key_is_a_mismatch<H: Harness>(h: &H) {
-    let s = h.store();
-    s.begin("k1", "fp", now()).await.unwrap();
+/// Runs a request with `key` to completion (a `201 {}` answer).
+async fn answered<S: AllPorts + ?Sized>(s: &S, key: &str, fingerprint: &str) {
+    assert_eq!(
+        s.begin(key, fingerprint, now()).await.unwrap(),
+        IdempotencyBegin::Started
+    );
     s.finish(
-        "k1",
+        key,
         StoredResponse {
             status: 201,
             body: b"{}".to_vec(),
@@ -628,6 +630,12 @@ pub async fn idempotency_other_request_with_the_key_is_a_mismatch<H: Harness>(h:
     )
     .await
     .unwrap();
+}
+
+/// The same key with another request is a mismatch.
+pub async fn idempotency_other_request_with_the_key_is_a_mismatch<H: Harness>(h: &H) {
+    let s = h.store();
+    answered(&*s, "k1", "fp").await;
     assert_eq!(
         s.begin("k1", "other", now()).await.unwrap(),
         IdempotencyBegin::Mismatch
@@ -637,16 +645,7 @@ pub async fn idempotency_other_request_with_the_key_is_a_mismatch<H: Harness>(h:
 /// After 24 hours a key is forgotten.
 pub async fn idempotency_keys_expire_after_24_hours<H: Harness>(h: &H) {
     let s = h.store();
-    s.begin("k1", "fp", now()).await.unwrap();
-    s.finish(
-        "k1",
-        StoredResponse {
-            status: 201,
-            body: b"{}".to_vec(),
-        },
-    )
-    .await
-    .unwrap();
+    answered(&*s, "k1", "fp").await;
     assert_eq!(
         s.begin(
             "k1",
