@@ -175,11 +175,20 @@ pub(crate) async fn list_payments(
     State(state): State<ApiState>,
     Query(q): Query<CustomerQuery>,
 ) -> Answer {
-    let payments = state.service.list_payments(&customer(&q)?).await?;
-    let mut data = Vec::with_capacity(payments.len());
-    for p in &payments {
-        data.push(payment_body(&state, p).await);
-    }
+    let customer = customer(&q)?;
+    let payments = state.service.list_payments(&customer).await?;
+    // One read of the customer's tokens for the whole page, not one per payment.
+    let tokens: HashMap<_, _> = state
+        .service
+        .list_tokens(&customer)
+        .await?
+        .into_iter()
+        .map(|t| (t.id.clone(), t.status()))
+        .collect();
+    let data: Vec<Value> = payments
+        .iter()
+        .map(|p| wire::payment_json(p, p.token_id().and_then(|t| tokens.get(t).copied())))
+        .collect();
     Ok(reply(StatusCode::OK, json!({ "data": data })))
 }
 
