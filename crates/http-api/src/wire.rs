@@ -31,6 +31,7 @@ fn opt_timestamp(t: Option<OffsetDateTime>) -> Value {
 /// Parses an RFC 3339 time.
 pub fn parse_timestamp(field: &str, s: &str) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::parse(s, &Rfc3339)
+        .map(ports::to_micros)
         .map_err(|_| ApiError::bad_request(format!("{field} must be an RFC 3339 time")))
 }
 

@@ -84,13 +84,20 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
 }
 
-/// The wall clock.
+/// Drops sub-microsecond digits: the stores keep microseconds, so a time the
+/// service hands out reads back the same after storage.
+pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+/// The wall clock, in microseconds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        to_micros(OffsetDateTime::now_utc())
     }
 }
 
@@ -104,9 +111,9 @@ pub struct ManualClock(Mutex<OffsetDateTime>);
 pub struct ClockBackwards;
 
 impl ManualClock {
-    /// A clock stopped at `at`.
+    /// A clock stopped at `at` (in microseconds).
     pub fn new(at: OffsetDateTime) -> Self {
-        Self(Mutex::new(at))
+        Self(Mutex::new(to_micros(at)))
     }
 
     /// Moves forward by `by` (zero is allowed).
@@ -118,7 +125,7 @@ impl ManualClock {
         if by.is_negative() {
             return Err(ClockBackwards);
         }
-        *now += by;
+        *now = to_micros(*now + by);
         Ok(*now)
     }
 
@@ -128,6 +135,7 @@ impl ManualClock {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let to = to_micros(to);
         if to < *now {
             return Err(ClockBackwards);
         }
@@ -142,6 +150,21 @@ impl Clock for ManualClock {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_hand_out_microseconds_as_the_stores_keep_them() {
+        let at = OffsetDateTime::UNIX_EPOCH + Duration::nanoseconds(1_234_567);
+        let clock = ManualClock::new(at);
+        assert_eq!(clock.now().nanosecond(), 1_234_000);
+        assert_eq!(SystemClock.now().nanosecond() % 1_000, 0);
+        clock.advance_to(at + Duration::nanoseconds(999)).unwrap();
+        assert_eq!(clock.now().nanosecond() % 1_000, 0);
     }
 }
 

@@ -880,6 +880,105 @@ async fn declined_charges_are_dunned_and_a_new_token_pays_a_past_due_subscriptio
     app.stop().await;
 }
 
+async fn a_subscription_pauses_resumes_changes_and_cancels(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-life-sub").await.unwrap();
+    let start = (time::OffsetDateTime::now_utc() + time::Duration::days(400))
+        .replace_nanosecond(0)
+        .unwrap();
+    let start_at = start
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body = json!({ "customer": { "reference": "cust-life-sub" }, "token_id": token, "amount": { "value": 1_000, "currency": "rub" },
+        "interval": { "unit": "week", "count": 2 }, "start_at": start_at, "description": "Pool", "metadata": { "plan": "basic" } });
+    let (status, sub) = c.post("/v1/subscriptions", &body).await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().unwrap().to_owned();
+    assert_eq!(sub["amount"]["currency"], "RUB");
+    assert_eq!(sub["next_charge_at"].as_str(), Some(start_at.as_str()));
+    assert_eq!(c.get(&format!("/v1/subscriptions/{id}")).await.1, sub);
+
+    let (_, paused) = c
+        .post(&format!("/v1/subscriptions/{id}/pause"), &json!({}))
+        .await;
+    assert_eq!(paused["status"], "paused");
+    c.post(
+        "/v1/test/clock/advance",
+        &json!({ "seconds": 420 * 86_400 }),
+    )
+    .await;
+    assert!(
+        wait_charges_none(c, &id).await,
+        "a paused subscription is not charged"
+    );
+    let (_, resumed) = c
+        .post(&format!("/v1/subscriptions/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(resumed["status"], "active");
+
+    let (status, changed) = c.post(&format!("/v1/subscriptions/{id}"), &json!({ "amount": { "value": 1_500, "currency": "RUB" }, "metadata": { "plan": "plus" } })).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (
+            changed["amount"]["value"].as_i64(),
+            changed["metadata"]["plan"].as_str()
+        ),
+        (Some(1_500), Some("plus"))
+    );
+    let (status, refused) = c
+        .post(
+            &format!("/v1/subscriptions/{id}"),
+            &json!({ "amount": { "value": 0, "currency": "RUB" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    let charges = wait_charges(c, &id, 1).await;
+    assert_eq!(
+        charges.len(),
+        1,
+        "resuming bills the current period once, not the paused ones: {charges:?}"
+    );
+    let (_, payment) = c
+        .get(&format!(
+            "/v1/payments/{}",
+            charges[0]["payment_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        payment["amount"]["value"], 1_500,
+        "the new amount is charged"
+    );
+
+    let (_, cancelled) = c
+        .post(&format!("/v1/subscriptions/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["next_charge_at"].is_null());
+    let (status, _) = c
+        .post(&format!("/v1/subscriptions/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(status, 409, "cancelled is final");
+    assert!(
+        events(c)
+            .await
+            .iter()
+            .any(|e| e["type"] == "subscription.cancelled" && e["data"]["id"] == id.as_str())
+    );
+    assert_eq!(c.get("/v1/subscriptions/sub_missing").await.0, 404);
+    app.stop().await;
+}
+
+/// Whether a subscription still has no charge attempt once the jobs ran.
+async fn wait_charges_none(c: &Client, sub: &str) -> bool {
+    c.get(&format!("/v1/subscriptions/{sub}/charges")).await.1["data"]
+        .as_array()
+        .is_some_and(Vec::is_empty)
+}
+
 async fn a_subscription_never_charges_a_disabled_token(kind: StoreKind) {
     let app = TestApp::start(kind).await;
     let c = &app.client;
@@ -1043,6 +1142,7 @@ on_both_stores!(
     refunds_are_partial_or_full_and_never_exceed_the_payment,
     declined_charges_are_dunned_and_a_new_token_pays_a_past_due_subscription,
     a_subscription_never_charges_a_disabled_token,
+    a_subscription_pauses_resumes_changes_and_cancels,
     card_numbers_never_reach_the_logs,
     a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
     shutdown_finishes_within_ten_seconds,
