@@ -327,6 +327,26 @@ async fn bad_requests_get_a_clear_error_and_change_nothing(kind: StoreKind) {
         created.is_empty(),
         "no refused request created a payment: {created:?}"
     );
+    // Confirm and cancel answer 409 outside requires_confirmation, and change nothing.
+    let (_, paid) = c
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-state", "4242424242424242", 100, false),
+        )
+        .await;
+    let id = paid["id"].as_str().unwrap();
+    let before = c.wait_status(id, "succeeded").await.unwrap();
+    for verb in ["confirm", "cancel"] {
+        let (status, answer) = c
+            .post(&format!("/v1/payments/{id}/{verb}"), &json!({}))
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (409, Some("invalid_state")),
+            "{verb}"
+        );
+    }
+    assert_eq!(c.get(&format!("/v1/payments/{id}")).await.1, before);
     let no_key = reqwest::Client::new()
         .get(format!("{}/v1/events", app.base()))
         .send()
