@@ -976,3 +976,101 @@ async fn card_numbers_and_cvv_never_reach_the_logs_or_errors() {
         assert!(!error.contains(secret), "{secret} in error");
     }
 }
+
+// ---- the customer's pages ------------------------------------------------------
+
+#[tokio::test]
+async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back() {
+    let w = World::new().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let qr_session = w.session("pay_qrpage", "lucky", rub(1_000)).await;
+    w.start(
+        "pay_qrpage",
+        &qr_session,
+        Instrument::Fps(None),
+        rub(1_000),
+        true,
+    )
+    .await
+    .unwrap();
+    let confirmed = w
+        .gateway
+        .confirm(qr_session.clone(), "pay_qrpage:confirm".into())
+        .await
+        .unwrap();
+    let Some(BankFact::ActionRequired(NextAction::Qr { content })) = confirmed.fact else {
+        panic!("{:?}", confirmed.fact)
+    };
+    let page = http
+        .get(format!("{}/qr/{qr_session}", w.sandbox_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<svg") && page.contains(&content.replace('&', "&amp;")),
+        "the QR code of the deeplink"
+    );
+    assert!(page.contains("id=\"pay\"") && page.contains("id=\"expire\""));
+
+    let widget_session = w.session("pay_widgetpage", "lucky", rub(1_000)).await;
+    let widget = w.gateway.widget_token(widget_session, true).await.unwrap();
+    let page = http
+        .get(format!("{}/widget/{}", w.sandbox_url, widget.public_token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("name=\"number\"") && page.contains("I agree to recurring payments"),
+        "{page}"
+    );
+
+    let three_ds = w.session("pay_3dspage", "lucky", rub(1_000)).await;
+    w.start(
+        "pay_3dspage",
+        &three_ds,
+        Instrument::Card(card("4000000000003220")),
+        rub(1_000),
+        true,
+    )
+    .await
+    .unwrap();
+    w.gateway
+        .confirm(three_ds.clone(), "pay_3dspage:confirm".into())
+        .await
+        .unwrap();
+    let page = http
+        .get(format!("{}/3ds/{three_ds}", w.sandbox_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"approve\"") && page.contains("10.00 RUB"),
+        "{page}"
+    );
+    let declined = http
+        .post(format!("{}/3ds/{three_ds}/decline", w.sandbox_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(declined.status().is_redirection());
+    assert_eq!(
+        declined.headers()["location"],
+        "https://shop.example/return",
+        "back to return_url"
+    );
+    let status = w.gateway.session_status(three_ds).await.unwrap();
+    assert!(matches!(status.fact, Some(BankFact::Failed(ref f)) if f.code.as_str() == "3DS_error"));
+}
