@@ -233,3 +233,75 @@ fn migrate_applies_the_schema_and_exits() {
     assert!(dir.join("m.db").exists());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_token_key_reencrypts_stored_tokens_with_the_new_key() {
+    use std::sync::Arc;
+
+    use domain::*;
+    use ports::{ChangeSet, TokenRepository, UnitOfWork, Write};
+    use store_sql::crypto::TokenKeys;
+
+    let dir = temp_dir("rotate");
+    let url = format!("sqlite://{}", dir.join("r.db").display());
+    let (old, new) = (TokenKeys::generate_base64(), TokenKeys::generate_base64());
+    let issued = IssuedToken {
+        secret: RecurrentTokenSecret::parse("feda2b21").unwrap(),
+        created_at: None,
+        finished_at: None,
+        is_active: true,
+    };
+    let now = time::OffsetDateTime::UNIX_EPOCH;
+    let token = RecurrentToken::issued(
+        TokenId::parse("tok_rot").unwrap(),
+        CustomerReference::parse("c").unwrap(),
+        &issued,
+        TokenMethod::Card,
+        PaymentId::parse("pay_rot").unwrap(),
+        now,
+    );
+    let store = app::open_store(&url, Arc::new(TokenKeys::from_base64(&old, None).unwrap()))
+        .await
+        .unwrap();
+    store
+        .commit(
+            ChangeSet {
+                tokens: vec![Write::insert(token.clone())],
+                ..ChangeSet::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    store.pool().close().await;
+
+    let out = recur()
+        .arg("rotate-token-key")
+        .env("DATABASE_URL", &url)
+        .env("RECUR_TOKEN_KEY", &new)
+        .env("RECUR_TOKEN_KEY_OLD", &old)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 token"));
+
+    let only_new = app::open_store(&url, Arc::new(TokenKeys::from_base64(&new, None).unwrap()))
+        .await
+        .unwrap();
+    let read = TokenRepository::get(&only_new, &token.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(
+        read.secret.expose(),
+        "feda2b21",
+        "readable with the new key alone"
+    );
+    only_new.pool().close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
