@@ -232,11 +232,11 @@ pub fn payment_request(request: &StartPayment) -> PaymentRequest {
             card: CardDetails {
                 kind: Some("bank_card".into()),
                 bank_card: Some(BankCard {
-                    number: card.number.clone(),
-                    expiration_month: card.expiry_month.clone(),
-                    expiration_year: card.expiry_year.clone(),
-                    security_code: Some(card.security_code.clone()),
-                    holder_name: card.holder_name.clone(),
+                    number: card.number().to_owned(),
+                    expiration_month: card.expiry_month().to_owned(),
+                    expiration_year: card.expiry_year().to_owned(),
+                    security_code: Some(card.security_code().to_owned()),
+                    holder_name: card.holder_name().map(str::to_owned),
                 }),
                 brand: None,
                 last4: None,

@@ -24,71 +24,240 @@ pub enum DeclineClass {
 impl DeclineClass {
     /// Classifies a bank error code. Unknown codes are hard declines.
     pub fn of(code: &ErrorCode) -> Self {
-        Self::of_str(code.as_str())
-    }
-
-    fn of_str(code: &str) -> Self {
-        match code {
-            "internal_error"
-            | "provider_error"
-            | "provider_unavailable"
-            | "confirm_timeout"
-            | "capture_timeout" => Self::RetryLater,
-            "insufficient_funds" | "declined_by_issuer_bank" | "activity_count_exceeded" => {
-                Self::SoftDecline
-            }
-            "3DS_error" => Self::NeedsCustomer,
-            "session_cancelled"
-            | "session_cancelled_by_partner"
-            | "operation_rejected"
-            | "qr_expired" => Self::Cancelled,
-            "identification_error"
-            | "authentication_error"
-            | "authorization_error"
-            | "invalid_request"
-            | "idempotency_key_already_exists"
-            | "session_wrong_state" => Self::Configuration,
-            // bank_card_expired, card_number_does_not_exist, binding_is_deactivated,
-            // not_permitted_by_issuer_bank and every code nobody told us about.
-            _ => Self::HardDecline,
-        }
-    }
-
-    /// Whether the token that was charged can never be charged again.
-    pub fn kills_token(self) -> bool {
-        matches!(self, Self::HardDecline)
+        BankCode::parse(code.as_str()).map_or(Self::HardDecline, BankCode::class)
     }
 }
 
-/// Every error code the bank documents, with its class (for docs and tests).
-pub const DOCUMENTED_CODES: &[(&str, DeclineClass)] = &[
-    ("identification_error", DeclineClass::Configuration),
-    ("authentication_error", DeclineClass::Configuration),
-    ("authorization_error", DeclineClass::Configuration),
-    ("invalid_request", DeclineClass::Configuration),
+/// Every error code recur reacts to, by name: the codes the bank documents,
+/// and `token_inactive`, recur's own code for a charge refused before any bank
+/// call because its token can no longer be charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BankCode {
+    /// `identification_error`
+    IdentificationError,
+    /// `authentication_error`
+    AuthenticationError,
+    /// `authorization_error`
+    AuthorizationError,
+    /// `invalid_request`
+    InvalidRequest,
+    /// `idempotency_key_already_exists`
+    IdempotencyKeyAlreadyExists,
+    /// `session_wrong_state`
+    SessionWrongState,
+    /// `internal_error`
+    InternalError,
+    /// `provider_error`
+    ProviderError,
+    /// `provider_unavailable`
+    ProviderUnavailable,
+    /// `confirm_timeout`
+    ConfirmTimeout,
+    /// `capture_timeout`
+    CaptureTimeout,
+    /// `bank_card_expired`
+    BankCardExpired,
+    /// `card_number_does_not_exist`
+    CardNumberDoesNotExist,
+    /// `binding_is_deactivated`
+    BindingIsDeactivated,
+    /// `not_permitted_by_issuer_bank`
+    NotPermittedByIssuerBank,
+    /// `3DS_error`
+    ThreeDsError,
+    /// `insufficient_funds`
+    InsufficientFunds,
+    /// `declined_by_issuer_bank`
+    DeclinedByIssuerBank,
+    /// `activity_count_exceeded`
+    ActivityCountExceeded,
+    /// `session_cancelled`
+    SessionCancelled,
+    /// `session_cancelled_by_partner`
+    SessionCancelledByPartner,
+    /// `operation_rejected`
+    OperationRejected,
+    /// `qr_expired`
+    QrExpired,
+    /// `token_inactive` (recur's own, never sent by the bank)
+    TokenInactive,
+}
+
+/// Each code's wire name and class, as data (docs and tests walk it).
+const CODES: &[(BankCode, &str, DeclineClass)] = &[
     (
+        BankCode::IdentificationError,
+        "identification_error",
+        DeclineClass::Configuration,
+    ),
+    (
+        BankCode::AuthenticationError,
+        "authentication_error",
+        DeclineClass::Configuration,
+    ),
+    (
+        BankCode::AuthorizationError,
+        "authorization_error",
+        DeclineClass::Configuration,
+    ),
+    (
+        BankCode::InvalidRequest,
+        "invalid_request",
+        DeclineClass::Configuration,
+    ),
+    (
+        BankCode::IdempotencyKeyAlreadyExists,
         "idempotency_key_already_exists",
         DeclineClass::Configuration,
     ),
-    ("session_wrong_state", DeclineClass::Configuration),
-    ("internal_error", DeclineClass::RetryLater),
-    ("provider_error", DeclineClass::RetryLater),
-    ("provider_unavailable", DeclineClass::RetryLater),
-    ("confirm_timeout", DeclineClass::RetryLater),
-    ("capture_timeout", DeclineClass::RetryLater),
-    ("bank_card_expired", DeclineClass::HardDecline),
-    ("card_number_does_not_exist", DeclineClass::HardDecline),
-    ("binding_is_deactivated", DeclineClass::HardDecline),
-    ("not_permitted_by_issuer_bank", DeclineClass::HardDecline),
-    ("3DS_error", DeclineClass::NeedsCustomer),
-    ("insufficient_funds", DeclineClass::SoftDecline),
-    ("declined_by_issuer_bank", DeclineClass::SoftDecline),
-    ("activity_count_exceeded", DeclineClass::SoftDecline),
-    ("session_cancelled", DeclineClass::Cancelled),
-    ("session_cancelled_by_partner", DeclineClass::Cancelled),
-    ("operation_rejected", DeclineClass::Cancelled),
-    ("qr_expired", DeclineClass::Cancelled),
+    (
+        BankCode::SessionWrongState,
+        "session_wrong_state",
+        DeclineClass::Configuration,
+    ),
+    (
+        BankCode::InternalError,
+        "internal_error",
+        DeclineClass::RetryLater,
+    ),
+    (
+        BankCode::ProviderError,
+        "provider_error",
+        DeclineClass::RetryLater,
+    ),
+    (
+        BankCode::ProviderUnavailable,
+        "provider_unavailable",
+        DeclineClass::RetryLater,
+    ),
+    (
+        BankCode::ConfirmTimeout,
+        "confirm_timeout",
+        DeclineClass::RetryLater,
+    ),
+    (
+        BankCode::CaptureTimeout,
+        "capture_timeout",
+        DeclineClass::RetryLater,
+    ),
+    (
+        BankCode::BankCardExpired,
+        "bank_card_expired",
+        DeclineClass::HardDecline,
+    ),
+    (
+        BankCode::CardNumberDoesNotExist,
+        "card_number_does_not_exist",
+        DeclineClass::HardDecline,
+    ),
+    (
+        BankCode::BindingIsDeactivated,
+        "binding_is_deactivated",
+        DeclineClass::HardDecline,
+    ),
+    (
+        BankCode::NotPermittedByIssuerBank,
+        "not_permitted_by_issuer_bank",
+        DeclineClass::HardDecline,
+    ),
+    (
+        BankCode::ThreeDsError,
+        "3DS_error",
+        DeclineClass::NeedsCustomer,
+    ),
+    (
+        BankCode::InsufficientFunds,
+        "insufficient_funds",
+        DeclineClass::SoftDecline,
+    ),
+    (
+        BankCode::DeclinedByIssuerBank,
+        "declined_by_issuer_bank",
+        DeclineClass::SoftDecline,
+    ),
+    (
+        BankCode::ActivityCountExceeded,
+        "activity_count_exceeded",
+        DeclineClass::SoftDecline,
+    ),
+    (
+        BankCode::SessionCancelled,
+        "session_cancelled",
+        DeclineClass::Cancelled,
+    ),
+    (
+        BankCode::SessionCancelledByPartner,
+        "session_cancelled_by_partner",
+        DeclineClass::Cancelled,
+    ),
+    (
+        BankCode::OperationRejected,
+        "operation_rejected",
+        DeclineClass::Cancelled,
+    ),
+    (BankCode::QrExpired, "qr_expired", DeclineClass::Cancelled),
+    (
+        BankCode::TokenInactive,
+        "token_inactive",
+        DeclineClass::HardDecline,
+    ),
 ];
+
+impl BankCode {
+    /// Every code, in the order of the bank's documentation.
+    pub fn all() -> impl Iterator<Item = Self> {
+        CODES.iter().map(|(code, _, _)| *code)
+    }
+
+    /// The named code for a wire string, `None` for a code nobody told us about.
+    pub fn parse(s: &str) -> Option<Self> {
+        CODES
+            .iter()
+            .find(|(_, name, _)| *name == s)
+            .map(|(code, _, _)| *code)
+    }
+
+    fn row(self) -> &'static (BankCode, &'static str, DeclineClass) {
+        CODES
+            .iter()
+            .find(|(code, _, _)| *code == self)
+            .expect("every code has a row")
+    }
+
+    /// The wire name, verbatim.
+    pub fn as_str(self) -> &'static str {
+        self.row().1
+    }
+
+    /// The code as an [`ErrorCode`].
+    pub fn code(self) -> ErrorCode {
+        ErrorCode::parse(self.as_str()).expect("every named code is a valid code")
+    }
+
+    /// What it says about trying again.
+    pub fn class(self) -> DeclineClass {
+        self.row().2
+    }
+
+    /// Whether the token that was charged can never be charged again: the
+    /// bank says the binding is gone or the card behind it no longer exists.
+    /// Other hard declines (unknown codes included) end dunning but leave the
+    /// token to the merchant.
+    pub fn kills_token(self) -> bool {
+        matches!(
+            self,
+            Self::BindingIsDeactivated
+                | Self::BankCardExpired
+                | Self::CardNumberDoesNotExist
+                | Self::TokenInactive
+        )
+    }
+
+    /// Whether `code` is this one.
+    pub fn is(self, code: &ErrorCode) -> bool {
+        code.as_str() == self.as_str()
+    }
+}
 
 /// When to try a failed subscription charge again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,20 +326,37 @@ mod tests {
 
     #[test]
     fn every_documented_code_has_its_class() {
-        for (code, class) in DOCUMENTED_CODES {
-            assert_eq!(
-                DeclineClass::of(&ErrorCode::parse(code).unwrap()),
-                *class,
-                "{code}"
-            );
+        for code in BankCode::all() {
+            assert_eq!(BankCode::parse(code.as_str()), Some(code));
+            assert_eq!(DeclineClass::of(&code.code()), code.class(), "{code:?}");
         }
+        assert_eq!(BankCode::all().count(), CODES.len());
+    }
+
+    #[test]
+    fn only_codes_that_say_the_card_is_gone_kill_the_token() {
+        let killers: Vec<_> = BankCode::all().filter(|c| c.kills_token()).collect();
+        assert_eq!(
+            killers,
+            [
+                BankCode::BankCardExpired,
+                BankCode::CardNumberDoesNotExist,
+                BankCode::BindingIsDeactivated,
+                BankCode::TokenInactive
+            ]
+        );
+        assert!(!BankCode::InsufficientFunds.kills_token());
     }
 
     #[test]
     fn unknown_codes_are_hard_declines() {
         let code = ErrorCode::parse("brand_new_code").unwrap();
         assert_eq!(DeclineClass::of(&code), DeclineClass::HardDecline);
-        assert!(DeclineClass::of(&code).kills_token());
+        assert_eq!(
+            BankCode::parse("brand_new_code"),
+            None,
+            "an unknown code kills no token"
+        );
     }
 
     #[test]

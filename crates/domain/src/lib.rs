@@ -60,7 +60,7 @@ mod subscription;
 mod token;
 
 pub use bank::{AcquiringStatus, SessionStatus, observe};
-pub use decline::{DOCUMENTED_CODES, DeclineClass, Dunning, DunningPolicy};
+pub use decline::{BankCode, DeclineClass, Dunning, DunningPolicy};
 pub use ids::{
     BankSessionId, CustomerReference, ErrorCode, EventId, InvalidId, PaymentId,
     RecurrentTokenSecret, SubscriptionId, TokenId,
@@ -68,9 +68,9 @@ pub use ids::{
 pub use machine::{Applied, Ignored, State, TableView, Transition, TransitionError, all_tables};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{
-    BankFact, Confirmation, Effect, Failure, Initiator, IssuedToken, NewPayment, NextAction,
-    Outcome, Payment, PaymentError, PaymentEvent, PaymentMethod, PaymentParts, PaymentStatus,
-    SubscriptionService,
+    BankFact, CardData, CardError, Confirmation, Effect, Failure, Initiator, IssuedToken,
+    NewPayment, NextAction, Outcome, Payment, PaymentError, PaymentEvent, PaymentMethod,
+    PaymentParts, PaymentStatus, SessionCommand, SubscriptionService,
 };
 pub use subscription::{
     ChargeStatus, DueCharge, Interval, IntervalUnit, NewSubscription, Period, Subscription,

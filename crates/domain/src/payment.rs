@@ -8,396 +8,22 @@
 use time::OffsetDateTime;
 
 use crate::bank::{AcquiringStatus, SessionStatus, observe};
-use crate::machine::{Applied, Ignored, State, Transition, TransitionError};
-use crate::{
-    BankSessionId, CustomerReference, ErrorCode, Money, PaymentId, RecurrentTokenSecret, TokenId,
+use crate::machine::{Applied, Ignored, State, TransitionError};
+use crate::{BankSessionId, CustomerReference, Money, PaymentId, TokenId};
+
+mod error;
+mod fact;
+mod method;
+mod status;
+
+pub use error::PaymentError;
+pub use fact::{
+    BankFact, Effect, Failure, IssuedToken, NextAction, Outcome, PaymentEvent, SessionCommand,
 };
-
-/// The merchant-facing payment status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PaymentStatus {
-    /// Sent to the bank (or about to be); waiting for the bank.
-    Pending,
-    /// The customer has to act: 3-D Secure redirect, QR code or widget.
-    RequiresAction,
-    /// Manual confirmation: the merchant has to confirm or cancel.
-    RequiresConfirmation,
-    /// Money moved.
-    Succeeded,
-    /// Money did not move; see the error.
-    Failed,
-    /// Cancelled by the merchant before money moved.
-    Cancelled,
-}
-
-impl State for PaymentStatus {
-    const ALL: &'static [Self] = &[
-        Self::Pending,
-        Self::RequiresAction,
-        Self::RequiresConfirmation,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-    const MACHINE: &'static str = "Payment";
-    const TRANSITIONS: &'static [Transition<Self>] = &[
-        t(
-            Self::Pending,
-            "ready_to_confirm (manual)",
-            Self::RequiresConfirmation,
-        ),
-        t(Self::Pending, "action_required", Self::RequiresAction),
-        t(Self::Pending, "payment_finished succeeded", Self::Succeeded),
-        t(Self::Pending, "payment_finished failed", Self::Failed),
-        t(Self::Pending, "cancel confirmed", Self::Cancelled),
-        t(Self::RequiresConfirmation, "confirm", Self::Pending),
-        t(
-            Self::RequiresConfirmation,
-            "action_required",
-            Self::RequiresAction,
-        ),
-        t(
-            Self::RequiresConfirmation,
-            "cancel confirmed",
-            Self::Cancelled,
-        ),
-        t(
-            Self::RequiresConfirmation,
-            "payment_finished succeeded",
-            Self::Succeeded,
-        ),
-        t(
-            Self::RequiresConfirmation,
-            "payment_finished failed",
-            Self::Failed,
-        ),
-        t(Self::RequiresAction, "ready_to_capture", Self::Pending),
-        t(
-            Self::RequiresAction,
-            "payment_finished succeeded",
-            Self::Succeeded,
-        ),
-        t(
-            Self::RequiresAction,
-            "payment_finished failed",
-            Self::Failed,
-        ),
-        t(Self::RequiresAction, "cancel confirmed", Self::Cancelled),
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::RequiresAction => "requires_action",
-            Self::RequiresConfirmation => "requires_confirmation",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-const fn t(from: PaymentStatus, on: &'static str, to: PaymentStatus) -> Transition<PaymentStatus> {
-    Transition { from, on, to }
-}
-
-/// Who starts a payment with a saved token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Initiator {
-    /// MIT: the merchant charges without the customer.
-    Merchant,
-    /// CIT: the customer is present and passes 3-D Secure.
-    Client,
-}
-
-/// An SBP subscription service (`subscription_service_info`): lets one
-/// customer bind several subscriptions at the same bank.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SubscriptionService {
-    id: String,
-    name: String,
-}
-
-impl SubscriptionService {
-    /// Both parts must be 1–128 printable characters.
-    pub fn new(id: &str, name: &str) -> Result<Self, PaymentError> {
-        let ok = |s: &str| {
-            !s.trim().is_empty() && s.chars().count() <= 128 && !s.chars().any(char::is_control)
-        };
-        if ok(id) && ok(name) {
-            Ok(Self {
-                id: id.to_owned(),
-                name: name.to_owned(),
-            })
-        } else {
-            Err(PaymentError::InvalidSubscriptionService)
-        }
-    }
-
-    /// The subscription's identifier at the merchant.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The name the customer sees in the bank app.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// How the customer pays.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PaymentMethod {
-    /// Card data entered once (the data itself never reaches the domain).
-    Card,
-    /// The bank's widget collects the card.
-    Widget,
-    /// A saved recurrent token.
-    Token {
-        /// The merchant-facing token.
-        token_id: TokenId,
-        /// MIT or CIT.
-        initiator: Initiator,
-    },
-    /// An SBP payment by QR code / deeplink.
-    Fps {
-        /// Optional subscription service shown in the bank app.
-        subscription_service: Option<SubscriptionService>,
-    },
-    /// An SBP account binding without a real charge.
-    FpsBinding {
-        /// Optional subscription service shown in the bank app.
-        subscription_service: Option<SubscriptionService>,
-    },
-}
-
-impl PaymentMethod {
-    /// The contract's name of the method (`card`, `widget`, `token`, `fps`, `fps_binding`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Card => "card",
-            Self::Widget => "widget",
-            Self::Token { .. } => "token",
-            Self::Fps { .. } => "fps",
-            Self::FpsBinding { .. } => "fps_binding",
-        }
-    }
-
-    /// Whether this is an SBP method (its tokens are SBP tokens).
-    pub fn is_fps(&self) -> bool {
-        matches!(self, Self::Fps { .. } | Self::FpsBinding { .. })
-    }
-}
-
-/// How `ready_to_confirm` is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Confirmation {
-    /// Confirm at once.
-    #[default]
-    Automatic,
-    /// Wait in `requires_confirmation` for the merchant.
-    Manual,
-}
-
-/// What the customer must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NextAction {
-    /// Send the customer to the 3-D Secure page.
-    Redirect {
-        /// Where to send the customer.
-        url: String,
-        /// `GET` or `POST`.
-        method: String,
-        /// Form parameters (`PaReq`, `MD`, …), in the bank's order.
-        params: Vec<(String, String)>,
-    },
-    /// Show this SBP deeplink as a QR code.
-    Qr {
-        /// The deeplink.
-        content: String,
-    },
-    /// Open the bank's widget with this public token.
-    Widget {
-        /// The widget's public token (valid 24 h).
-        public_token: String,
-    },
-}
-
-/// A failure as the bank reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// The bank's code, verbatim.
-    pub code: ErrorCode,
-    /// The bank's description, or ours.
-    pub message: String,
-}
-
-/// A recurrent token the bank issued with a successful payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedToken {
-    /// The raw token.
-    pub secret: RecurrentTokenSecret,
-    /// When the bank created it.
-    pub created_at: Option<OffsetDateTime>,
-    /// The bank's expiry (informational; the bank does not enforce it).
-    pub finished_at: Option<OffsetDateTime>,
-    /// Whether the bank says it can be charged.
-    pub is_active: bool,
-}
-
-/// Something the bank told us about a payment's session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BankFact {
-    /// `ready_to_confirm`: the two-step session waits for our decision.
-    ReadyToConfirm,
-    /// `action_required`: the customer must act.
-    ActionRequired(NextAction),
-    /// `ready_to_capture`: funds are held.
-    ReadyToCapture,
-    /// `payment_finished` with the payment succeeded.
-    Succeeded {
-        /// A new recurrent token, when the bank issued one.
-        token: Option<IssuedToken>,
-    },
-    /// `payment_finished` with the payment failed.
-    Failed(Failure),
-    /// The bank accepted our `session/cancel`.
-    CancelConfirmed,
-    /// `payment_refunded`: the total refunded so far.
-    Refunded {
-        /// Cumulative refunded amount.
-        total: Money,
-    },
-}
-
-impl BankFact {
-    /// How far along the flow this fact is; facts never move a payment back.
-    fn stage(&self) -> u8 {
-        match self {
-            Self::ReadyToConfirm => 1,
-            Self::ActionRequired(_) => 2,
-            Self::ReadyToCapture => 3,
-            Self::Succeeded { .. } | Self::Failed(_) | Self::CancelConfirmed => 4,
-            Self::Refunded { .. } => 5,
-        }
-    }
-
-    /// The session and acquiring statuses this fact implies.
-    fn bank_statuses(&self) -> (SessionStatus, AcquiringStatus) {
-        match self {
-            Self::ReadyToConfirm | Self::ActionRequired(_) => {
-                (SessionStatus::InProgress, AcquiringStatus::Pending)
-            }
-            Self::ReadyToCapture => (SessionStatus::InProgress, AcquiringStatus::InProgress),
-            Self::Succeeded { .. } | Self::Refunded { .. } => {
-                (SessionStatus::Accepted, AcquiringStatus::Succeeded)
-            }
-            Self::Failed(_) | Self::CancelConfirmed => {
-                (SessionStatus::Cancelled, AcquiringStatus::Failed)
-            }
-        }
-    }
-}
-
-/// What the caller must do after a fact or command was applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Send `session/confirm`.
-    ConfirmSession,
-    /// Send `session/cancel`.
-    CancelSession,
-    /// Send `session/capture`.
-    CaptureSession,
-    /// Store this new recurrent token and [`Payment::attach_token`] it.
-    SaveToken(IssuedToken),
-    /// Tell the merchant (an event in the feed).
-    Notify(PaymentEvent),
-}
-
-/// Merchant events about a payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PaymentEvent {
-    /// `payment.requires_action`
-    RequiresAction,
-    /// `payment.requires_confirmation`
-    RequiresConfirmation,
-    /// `payment.succeeded`
-    Succeeded,
-    /// `payment.failed`
-    Failed,
-    /// `payment.cancelled`
-    Cancelled,
-    /// `payment.refunded`
-    Refunded,
-}
-
-impl PaymentEvent {
-    /// The event type's name in the merchant feed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RequiresAction => "payment.requires_action",
-            Self::RequiresConfirmation => "payment.requires_confirmation",
-            Self::Succeeded => "payment.succeeded",
-            Self::Failed => "payment.failed",
-            Self::Cancelled => "payment.cancelled",
-            Self::Refunded => "payment.refunded",
-        }
-    }
-}
-
-/// The result of applying a fact or command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// What happened to the state.
-    pub applied: Applied<PaymentStatus>,
-    /// What the caller must do now.
-    pub effects: Vec<Effect>,
-}
-
-impl Outcome {
-    fn ignored(why: Ignored) -> Self {
-        Self {
-            applied: Applied::Ignored(why),
-            effects: Vec::new(),
-        }
-    }
-}
-
-/// Why a payment could not be created or changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PaymentError {
-    /// The amount is zero.
-    ZeroAmount,
-    /// SBP works in roubles only.
-    FpsNeedsRub,
-    /// `subscription_service` needs an id and a name.
-    InvalidSubscriptionService,
-    /// A CIT needs a `return_url` for the customer to come back to.
-    ReturnUrlRequired,
-    /// The refund is larger than what is left to refund, or in another currency.
-    RefundTooLarge,
-    /// The command is not legal in this state.
-    Transition(TransitionError),
-}
-
-impl std::fmt::Display for PaymentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::ZeroAmount => f.write_str("amount must be greater than zero"),
-            Self::FpsNeedsRub => f.write_str("SBP payments are in RUB only"),
-            Self::InvalidSubscriptionService => {
-                f.write_str("subscription_service needs a non-empty id and name")
-            }
-            Self::ReturnUrlRequired => {
-                f.write_str("a customer-initiated token payment needs return_url")
-            }
-            Self::RefundTooLarge => f.write_str("refund exceeds the amount left to refund"),
-            Self::Transition(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for PaymentError {}
+pub use method::{
+    CardData, CardError, Confirmation, Initiator, PaymentMethod, SubscriptionService,
+};
+pub use status::PaymentStatus;
 
 /// What the merchant asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -833,6 +459,22 @@ impl Payment {
     /// Whether `session/capture` is (still) to be sent.
     pub fn awaits_capture(&self) -> bool {
         self.p.status == PaymentStatus::Pending && self.p.stage == 3
+    }
+    /// The session command this payment waits for, if any: confirm after
+    /// `ready_to_confirm`, capture of held funds, or the merchant's cancel.
+    /// A command already carried out is no longer pending.
+    pub fn pending_session_command(&self) -> Option<SessionCommand> {
+        if self.p.session_id.is_none() {
+            None
+        } else if self.awaits_bank_confirmation() {
+            Some(SessionCommand::Confirm)
+        } else if self.awaits_capture() {
+            Some(SessionCommand::Capture)
+        } else if self.p.cancel_requested && !self.p.status.is_terminal() {
+            Some(SessionCommand::Cancel)
+        } else {
+            None
+        }
     }
     /// Whether the merchant asked to cancel.
     pub fn cancel_requested(&self) -> bool {

@@ -214,6 +214,14 @@ pub enum ChargeStatus {
 }
 
 impl ChargeStatus {
+    /// Every status.
+    pub const ALL: &'static [Self] = &[Self::Pending, Self::Succeeded, Self::Failed];
+
+    /// The status named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| s.as_str() == name)
+    }
+
     /// `pending`, `succeeded` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {

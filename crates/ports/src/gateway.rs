@@ -2,10 +2,9 @@
 
 use async_trait::async_trait;
 use domain::{
-    AcquiringStatus, BankFact, BankSessionId, CustomerReference, ErrorCode, Initiator, Money,
-    PaymentId, RecurrentTokenSecret, SessionStatus, SubscriptionService,
+    AcquiringStatus, BankFact, BankSessionId, CardData, CustomerReference, ErrorCode, Initiator,
+    Money, PaymentId, RecurrentTokenSecret, SessionStatus, SubscriptionService,
 };
-use std::fmt;
 use time::OffsetDateTime;
 
 /// Why a call to the bank did not give an answer we can act on.
@@ -33,36 +32,6 @@ pub enum GatewayError {
     /// The bank does not know the session or token.
     #[error("not found at the bank")]
     NotFound,
-}
-
-/// Card data for a first payment. It goes straight to the bank: never stored,
-/// never logged (`Debug` masks everything but the last four digits).
-#[derive(Clone, PartialEq, Eq)]
-pub struct CardData {
-    /// The card number (PAN), digits only.
-    pub number: String,
-    /// `MM`.
-    pub expiry_month: String,
-    /// `YY`.
-    pub expiry_year: String,
-    /// CVV/CVC.
-    pub security_code: String,
-    /// The name on the card.
-    pub holder_name: Option<String>,
-}
-
-impl CardData {
-    /// The last four digits, the only part that may be shown.
-    pub fn last4(&self) -> &str {
-        let n = self.number.len();
-        self.number.get(n.saturating_sub(4)..).unwrap_or("")
-    }
-}
-
-impl fmt::Debug for CardData {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CardData(**** {}, cvv ***)", self.last4())
-    }
 }
 
 /// How the payment is paid at the bank.

@@ -14,8 +14,8 @@ use bank131::{Bank131Webhooks, Signer, Verifier};
 use domain::*;
 use gateway_http::{GatewayConfig, HttpGateway};
 use ports::{
-    CardData, CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway,
-    SessionSnapshot, StartPayment, WebhookDecoder,
+    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, SessionSnapshot,
+    StartPayment, WebhookDecoder,
 };
 use sandbox::bank::Faults;
 use sandbox::{Sandbox, SandboxConfig};
@@ -231,13 +231,7 @@ fn rub(v: i64) -> Money {
 }
 
 fn card(number: &str) -> CardData {
-    CardData {
-        number: number.into(),
-        expiry_month: "12".into(),
-        expiry_year: "30".into(),
-        security_code: "123".into(),
-        holder_name: Some("IVAN IVANOV".into()),
-    }
+    CardData::new(number, "12", "30", "123", Some("IVAN IVANOV".into())).unwrap()
 }
 
 fn issued_token(fact: Option<&BankFact>) -> RecurrentTokenSecret {
