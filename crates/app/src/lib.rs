@@ -18,8 +18,8 @@ use bank131::{Bank131Webhooks, Signer, Verifier};
 use gateway_http::events::HttpEventSink;
 use gateway_http::{GatewayConfig, HttpGateway};
 pub use http_api::BoxFuture;
-use http_api::{ApiState, JsonPresenter, Metrics, TestClock};
-use ports::{Clock, EventSink, ManualClock, SystemClock};
+use http_api::{ApiState, JsonPresenter, Metrics};
+use ports::{EventSink, ManualClock, SystemClock};
 use sandbox::{Sandbox, SandboxConfig, SandboxKeys};
 use service::{Deps, Service};
 use store_sql::SqlStore;
@@ -263,13 +263,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .with_observer(Arc::new(move |method, took, ok| {
             observer_metrics.gateway(method, took, ok);
         }));
-    let manual_clock = config
-        .test_clock
-        .then(|| Arc::new(ManualClock::new(OffsetDateTime::now_utc())));
-    let clock: Arc<dyn Clock> = match &manual_clock {
-        Some(c) => c.clone(),
-        None => Arc::new(SystemClock),
-    };
     let event_sink = match &config.events {
         Some((url, secret)) => {
             let render = Arc::new(|e: &ports::Event| http_api::wire::event_json(e).to_string());
@@ -287,36 +280,30 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         payments: store.clone(),
         tokens: store.clone(),
         subscriptions: store.clone(),
-        idempotency: store.clone(),
         inbox: store.clone(),
         outbox: store.clone(),
         events: store.clone(),
         event_sink,
-        clock: clock.clone(),
+        clock: Arc::new(SystemClock),
         wall_clock: Arc::new(SystemClock),
         ids: Arc::new(ids::RandomIds),
         presenter: Arc::new(JsonPresenter),
         dunning: domain::DunningPolicy::default(),
     });
+    let service = if config.test_clock {
+        service.with_test_clock(Arc::new(ManualClock::new(OffsetDateTime::now_utc())))
+    } else {
+        service
+    };
 
     let inbox_signal = Arc::new(Notify::new());
-    let test_clock = manual_clock.map(|clock| {
-        let service = service.clone();
-        TestClock {
-            clock,
-            run_jobs: Arc::new(move || {
-                let service = service.clone();
-                Box::pin(async move { run_due_jobs(&service).await }) as BoxFuture<()>
-            }),
-        }
-    });
     let ready_store = store.clone();
     let state = ApiState {
         service: service.clone(),
         api_keys: Arc::new(keys.api_keys.clone()),
         metrics,
         inbox_signal: inbox_signal.clone(),
-        test_clock,
+        idempotency: store.clone(),
         ready: Arc::new(move || {
             let store = ready_store.clone();
             Box::pin(async move { store.ping().await.is_ok() }) as BoxFuture<bool>
@@ -369,33 +356,6 @@ fn serve(
     })
 }
 
-/// Runs every job that is due now (after the test clock moved).
-pub async fn run_due_jobs(service: &Service) {
-    let now = service.deps().clock.now();
-    // A jump of a year bills every period in it: charge until nothing is due
-    // (charges finish inline against the bank, moving each subscription on).
-    for _ in 0..10_000 {
-        match service.run_scheduler(now).await {
-            Ok(report) if report.done > 0 => {}
-            Ok(_) => break,
-            Err(e) => {
-                warn!(error = %e, "scheduler failed");
-                break;
-            }
-        }
-    }
-    for _ in 0..20 {
-        let outbox = service.run_outbox().await.unwrap_or_default();
-        let inbox = service.apply_inbox().await.unwrap_or_default();
-        if outbox.done + inbox.done == 0 {
-            break;
-        }
-    }
-    if let Err(e) = service.reconcile(time::Duration::seconds(30)).await {
-        warn!(error = %e, "reconciliation failed");
-    }
-}
-
 /// The background loops: inbox (woken by each webhook), outbox, scheduler, reconciliation.
 fn workers(
     service: &Service,
@@ -429,13 +389,13 @@ fn workers(
         }),
         every(Duration::from_secs(1), None, |s| {
             Box::pin(async move {
-                let now = s.deps().clock.now();
+                let now = s.now();
                 s.run_scheduler(now).await.is_ok_and(|r| r.done > 0)
             })
         }),
         every(Duration::from_secs(2), None, |s| {
             Box::pin(async move {
-                if let Err(e) = s.reconcile(time::Duration::seconds(30)).await {
+                if let Err(e) = s.reconcile(service::RECONCILE_AFTER).await {
                     warn!(error = %e, "reconciliation failed");
                 }
                 false

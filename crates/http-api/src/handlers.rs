@@ -13,6 +13,7 @@ use domain::{CustomerReference, EventId, Payment, PaymentId, SubscriptionId, Tok
 use ports::{IdempotencyBegin, StoredResponse};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use service::{ClockMove, ServiceError};
 use sha2::{Digest, Sha256};
 use time::Duration;
 
@@ -81,10 +82,10 @@ pub(crate) async fn idempotency(
     hasher.update(b"\n");
     hasher.update(&body);
     let fingerprint = hex::encode(hasher.finalize());
-    let store = &state.service.deps().idempotency;
-    let now = state.service.deps().clock.now();
+    let store = &state.idempotency;
+    let now = state.service.now();
     match store.begin(&key, &fingerprint, now).await {
-        Err(e) => ApiError::from(service::ServiceError::from(e)).into_response(),
+        Err(e) => ApiError::from(ServiceError::from(e)).into_response(),
         Ok(IdempotencyBegin::Mismatch) => ApiError::new(
             StatusCode::CONFLICT,
             "idempotency_key_reused",
@@ -383,13 +384,7 @@ pub(crate) async fn list_events(
         .as_deref()
         .map(|a| EventId::parse(a).map_err(|e| ApiError::bad_request(format!("after: {e}"))))
         .transpose()?;
-    let mut events = state
-        .service
-        .deps()
-        .events
-        .after(after, limit + 1)
-        .await
-        .map_err(service::ServiceError::from)?;
+    let mut events = state.service.events_after(after, limit + 1).await?;
     let has_more = events.len() > limit as usize;
     events.truncate(limit as usize);
     Ok(reply(
@@ -403,7 +398,7 @@ pub(crate) async fn list_events(
 pub(crate) async fn get_clock(State(state): State<ApiState>) -> Answer {
     Ok(reply(
         StatusCode::OK,
-        json!({ "now": wire::timestamp(state.service.deps().clock.now()) }),
+        json!({ "now": wire::timestamp(state.service.now()) }),
     ))
 }
 
@@ -414,22 +409,26 @@ struct AdvanceIn {
 }
 
 pub(crate) async fn advance_clock(State(state): State<ApiState>, body: Bytes) -> Answer {
-    let Some(test_clock) = state.test_clock.clone() else {
+    if !state.service.has_test_clock() {
         return Err(ApiError::not_found("route"));
-    };
+    }
     let input = parse::<AdvanceIn>(&body)?;
-    let moved = match (input.seconds, input.to) {
-        (Some(s), None) => test_clock.clock.advance(Duration::seconds(s)),
-        (None, Some(to)) => test_clock
-            .clock
-            .advance_to(wire::parse_timestamp("to", &to)?),
+    let step = match (input.seconds, input.to) {
+        (Some(s), None) => ClockMove::By(Duration::seconds(s)),
+        (None, Some(to)) => ClockMove::To(wire::parse_timestamp("to", &to)?),
         _ => return Err(ApiError::bad_request("give exactly one of seconds or to")),
     };
-    moved.map_err(|e| ApiError::new(StatusCode::CONFLICT, "clock_backwards", e.to_string()))?;
-    (test_clock.run_jobs)().await;
+    let now = state
+        .service
+        .advance_clock(step)
+        .await
+        .map_err(|e| match e {
+            ServiceError::State(m) => ApiError::new(StatusCode::CONFLICT, "clock_backwards", m),
+            other => other.into(),
+        })?;
     Ok(reply(
         StatusCode::OK,
-        json!({ "now": wire::timestamp(state.service.deps().clock.now()) }),
+        json!({ "now": wire::timestamp(now) }),
     ))
 }
 
@@ -452,7 +451,7 @@ pub(crate) async fn bank_webhook(
             state.inbox_signal.notify_one();
             (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
         }
-        Err(service::ServiceError::Unauthorized) => {
+        Err(ServiceError::Unauthorized) => {
             state.metrics.webhook("bad_signature");
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -485,7 +484,12 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
-    let depth = state.service.deps().outbox.depth().await.ok();
+    let depth = state
+        .service
+        .operational_snapshot()
+        .await
+        .ok()
+        .map(|s| s.outbox_depth);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(depth),

@@ -23,7 +23,7 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use ports::ManualClock;
+use ports::IdempotencyStore;
 use service::Service;
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -34,24 +34,6 @@ pub use wire::JsonPresenter;
 
 /// A boxed future, for the hooks the app provides.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// The test clock (`RECUR_TEST_CLOCK=true`): the service's clock and the jobs
-/// to run after it moves.
-#[derive(Clone)]
-pub struct TestClock {
-    /// The clock the service reads.
-    pub clock: Arc<ManualClock>,
-    /// Runs every job that became due (scheduler, outbox, inbox, reconciliation).
-    pub run_jobs: Arc<dyn Fn() -> BoxFuture<()> + Send + Sync>,
-}
-
-impl std::fmt::Debug for TestClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestClock")
-            .field("clock", &self.clock)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Everything the handlers need.
 #[derive(Clone)]
@@ -64,8 +46,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Woken when a webhook is stored, so the inbox worker applies it at once.
     pub inbox_signal: Arc<Notify>,
-    /// `Some` when the test clock routes are on.
-    pub test_clock: Option<TestClock>,
+    /// The merchant API's `Idempotency-Key` records (an HTTP concern, so
+    /// the API holds its store itself).
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// Whether the database answers (for `/readyz`).
     pub ready: Arc<dyn Fn() -> BoxFuture<bool> + Send + Sync>,
 }
@@ -82,7 +65,7 @@ impl std::fmt::Debug for ApiState {
 pub fn router(state: ApiState) -> Router {
     let mut v1 = Router::new();
     for op in openapi::operations() {
-        if !op.test_clock || state.test_clock.is_some() {
+        if !op.test_clock || state.service.has_test_clock() {
             v1 = v1.route(op.path, (op.handler)());
         }
     }

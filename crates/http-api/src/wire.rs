@@ -2,11 +2,11 @@
 //! not `Serialize`; this module maps them explicitly.
 
 use domain::{
-    Confirmation, Currency, CustomerReference, Initiator, Interval, IntervalUnit, Money,
+    CardData, Confirmation, Currency, CustomerReference, Initiator, Interval, IntervalUnit, Money,
     NextAction, Payment, PaymentMethod, RecurrentToken, State, Subscription, SubscriptionService,
     TokenId, TokenStatus,
 };
-use ports::{CardData, ChargeAttempt, Event, Presenter};
+use ports::{ChargeAttempt, Event, Presenter};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use service::{
@@ -143,19 +143,6 @@ pub struct CreatePaymentIn {
     metadata: Option<Value>,
 }
 
-fn digits(field: &str, s: &str, len: std::ops::RangeInclusive<usize>) -> Result<String, ApiError> {
-    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if len.contains(&clean.len()) && clean.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(clean)
-    } else {
-        Err(ApiError::bad_request(format!(
-            "{field} must be {}–{} digits",
-            len.start(),
-            len.end()
-        )))
-    }
-}
-
 fn metadata_text(m: Option<Value>) -> Result<Option<String>, ApiError> {
     match m {
         None | Some(Value::Null) => Ok(None),
@@ -181,21 +168,16 @@ impl CreatePaymentIn {
             ));
         }
         let method = match self.method {
-            MethodIn::Card { card } => {
-                let month = digits("method.card.expiry_month", &card.expiry_month, 1..=2)?;
-                if !(1..=12).contains(&month.parse::<u8>().unwrap_or(0)) {
-                    return Err(ApiError::bad_request(
-                        "method.card.expiry_month must be 01–12",
-                    ));
-                }
-                MethodRequest::Card(CardData {
-                    number: digits("method.card.number", &card.number, 12..=19)?,
-                    expiry_month: format!("{month:0>2}"),
-                    expiry_year: digits("method.card.expiry_year", &card.expiry_year, 2..=4)?,
-                    security_code: digits("method.card.security_code", &card.security_code, 3..=4)?,
-                    holder_name: card.holder_name,
-                })
-            }
+            MethodIn::Card { card } => MethodRequest::Card(
+                CardData::new(
+                    &card.number,
+                    &card.expiry_month,
+                    &card.expiry_year,
+                    &card.security_code,
+                    card.holder_name,
+                )
+                .map_err(|e| ApiError::bad_request(format!("method.card.{e}")))?,
+            ),
             MethodIn::Widget => MethodRequest::Widget,
             MethodIn::Token {
                 token_id,

@@ -1,119 +1,50 @@
-//! The background steps the app runs in a loop: the webhook inbox, the
-//! outbox, reconciliation of unknown outcomes, and the subscription scheduler.
-//! Each step does one bounded batch and reports what it did.
+//! Session commands (confirm, capture, cancel): sent inline when a payment
+//! asks for one, and by the outbox, which retries every queued command.
 
-use domain::{BankFact, PaymentId, State, TokenStatus};
-use ports::{ChangeSet, GatewayError, InboundWebhook, OutboxCommand};
-use sha2::{Digest, Sha256};
-use time::{Duration, OffsetDateTime};
+use domain::{BankFact, Payment, PaymentId, SessionCommand};
+use ports::{GatewayError, OutboxCommand};
+use time::Duration;
 use tracing::{debug, info, warn};
 
-use crate::payments::{PaymentChange, failure_of};
+use crate::apply::PaymentChange;
+use crate::work::{BATCH, WorkReport, backoff};
 use crate::{Service, ServiceError};
 
-/// What one batch of background work did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WorkReport {
-    /// Items finished.
-    pub done: usize,
-    /// Items put back to try again later.
-    pub deferred: usize,
-}
+/// How long a claimed outbox command is ours before another worker may take it.
+const LEASE: Duration = Duration::seconds(30);
 
-const BATCH: u32 = 50;
-
-/// A payment whose bank session was never recorded is failed after this long.
-const ABANDONED_AFTER: Duration = Duration::minutes(10);
-
-/// Exponential backoff from one second, capped at ten minutes.
-pub(crate) fn backoff(attempts: u32) -> Duration {
-    Duration::seconds(1_i64 << attempts.min(10)).min(Duration::minutes(10))
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum SessionCommand {
-    Confirm,
-    Cancel,
-    Capture,
+/// The outbox command that queues a session command.
+fn queued(id: &PaymentId, command: SessionCommand) -> OutboxCommand {
+    match command {
+        SessionCommand::Confirm => OutboxCommand::ConfirmSession(id.clone()),
+        SessionCommand::Capture => OutboxCommand::CaptureSession(id.clone()),
+        SessionCommand::Cancel => OutboxCommand::CancelSession(id.clone()),
+    }
 }
 
 impl Service {
-    /// `POST /webhooks/bank131`: verifies the signature over the raw bytes,
-    /// then stores the body durably. Returns `false` for a duplicate.
-    /// Parsing and effects come later ([`Service::apply_inbox`]).
-    pub async fn receive_webhook(
-        &self,
-        body: &[u8],
-        signature: &str,
-    ) -> Result<bool, ServiceError> {
-        self.deps
-            .webhooks
-            .verify(body, signature)
-            .map_err(|_| ServiceError::Unauthorized)?;
-        let webhook = InboundWebhook {
-            dedupe_key: hex::encode(Sha256::digest(body)),
-            body: body.to_vec(),
-            received_at: self.now(),
-        };
-        Ok(self.deps.inbox.store(webhook).await?)
-    }
-
-    /// Applies the stored webhooks that are due. A webhook for a session we
-    /// do not know yet is deferred and tried again (our own answer may still
-    /// be on its way); an unreadable one is kept for inspection.
-    pub async fn apply_inbox(&self) -> Result<WorkReport, ServiceError> {
-        let now = self.deps.wall_clock.now();
-        let mut report = WorkReport::default();
-        for item in self.deps.inbox.pending(now, BATCH).await? {
-            let decoded = match self.deps.webhooks.decode(&item.body) {
-                Ok(decoded) => decoded,
-                Err(error) => {
-                    warn!(inbox_id = item.id, %error, "unreadable webhook kept for inspection");
-                    self.deps.inbox.reject(item.id, &error.to_string()).await?;
-                    report.done += 1;
-                    continue;
-                }
+    /// Sends at once the session command a payment is waiting for, so that
+    /// the answer already shows what comes next (the 3-D Secure redirect, the
+    /// QR code). The outbox holds the same command and retries it if this
+    /// attempt fails; a command that went through is a no-op there.
+    pub(crate) async fn follow_up(&self, mut payment: Payment) -> Result<Payment, ServiceError> {
+        // At most confirm, then capture (a held card), then nothing.
+        for _ in 0..3 {
+            let Some(command) = payment.pending_session_command() else {
+                return Ok(payment);
             };
-            let applied = match decoded.fact {
-                None => Ok(Some(())),
-                Some(fact) => self
-                    .apply_bank_fact(
-                        decoded.payment_id.as_ref(),
-                        decoded.session_id.as_ref(),
-                        fact,
-                    )
-                    .await
-                    .map(|found| found.map(|_| ())),
-            };
-            match applied {
-                Ok(Some(())) => {
-                    debug!(inbox_id = item.id, kind = %decoded.kind, "webhook applied");
-                    let done = ChangeSet {
-                        inbox_applied: vec![item.id],
-                        ..ChangeSet::default()
-                    };
-                    self.deps.uow.commit(done, now).await?;
-                    report.done += 1;
-                }
-                Ok(None) => {
-                    let until = now + backoff(item.attempts);
-                    self.deps
-                        .inbox
-                        .defer(item.id, until, "no payment for this session yet")
-                        .await?;
-                    report.deferred += 1;
-                }
-                Err(error) => {
-                    warn!(inbox_id = item.id, %error, "applying a webhook failed; will retry");
-                    self.deps
-                        .inbox
-                        .defer(item.id, now + backoff(item.attempts), &error.to_string())
-                        .await?;
-                    report.deferred += 1;
-                }
+            let id = payment.id().clone();
+            if let Err(error) = self.session_command(&id, command).await {
+                warn!(payment_id = %id, %error, "inline session command failed; the outbox retries it");
+                return Ok(payment);
             }
+            if let Err(error) = self.deps.outbox.discard(&queued(&id, command)).await {
+                // Harmless: the outbox runs it again and finds nothing to do.
+                debug!(payment_id = %id, %error, "could not discard a command already carried out");
+            }
+            payment = self.payment(&id).await?;
         }
-        Ok(report)
+        Ok(payment)
     }
 
     /// Runs the due outbox commands (confirm, cancel, capture, disable token,
@@ -121,26 +52,21 @@ impl Service {
     pub async fn run_outbox(&self) -> Result<WorkReport, ServiceError> {
         let now = self.deps.wall_clock.now();
         let mut report = WorkReport::default();
-        for item in self
-            .deps
-            .outbox
-            .claim(now, BATCH, Duration::seconds(30))
-            .await?
-        {
+        for item in self.deps.outbox.claim(now, BATCH, LEASE).await? {
             match self.execute(&item.command).await {
-                Ok(()) => {
-                    self.deps.outbox.complete(item.id).await?;
-                    report.done += 1;
-                }
+                Ok(()) => self.deps.outbox.complete(item.id).await?,
                 Err(error) => {
                     warn!(command = ?item.command, attempts = item.attempts, %error, "outbox command failed; will retry");
+                    let at = now + backoff(item.attempts);
                     self.deps
                         .outbox
-                        .retry(item.id, now + backoff(item.attempts), &error.to_string())
+                        .retry(item.id, at, &error.to_string())
                         .await?;
-                    report.deferred += 1;
+                    report.count(false);
+                    continue;
                 }
             }
+            report.count(true);
         }
         Ok(report)
     }
@@ -156,59 +82,25 @@ impl Service {
             OutboxCommand::CaptureSession(id) => {
                 self.session_command(id, SessionCommand::Capture).await
             }
-            OutboxCommand::DisableToken(id) => {
-                let token = self.token(id, false).await?;
-                if token.status() != TokenStatus::Disabling {
-                    return Ok(());
-                }
-                let info = self
-                    .deps
-                    .gateway
-                    .disable_token(token.secret.clone(), format!("{id}:disable"))
-                    .await?;
-                if info.is_active {
-                    return Err(ServiceError::State(
-                        "the bank still reports the token active".into(),
-                    ));
-                }
-                self.token_disable_confirmed(id).await.map(|_| ())
-            }
-            OutboxCommand::DeliverEvent(id) => {
-                let Some(sink) = &self.deps.event_sink else {
-                    return Ok(());
-                };
-                let event = self
-                    .deps
-                    .events
-                    .get(id)
-                    .await?
-                    .ok_or(ServiceError::NotFound("event"))?;
-                sink.deliver(&event)
-                    .await
-                    .map_err(|why| ServiceError::Gateway(GatewayError::Transient(why)))
-            }
+            OutboxCommand::DisableToken(id) => self.disable_token_at_bank(id).await,
+            OutboxCommand::DeliverEvent(id) => self.deliver_event(id).await,
         }
     }
 
-    /// Sends a session command if the payment still needs it (a command
+    /// Sends a session command if the payment still waits for it (a command
     /// that the inline path already sent is a no-op when the outbox runs it).
-    pub(crate) async fn session_command(
+    async fn session_command(
         &self,
         id: &PaymentId,
         command: SessionCommand,
     ) -> Result<(), ServiceError> {
-        let payment = self.payment(id).await?;
-        let Some(session) = payment.session_id().cloned() else {
+        let read = self.read_payment(id).await?;
+        let (Some(session), true) = (
+            read.value.session_id().cloned(),
+            read.value.pending_session_command() == Some(command),
+        ) else {
             return Ok(());
         };
-        let needed = match command {
-            SessionCommand::Confirm => payment.awaits_bank_confirmation(),
-            SessionCommand::Capture => payment.awaits_capture(),
-            SessionCommand::Cancel => payment.cancel_requested() && !payment.status().is_terminal(),
-        };
-        if !needed {
-            return Ok(());
-        }
         let gateway = &self.deps.gateway;
         let result = match command {
             SessionCommand::Confirm => gateway.confirm(session, format!("{id}:confirm")).await,
@@ -234,62 +126,9 @@ impl Service {
             Err(error) => return Err(error.into()),
         };
         if let Some(fact) = fact {
-            self.change_payment(id, PaymentChange::Fact(fact)).await?;
+            self.change_read_payment(id, Some(read), PaymentChange::Fact(fact), None)
+                .await?;
         }
         Ok(())
-    }
-
-    /// Asks the bank (`session/status`) about payments that have waited longer
-    /// than `older_than` for news: unknown outcomes end as the bank says,
-    /// never by sending the payment again.
-    pub async fn reconcile(&self, older_than: Duration) -> Result<WorkReport, ServiceError> {
-        let now = self.now();
-        let mut report = WorkReport::default();
-        for payment in self
-            .deps
-            .payments
-            .stale_pending(now - older_than, BATCH)
-            .await?
-        {
-            let id = payment.id().clone();
-            let Some(session) = payment.session_id().cloned() else {
-                // Stored but the session was never created: no money can have
-                // moved. Wait long enough that a slow session/create is not
-                // still on its way, then fail it.
-                if payment.updated_at() > now - ABANDONED_AFTER {
-                    continue;
-                }
-                let failure = failure_of(&GatewayError::Transient(
-                    "the bank session was never created".into(),
-                ));
-                self.change_payment(&id, PaymentChange::Fact(BankFact::Failed(failure)))
-                    .await?;
-                report.done += 1;
-                continue;
-            };
-            match self.deps.gateway.session_status(session).await {
-                Ok(snapshot) => {
-                    if let Some(fact) = snapshot.fact {
-                        let (_, applied) =
-                            self.change_payment(&id, PaymentChange::Fact(fact)).await?;
-                        if applied.is_changed() {
-                            info!(payment_id = %id, "reconciled with session/status");
-                        }
-                    }
-                    report.done += 1;
-                }
-                Err(error) => {
-                    warn!(payment_id = %id, %error, "session/status failed; will retry");
-                    report.deferred += 1;
-                }
-            }
-        }
-        Ok(report)
-    }
-
-    /// Runs the jobs due at `now`: subscription charges.
-    pub async fn run_scheduler(&self, now: OffsetDateTime) -> Result<WorkReport, ServiceError> {
-        let done = self.charge_due_subscriptions(now).await?;
-        Ok(WorkReport { done, deferred: 0 })
     }
 }

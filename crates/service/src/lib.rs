@@ -1,30 +1,52 @@
 //! recur's use cases, written only against the [`ports`].
 //!
 //! [`Service`] holds the ports as `Arc<dyn Port>` (the app wires real
-//! adapters, tests wire mocks) and exposes one method per use case:
-//! starting payments, applying bank facts, confirm/cancel/refund, the token
-//! lifecycle, subscription charging, and the background steps (webhook inbox,
-//! outbox, reconciliation) that the app runs in a loop.
+//! adapters, tests wire mocks) and exposes one method per use case. Nothing
+//! outside this crate reaches a port through it: what an adapter needs is a
+//! use case ([`Service::events_after`], [`Service::now`],
+//! [`Service::operational_snapshot`], …). Each file holds one concern:
+//!
+//! | file | concern |
+//! |---|---|
+//! | `payments.rs` | start, confirm, cancel, refund and read payments |
+//! | `apply.rs` | change a stored payment and commit its effects |
+//! | `commands.rs` | session commands (confirm, capture, cancel) and the outbox |
+//! | `webhooks.rs` | bank webhooks in (verify, store) and applied (inbox) |
+//! | `reconcile.rs` | settle open payments with `session/status` |
+//! | `subscriptions.rs` | subscriptions and their per-period charges |
+//! | `tokens.rs` | the token lifecycle |
+//! | `events.rs` | the merchant event feed and its delivery |
+//! | `operations.rs` | the clock, the test clock's jobs, operational figures |
+//! | `retry.rs` | the optimistic read-change-commit loop every aggregate uses |
+//! | `work.rs` | batch sizes, backoff and reports of background steps |
 
+mod apply;
+mod commands;
 mod error;
+mod events;
+mod operations;
 mod payments;
+mod reconcile;
+mod retry;
 mod subscriptions;
 mod tokens;
-mod workers;
+mod webhooks;
+mod work;
 
 use std::sync::Arc;
 
 use domain::DunningPolicy;
 use ports::{
-    Clock, EventLog, EventSink, IdGenerator, IdempotencyStore, Outbox, PaymentGateway,
+    Clock, EventLog, EventSink, IdGenerator, ManualClock, Outbox, PaymentGateway,
     PaymentRepository, Presenter, SubscriptionRepository, TokenRepository, UnitOfWork,
     WebhookDecoder, WebhookInbox,
 };
 
 pub use error::ServiceError;
+pub use operations::{ClockMove, OperationalSnapshot, RECONCILE_AFTER};
 pub use payments::{MethodRequest, StartPaymentCommand};
 pub use subscriptions::{CreateSubscriptionCommand, UpdateSubscriptionCommand};
-pub use workers::WorkReport;
+pub use work::WorkReport;
 
 /// Everything the use cases need from the outside.
 #[derive(Clone)]
@@ -41,8 +63,6 @@ pub struct Deps {
     pub tokens: Arc<dyn TokenRepository>,
     /// Subscriptions.
     pub subscriptions: Arc<dyn SubscriptionRepository>,
-    /// Idempotency keys of the merchant API.
-    pub idempotency: Arc<dyn IdempotencyStore>,
     /// Stored bank webhooks.
     pub inbox: Arc<dyn WebhookInbox>,
     /// Background commands.
@@ -52,7 +72,8 @@ pub struct Deps {
     /// Merchant event delivery, when `RECUR_EVENTS_URL` is set.
     pub event_sink: Option<Arc<dyn EventSink>>,
     /// The service's business time: scheduling, dunning, expiries,
-    /// reconciliation thresholds, timestamps. The test clock replaces it.
+    /// reconciliation thresholds, timestamps. [`Service::with_test_clock`]
+    /// replaces it.
     pub clock: Arc<dyn Clock>,
     /// Real time, for retries and leases of the inbox and outbox, which must
     /// keep moving when a test clock stands still (or jumps ahead).
@@ -77,17 +98,27 @@ impl std::fmt::Debug for Deps {
 #[derive(Debug, Clone)]
 pub struct Service {
     deps: Deps,
+    /// The test clock, when business time moves only on request. It is also
+    /// `deps.clock`: [`Service::with_test_clock`] sets both.
+    test_clock: Option<Arc<ManualClock>>,
 }
 
 impl Service {
     /// Wires the use cases to their ports.
     pub fn new(deps: Deps) -> Self {
-        Self { deps }
+        Self {
+            deps,
+            test_clock: None,
+        }
     }
 
-    /// The ports, for adapters that read directly (listing, the event feed).
-    pub fn deps(&self) -> &Deps {
-        &self.deps
+    /// Runs business time on `clock`, which moves only through
+    /// [`Service::advance_clock`].
+    #[must_use]
+    pub fn with_test_clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.deps.clock = clock.clone();
+        self.test_clock = Some(clock);
+        self
     }
 }
 

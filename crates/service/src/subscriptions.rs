@@ -1,9 +1,10 @@
 //! Subscriptions: create, change, and charge each period exactly once.
 
 use domain::{
-    Applied, ChargeStatus, CustomerReference, Initiator, Interval, Money, NewPayment,
-    NewSubscription, Payment, PaymentMethod, PaymentStatus, State, Subscription, SubscriptionError,
-    SubscriptionEvent, SubscriptionId, TokenId,
+    Applied, BankCode, BankFact, ChargeStatus, Confirmation, CustomerReference, DeclineClass,
+    Failure, Initiator, Interval, Money, NewPayment, NewSubscription, Payment, PaymentMethod,
+    PaymentStatus, RecurrentToken, State, Subscription, SubscriptionError, SubscriptionEvent,
+    SubscriptionId, TokenId,
 };
 use ports::{
     ChangeSet, ChargeAttempt, Instrument, NewEvent, StoreError, Subject, Versioned, Write,
@@ -11,7 +12,8 @@ use ports::{
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use crate::payments::decline_class;
+use crate::retry::Attempt;
+use crate::work::{BATCH, WorkReport};
 use crate::{Service, ServiceError};
 
 /// `POST /v1/subscriptions`, parsed.
@@ -170,31 +172,27 @@ impl Service {
             + Send
             + Sync,
     {
-        for _ in 0..crate::payments::CONFLICT_RETRIES {
-            let read = self.read_subscription(id).await?;
-            let mut subscription = read.value.clone();
-            let now = self.now();
-            let events = change(&mut subscription, now).map_err(state_error)?;
-            if subscription == read.value {
-                return Ok(subscription);
-            }
-            let changes = ChangeSet {
-                events: self.subscription_events(&subscription, &events),
-                subscriptions: vec![Write {
-                    value: subscription.clone(),
-                    expected_version: Some(read.version),
-                }],
-                ..ChangeSet::default()
-            };
-            match self.deps.uow.commit(changes, now).await {
-                Ok(()) => return Ok(subscription),
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Store(StoreError::Conflict(format!(
-            "subscription {id} kept changing"
-        ))))
+        let change = &change;
+        self.retry_on_conflict(&format!("subscription {id}"), |_, now| {
+            Box::pin(async move {
+                let read = self.read_subscription(id).await?;
+                let mut subscription = read.value.clone();
+                let events = change(&mut subscription, now).map_err(state_error)?;
+                if subscription == read.value {
+                    return Ok(Attempt::Unchanged(subscription));
+                }
+                let changes = ChangeSet {
+                    events: self.subscription_events(&subscription, &events),
+                    subscriptions: vec![Write {
+                        value: subscription.clone(),
+                        expected_version: Some(read.version),
+                    }],
+                    ..ChangeSet::default()
+                };
+                Ok(Attempt::Commit(changes, subscription))
+            })
+        })
+        .await
     }
 
     fn subscription_events(
@@ -215,20 +213,17 @@ impl Service {
     /// Starts every subscription charge that is due at `now`. Each attempt is
     /// claimed by inserting its (subscription, period, attempt) row together
     /// with its payment; a uniqueness conflict means another worker has it.
-    /// Returns how many charges were started.
-    pub async fn charge_due_subscriptions(
-        &self,
-        now: OffsetDateTime,
-    ) -> Result<usize, ServiceError> {
-        let mut started = 0;
-        for read in self.deps.subscriptions.due(now, 50).await? {
+    /// Reports how many charges were started.
+    pub async fn run_scheduler(&self, now: OffsetDateTime) -> Result<WorkReport, ServiceError> {
+        let mut report = WorkReport::default();
+        for read in self.deps.subscriptions.due(now, BATCH).await? {
             match self.start_charge(read, now).await {
-                Ok(true) => started += 1,
+                Ok(true) => report.count(true),
                 Ok(false) => {}
                 Err(error) => warn!(%error, "could not start a subscription charge"),
             }
         }
-        Ok(started)
+        Ok(report)
     }
 
     async fn start_charge(
@@ -251,7 +246,7 @@ impl Service {
                     initiator: Initiator::Merchant,
                 },
                 save_token: false,
-                confirmation: domain::Confirmation::Automatic,
+                confirmation: Confirmation::Automatic,
                 return_url: None,
                 description: subscription.description().map(str::to_owned),
                 metadata: None,
@@ -281,12 +276,12 @@ impl Service {
             .get(subscription.token_id())
             .await?
             .map(|t| t.value);
-        let Some(token) = token.filter(domain::RecurrentToken::can_charge) else {
+        let Some(token) = token.filter(RecurrentToken::can_charge) else {
             // The token died: the attempt fails without a bank call.
             let mut payment = payment;
             payment.apply(
-                domain::BankFact::Failed(domain::Failure {
-                    code: domain::ErrorCode::parse("token_inactive").expect("valid code"),
+                BankFact::Failed(Failure {
+                    code: BankCode::TokenInactive.code(),
                     message: "the subscription's token is not active".into(),
                 }),
                 now,
@@ -360,7 +355,9 @@ impl Service {
             subscription.charge_succeeded(charge.period_index, charge.attempt)
         } else {
             charge.status = ChargeStatus::Failed;
-            let class = decline_class(payment);
+            let class = payment
+                .failure()
+                .map_or(DeclineClass::Cancelled, |f| DeclineClass::of(&f.code));
             subscription.charge_failed(
                 charge.period_index,
                 charge.attempt,

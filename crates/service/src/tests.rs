@@ -166,7 +166,6 @@ impl Harness {
             payments: Arc::new(payments),
             tokens: Arc::new(tokens),
             subscriptions: Arc::new(subscriptions),
-            idempotency: Arc::new(MockIdempotencyStore::new()),
             inbox: Arc::new(MockWebhookInbox::new()),
             outbox: Arc::new(outbox),
             events: Arc::new(MockEventLog::new()),
@@ -426,7 +425,7 @@ async fn a_webhook_for_an_unknown_session_is_kept_and_applied_once_the_session_a
             fact: Some(BankFact::Succeeded { token: None }),
         })
     });
-    let mut deps = service.deps().clone();
+    let mut deps = service.deps.clone();
     deps.inbox = Arc::new(inbox);
     deps.webhooks = Arc::new(decoder);
     service = Service::new(deps);

@@ -1,9 +1,10 @@
 //! The token lifecycle: read, refresh from the bank, disable.
 
-use domain::{Applied, CustomerReference, RecurrentToken, TokenId, TokenStatus};
-use ports::{ChangeSet, NewEvent, OutboxCommand, StoreError, Subject, Versioned, Write};
+use domain::{Applied, CustomerReference, Ignored, RecurrentToken, TokenId, TokenStatus};
+use ports::{ChangeSet, OutboxCommand, Versioned, Write};
 use time::OffsetDateTime;
 
+use crate::retry::Attempt;
 use crate::{Service, ServiceError};
 
 impl Service {
@@ -39,17 +40,30 @@ impl Service {
             .await
     }
 
-    /// The bank confirmed `recurrent/disable`.
-    pub(crate) async fn token_disable_confirmed(
-        &self,
-        id: &TokenId,
-    ) -> Result<RecurrentToken, ServiceError> {
+    /// The outbox's `recurrent/disable`: sent while the token is disabling,
+    /// and the token is disabled once the bank confirms.
+    pub(crate) async fn disable_token_at_bank(&self, id: &TokenId) -> Result<(), ServiceError> {
+        let token = self.read_token(id).await?.value;
+        if token.status() != TokenStatus::Disabling {
+            return Ok(());
+        }
+        let info = self
+            .deps
+            .gateway
+            .disable_token(token.secret.clone(), format!("{id}:disable"))
+            .await?;
+        if info.is_active {
+            return Err(ServiceError::State(
+                "the bank still reports the token active".into(),
+            ));
+        }
         self.change_token(id, |token, _| {
             token
                 .disable_confirmed()
-                .unwrap_or(Applied::Ignored(domain::Ignored::Stale))
+                .unwrap_or(Applied::Ignored(Ignored::Stale))
         })
         .await
+        .map(|_| ())
     }
 
     async fn read_token(&self, id: &TokenId) -> Result<Versioned<RecurrentToken>, ServiceError> {
@@ -65,40 +79,36 @@ impl Service {
     where
         F: Fn(&mut RecurrentToken, OffsetDateTime) -> Applied<TokenStatus> + Send + Sync,
     {
-        for _ in 0..crate::payments::CONFLICT_RETRIES {
-            let read = self.read_token(id).await?;
-            let mut token = read.value.clone();
-            let now = self.now();
-            let applied = change(&mut token, now);
-            if token == read.value {
-                return Ok(token);
-            }
-            let mut changes = ChangeSet::default();
-            if let Applied::Changed { to, .. } = applied {
-                match to {
-                    TokenStatus::Disabling => {
-                        changes.outbox.push(OutboxCommand::DisableToken(id.clone()));
-                    }
-                    TokenStatus::Disabled => changes.events.push(NewEvent {
-                        kind: "token.disabled",
-                        subject: Subject::Token(id.clone()),
-                        data: self.deps.presenter.token(&token),
-                    }),
-                    TokenStatus::Active => {}
+        let change = &change;
+        self.retry_on_conflict(&format!("token {id}"), |_, now| {
+            Box::pin(async move {
+                let read = self.read_token(id).await?;
+                let mut token = read.value.clone();
+                let applied = change(&mut token, now);
+                if token == read.value {
+                    return Ok(Attempt::Unchanged(token));
                 }
-            }
-            changes.tokens.push(Write {
-                value: token.clone(),
-                expected_version: Some(read.version),
-            });
-            match self.deps.uow.commit(changes, now).await {
-                Ok(()) => return Ok(token),
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Store(StoreError::Conflict(format!(
-            "token {id} kept changing"
-        ))))
+                let mut changes = ChangeSet::default();
+                match applied {
+                    Applied::Changed {
+                        to: TokenStatus::Disabling,
+                        ..
+                    } => changes.outbox.push(OutboxCommand::DisableToken(id.clone())),
+                    Applied::Changed {
+                        to: TokenStatus::Disabled,
+                        ..
+                    } => changes
+                        .events
+                        .push(self.token_event("token.disabled", &token)),
+                    _ => {}
+                }
+                changes.tokens.push(Write {
+                    value: token.clone(),
+                    expected_version: Some(read.version),
+                });
+                Ok(Attempt::Commit(changes, token))
+            })
+        })
+        .await
     }
 }

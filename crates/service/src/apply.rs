@@ -1,0 +1,261 @@
+//! Changing a stored payment: apply a fact or command, and commit the payment
+//! with everything it causes (tokens, events, commands, the subscription charge).
+
+use domain::{
+    Applied, BankCode, BankFact, Effect, Failure, Ignored, IssuedToken, Outcome, Payment,
+    PaymentId, PaymentMethod, PaymentStatus, RecurrentToken, State, TokenMethod,
+};
+use ports::{ChangeSet, GatewayError, NewEvent, OutboxCommand, Subject, Versioned, Write};
+use time::OffsetDateTime;
+
+use crate::retry::Attempt;
+use crate::{Service, ServiceError};
+
+/// What to do to a stored payment.
+#[derive(Debug, Clone)]
+pub(crate) enum PaymentChange {
+    /// Apply a bank fact.
+    Fact(BankFact),
+    /// A request's outcome is unknown: keep it pending for reconciliation.
+    OutcomeUnknown,
+    /// The merchant confirms.
+    Confirm,
+    /// The merchant cancels.
+    Cancel,
+}
+
+/// The failure a refused request leaves on the payment: the bank's code
+/// verbatim when it gave one.
+pub(crate) fn failure_of(error: &GatewayError) -> Failure {
+    let (code, message) = match error {
+        GatewayError::Permanent { code, message } => (code.clone(), message.clone()),
+        GatewayError::Conflict(m) => (BankCode::SessionWrongState.code(), m.clone()),
+        GatewayError::NotFound => (
+            BankCode::InvalidRequest.code(),
+            "the bank does not know this session".to_owned(),
+        ),
+        GatewayError::Transient(m) | GatewayError::UnknownOutcome(m) => {
+            (BankCode::ProviderUnavailable.code(), m.clone())
+        }
+    };
+    Failure { code, message }
+}
+
+impl Service {
+    /// A payment by id, with its version.
+    pub(crate) async fn read_payment(
+        &self,
+        id: &PaymentId,
+    ) -> Result<Versioned<Payment>, ServiceError> {
+        self.deps
+            .payments
+            .get(id)
+            .await?
+            .ok_or(ServiceError::NotFound("payment"))
+    }
+
+    /// Applies a change to a stored payment, re-reading and retrying when a
+    /// concurrent writer (a webhook overtaking our own answer) got there first.
+    /// Ignored facts write nothing.
+    pub(crate) async fn change_payment(
+        &self,
+        id: &PaymentId,
+        change: PaymentChange,
+    ) -> Result<(Payment, Applied<PaymentStatus>), ServiceError> {
+        self.change_read_payment(id, None, change, None).await
+    }
+
+    /// [`Service::change_payment`] starting from a payment already read
+    /// (re-read only after a conflict), and marking an inbox item applied in
+    /// the same commit, whether the change moved the payment or not.
+    pub(crate) async fn change_read_payment<'a>(
+        &'a self,
+        id: &'a PaymentId,
+        mut first: Option<Versioned<Payment>>,
+        change: PaymentChange,
+        inbox_item: Option<i64>,
+    ) -> Result<(Payment, Applied<PaymentStatus>), ServiceError> {
+        self.retry_on_conflict(&format!("payment {id}"), |_, now| {
+            let read = first.take();
+            let change = change.clone();
+            Box::pin(async move {
+                let read = match read {
+                    Some(read) => read,
+                    None => self.read_payment(id).await?,
+                };
+                let mut payment = read.value;
+                let outcome = apply(&mut payment, change, now)?;
+                let applied = outcome.applied.clone();
+                let mut changes = if applied.is_changed() {
+                    self.changes_for(&mut payment, Some(read.version), outcome, now)
+                        .await?
+                } else {
+                    ChangeSet::default()
+                };
+                changes.inbox_applied.extend(inbox_item);
+                Ok(if changes.is_empty() {
+                    Attempt::Unchanged((payment, applied))
+                } else {
+                    Attempt::Commit(changes, (payment, applied))
+                })
+            })
+        })
+        .await
+    }
+
+    /// Turns a payment's outcome into the writes of one commit: the payment,
+    /// new tokens, events, outbox commands and the subscription charge it settles.
+    pub(crate) async fn changes_for(
+        &self,
+        payment: &mut Payment,
+        version: Option<i64>,
+        outcome: Outcome,
+        now: OffsetDateTime,
+    ) -> Result<ChangeSet, ServiceError> {
+        let mut changes = ChangeSet::default();
+        let mut notify = Vec::new();
+        let id = payment.id().clone();
+        for effect in outcome.effects {
+            match effect {
+                Effect::ConfirmSession => changes
+                    .outbox
+                    .push(OutboxCommand::ConfirmSession(id.clone())),
+                Effect::CancelSession => changes
+                    .outbox
+                    .push(OutboxCommand::CancelSession(id.clone())),
+                Effect::CaptureSession => changes
+                    .outbox
+                    .push(OutboxCommand::CaptureSession(id.clone())),
+                Effect::SaveToken(issued) => {
+                    let token = self.new_token(payment, &issued, now).await?;
+                    payment.attach_token(token.id.clone());
+                    changes
+                        .events
+                        .push(self.token_event("token.created", &token));
+                    changes.tokens.push(Write::insert(token));
+                }
+                Effect::Notify(event) => notify.push(event),
+            }
+        }
+        if payment.status().is_terminal() {
+            self.settle_charge(payment, now, &mut changes).await?;
+            self.retire_dead_token(payment, now, &mut changes).await?;
+        }
+        for event in notify {
+            changes.events.push(NewEvent {
+                kind: event.as_str(),
+                subject: Subject::Payment(id.clone()),
+                data: self.deps.presenter.payment(payment),
+            });
+        }
+        changes.payments.push(Write {
+            value: payment.clone(),
+            expected_version: version,
+        });
+        Ok(changes)
+    }
+
+    /// The bank refused a token as dead (deactivated binding, expired or
+    /// unknown card): it is never charged again.
+    async fn retire_dead_token(
+        &self,
+        payment: &Payment,
+        now: OffsetDateTime,
+        changes: &mut ChangeSet,
+    ) -> Result<(), ServiceError> {
+        let (PaymentMethod::Token { token_id, .. }, Some(failure)) =
+            (payment.method(), payment.failure())
+        else {
+            return Ok(());
+        };
+        if !BankCode::parse(failure.code.as_str()).is_some_and(BankCode::kills_token) {
+            return Ok(());
+        }
+        let Some(mut read) = self.deps.tokens.get(token_id).await? else {
+            return Ok(());
+        };
+        if read.value.observe_info(false, None, now).is_changed() {
+            changes
+                .events
+                .push(self.token_event("token.disabled", &read.value));
+            changes.tokens.push(Write::update(read));
+        }
+        Ok(())
+    }
+
+    async fn new_token(
+        &self,
+        payment: &Payment,
+        issued: &IssuedToken,
+        now: OffsetDateTime,
+    ) -> Result<RecurrentToken, ServiceError> {
+        let (method, service) = match payment.method() {
+            PaymentMethod::Card | PaymentMethod::Widget => (TokenMethod::Card, None),
+            PaymentMethod::Fps {
+                subscription_service,
+            }
+            | PaymentMethod::FpsBinding {
+                subscription_service,
+            } => (
+                TokenMethod::Fps,
+                subscription_service.as_ref().map(|s| s.id().to_owned()),
+            ),
+            PaymentMethod::Token { token_id, .. } => {
+                let source = self.deps.tokens.get(token_id).await?;
+                (source.map_or(TokenMethod::Card, |t| t.value.method), None)
+            }
+        };
+        let mut token = RecurrentToken::issued(
+            self.deps.ids.token_id(),
+            payment.customer().clone(),
+            issued,
+            method,
+            payment.id().clone(),
+            now,
+        );
+        token.subscription_service_id = service;
+        Ok(token)
+    }
+
+    /// A merchant event about a token.
+    pub(crate) fn token_event(&self, kind: &'static str, token: &RecurrentToken) -> NewEvent {
+        NewEvent {
+            kind,
+            subject: Subject::Token(token.id.clone()),
+            data: self.deps.presenter.token(token),
+        }
+    }
+}
+
+/// Applies one change to a payment in memory.
+fn apply(
+    payment: &mut Payment,
+    change: PaymentChange,
+    now: OffsetDateTime,
+) -> Result<Outcome, ServiceError> {
+    Ok(match change {
+        PaymentChange::Fact(fact) => payment.apply(fact, now),
+        PaymentChange::OutcomeUnknown => {
+            if payment.status().is_terminal() || payment.outcome_unknown() {
+                return Ok(Outcome {
+                    applied: Applied::Ignored(Ignored::Duplicate),
+                    effects: Vec::new(),
+                });
+            }
+            payment.mark_outcome_unknown(now);
+            Outcome {
+                applied: Applied::Changed {
+                    from: payment.status(),
+                    to: payment.status(),
+                },
+                effects: Vec::new(),
+            }
+        }
+        PaymentChange::Confirm => payment
+            .confirm(now)
+            .map_err(|e| ServiceError::State(e.to_string()))?,
+        PaymentChange::Cancel => payment
+            .cancel(now)
+            .map_err(|e| ServiceError::State(e.to_string()))?,
+    })
+}

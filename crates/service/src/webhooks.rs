@@ -1,0 +1,130 @@
+//! Bank webhooks: received (signature verified over the raw bytes, stored
+//! durably) and applied later from the inbox, each with its inbox mark.
+
+use domain::{Applied, BankFact, BankSessionId, PaymentId, PaymentStatus};
+use ports::{ChangeSet, InboxItem};
+use sha2::{Digest, Sha256};
+use tracing::{debug, warn};
+
+use crate::apply::PaymentChange;
+use crate::work::{BATCH, WorkReport, backoff};
+use crate::{Service, ServiceError};
+
+impl Service {
+    /// `POST /webhooks/bank131`: verifies the signature over the raw bytes,
+    /// then stores the body durably. Returns `false` for a duplicate.
+    /// Parsing and effects come later ([`Service::apply_inbox`]).
+    pub async fn receive_webhook(
+        &self,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<bool, ServiceError> {
+        self.deps
+            .webhooks
+            .verify(body, signature)
+            .map_err(|_| ServiceError::Unauthorized)?;
+        let webhook = ports::InboundWebhook {
+            dedupe_key: hex::encode(Sha256::digest(body)),
+            body: body.to_vec(),
+            received_at: self.now(),
+        };
+        Ok(self.deps.inbox.store(webhook).await?)
+    }
+
+    /// Applies the stored webhooks that are due. A webhook for a session we
+    /// do not know yet is deferred and tried again (our own answer may still
+    /// be on its way); an unreadable one is kept for inspection.
+    pub async fn apply_inbox(&self) -> Result<WorkReport, ServiceError> {
+        let now = self.deps.wall_clock.now();
+        let mut report = WorkReport::default();
+        for item in self.deps.inbox.pending(now, BATCH).await? {
+            let note = match self.apply_webhook(&item).await {
+                Ok(true) => None,
+                Ok(false) => Some("no payment for this session yet".to_owned()),
+                Err(error) => {
+                    warn!(inbox_id = item.id, %error, "applying a webhook failed; will retry");
+                    Some(error.to_string())
+                }
+            };
+            if let Some(note) = &note {
+                let until = now + backoff(item.attempts);
+                self.deps.inbox.defer(item.id, until, note).await?;
+            }
+            report.count(note.is_none());
+        }
+        Ok(report)
+    }
+
+    /// Applies one stored webhook and marks it applied in the same commit.
+    /// `false` when its payment is not known yet.
+    async fn apply_webhook(&self, item: &InboxItem) -> Result<bool, ServiceError> {
+        let decoded = match self.deps.webhooks.decode(&item.body) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                warn!(inbox_id = item.id, %error, "unreadable webhook kept for inspection");
+                self.deps.inbox.reject(item.id, &error.to_string()).await?;
+                return Ok(true);
+            }
+        };
+        let applied = match decoded.fact {
+            None => {
+                let done = ChangeSet {
+                    inbox_applied: vec![item.id],
+                    ..ChangeSet::default()
+                };
+                self.deps
+                    .uow
+                    .commit(done, self.deps.wall_clock.now())
+                    .await?;
+                true
+            }
+            Some(fact) => self
+                .apply_fact(
+                    decoded.payment_id.as_ref(),
+                    decoded.session_id.as_ref(),
+                    fact,
+                    Some(item.id),
+                )
+                .await?
+                .is_some(),
+        };
+        if applied {
+            debug!(inbox_id = item.id, kind = %decoded.kind, "webhook applied");
+        }
+        Ok(applied)
+    }
+
+    /// Applies a fact about a bank session, found by our payment id (from the
+    /// session's metadata) or by the session id. `None` when no payment is
+    /// known yet (the bank can be faster than our own answer).
+    pub async fn apply_bank_fact(
+        &self,
+        payment_id: Option<&PaymentId>,
+        session_id: Option<&BankSessionId>,
+        fact: BankFact,
+    ) -> Result<Option<Applied<PaymentStatus>>, ServiceError> {
+        self.apply_fact(payment_id, session_id, fact, None).await
+    }
+
+    /// [`Service::apply_bank_fact`], reading the payment once and committing
+    /// the inbox mark of `inbox_item` with the fact.
+    async fn apply_fact(
+        &self,
+        payment_id: Option<&PaymentId>,
+        session_id: Option<&BankSessionId>,
+        fact: BankFact,
+        inbox_item: Option<i64>,
+    ) -> Result<Option<Applied<PaymentStatus>>, ServiceError> {
+        let found = match (payment_id, session_id) {
+            (Some(id), _) => self.deps.payments.get(id).await?,
+            (None, Some(session)) => self.deps.payments.by_session(session).await?,
+            (None, None) => None,
+        };
+        let Some(found) = found else { return Ok(None) };
+        let id = found.value.id().clone();
+        let (_, applied) = self
+            .change_read_payment(&id, Some(found), PaymentChange::Fact(fact), inbox_item)
+            .await?;
+        Ok(Some(applied))
+    }
+}
