@@ -1,0 +1,145 @@
+//! [`Outbox`]: commands for background workers, claimed with a lease.
+
+use async_trait::async_trait;
+use domain::{EventId, PaymentId, TokenId};
+use ports::{Outbox, OutboxCommand, OutboxItem, StoreError};
+use sqlx::{Any, Transaction};
+use time::{Duration, OffsetDateTime};
+
+use crate::codec::micros;
+use crate::db::{get, sql_int, store_error, to_u32};
+use crate::{Dialect, SqlStore};
+
+pub(crate) fn command_parts(c: &OutboxCommand) -> (&'static str, &str) {
+    match c {
+        OutboxCommand::ConfirmSession(id) => ("confirm_session", id.as_str()),
+        OutboxCommand::CancelSession(id) => ("cancel_session", id.as_str()),
+        OutboxCommand::CaptureSession(id) => ("capture_session", id.as_str()),
+        OutboxCommand::DisableToken(id) => ("disable_token", id.as_str()),
+        OutboxCommand::DeliverEvent(id) => ("deliver_event", id.as_str()),
+    }
+}
+
+pub(crate) fn command(kind: &str, subject: &str) -> Result<OutboxCommand, StoreError> {
+    let bad = |e: domain::InvalidId| StoreError::Permanent(format!("outbox row: {e}"));
+    Ok(match kind {
+        "confirm_session" => OutboxCommand::ConfirmSession(PaymentId::parse(subject).map_err(bad)?),
+        "cancel_session" => OutboxCommand::CancelSession(PaymentId::parse(subject).map_err(bad)?),
+        "capture_session" => OutboxCommand::CaptureSession(PaymentId::parse(subject).map_err(bad)?),
+        "disable_token" => OutboxCommand::DisableToken(TokenId::parse(subject).map_err(bad)?),
+        "deliver_event" => OutboxCommand::DeliverEvent(EventId::parse(subject).map_err(bad)?),
+        other => {
+            return Err(StoreError::Permanent(format!(
+                "unknown outbox command {other}"
+            )));
+        }
+    })
+}
+
+impl SqlStore {
+    /// Enqueues a command; `object` is the id of the object an event is
+    /// about (its deliveries keep the feed's order).
+    pub(crate) async fn enqueue(
+        tx: &mut Transaction<'_, Any>,
+        c: &OutboxCommand,
+        object: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let (kind, subject) = command_parts(c);
+        // Due at once (0): retries and leases run on real time, commits on business time.
+        sqlx::query("INSERT INTO outbox (kind, subject, object_id, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, 0, 0, $4)")
+            .bind(kind)
+            .bind(subject)
+            .bind(object)
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl Outbox for SqlStore {
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let lock = match self.dialect {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        // Events of one object are delivered in feed order: an event waits
+        // while an earlier one of the same object is still undelivered.
+        let sql = format!(
+            "UPDATE outbox SET locked_until = $1, attempts = attempts + 1 WHERE id IN (\
+               SELECT o.id FROM outbox o WHERE o.next_attempt_at <= $2 AND (o.locked_until IS NULL OR o.locked_until <= $2) \
+               AND NOT (o.kind = 'deliver_event' AND EXISTS (\
+                 SELECT 1 FROM outbox p WHERE p.kind = 'deliver_event' AND p.object_id = o.object_id AND p.id < o.id)) \
+               ORDER BY o.id LIMIT $3 {lock}) \
+             RETURNING id, kind, subject, attempts"
+        );
+        let rows = self
+            .all(
+                sqlx::query(&sql)
+                    .bind(micros(now + lease))
+                    .bind(micros(now))
+                    .bind(sql_int(limit)),
+            )
+            .await?;
+        let mut items: Vec<OutboxItem> = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    id: get(r, "id")?,
+                    command: command(&get::<String>(r, "kind")?, &get::<String>(r, "subject")?)?,
+                    attempts: to_u32(get(r, "attempts")?)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn complete(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET next_attempt_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3")
+            .bind(micros(at))
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn discard(&self, command: &OutboxCommand) -> Result<(), StoreError> {
+        let (kind, subject) = command_parts(command);
+        sqlx::query("DELETE FROM outbox WHERE kind = $1 AND subject = $2")
+            .bind(kind)
+            .bind(subject)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn depth(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        u64::try_from(get::<i64>(&row, "n")?)
+            .map_err(|_| StoreError::Permanent("negative count".into()))
+    }
+}

@@ -1,0 +1,126 @@
+//! [`PaymentRepository`] and the payment rows a commit writes.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use domain::{BankSessionId, CustomerReference, Payment, PaymentId, PaymentStatus, State};
+use ports::{PaymentRepository, StoreError, Versioned, Write};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use time::OffsetDateTime;
+
+use crate::SqlStore;
+use crate::codec::{self, micros};
+use crate::db::{corrupt, get, sql_int, state_names, store_error, versioned, versioned_write};
+
+impl SqlStore {
+    pub(crate) async fn write_payment(
+        tx: &mut Transaction<'_, Any>,
+        w: &Write<Payment>,
+    ) -> Result<(), StoreError> {
+        let p = &w.value;
+        let data = codec::payment_json(p);
+        let session = p.session_id().map(ToString::to_string);
+        let unknown = i64::from(p.outcome_unknown());
+        let result = match w.expected_version {
+            None => sqlx::query(
+                "INSERT INTO payments (id, version, customer, session_id, status, outcome_unknown, created_at, updated_at, data) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(p.id().as_str())
+            .bind(p.customer().as_str())
+            .bind(session)
+            .bind(p.status().as_str())
+            .bind(unknown)
+            .bind(micros(p.created_at()))
+            .bind(micros(p.updated_at()))
+            .bind(data)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?,
+            Some(version) => sqlx::query(
+                "UPDATE payments SET version = version + 1, session_id = $1, status = $2, outcome_unknown = $3, \
+                 updated_at = $4, data = $5 WHERE id = $6 AND version = $7",
+            )
+            .bind(session)
+            .bind(p.status().as_str())
+            .bind(unknown)
+            .bind(micros(p.updated_at()))
+            .bind(data)
+            .bind(p.id().as_str())
+            .bind(version)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?,
+        };
+        versioned_write(&result, "payment", p.id())
+    }
+}
+
+pub(crate) fn payment_row(row: &AnyRow) -> Result<Versioned<Payment>, StoreError> {
+    let data: String = get(row, "data")?;
+    versioned(row, codec::payment_from_json(&data).map_err(corrupt)?)
+}
+
+#[async_trait]
+impl PaymentRepository for SqlStore {
+    async fn get(&self, id: &PaymentId) -> Result<Option<Versioned<Payment>>, StoreError> {
+        let row = self
+            .optional(
+                sqlx::query("SELECT version, data FROM payments WHERE id = $1").bind(id.as_str()),
+            )
+            .await?;
+        row.as_ref().map(payment_row).transpose()
+    }
+
+    async fn by_session(
+        &self,
+        session_id: &BankSessionId,
+    ) -> Result<Option<Versioned<Payment>>, StoreError> {
+        let row = self
+            .optional(
+                sqlx::query("SELECT version, data FROM payments WHERE session_id = $1")
+                    .bind(session_id.as_str()),
+            )
+            .await?;
+        row.as_ref().map(payment_row).transpose()
+    }
+
+    async fn list_by_customer(
+        &self,
+        customer: &CustomerReference,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let rows = self.all(sqlx::query("SELECT version, data FROM payments WHERE customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2")
+            .bind(customer.as_str())
+            .bind(sql_int(limit))).await?;
+        rows.iter()
+            .map(|r| payment_row(r).map(|v| v.value))
+            .collect()
+    }
+
+    async fn stale_pending(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError> {
+        static STALE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT version, data FROM payments WHERE status NOT IN ({}) \
+                 AND ((status = '{}' AND updated_at < $1) OR outcome_unknown = 1) ORDER BY updated_at LIMIT $2",
+                state_names(PaymentStatus::is_terminal),
+                PaymentStatus::Pending.as_str(),
+            )
+        });
+        let rows = self
+            .all(
+                sqlx::query(&STALE)
+                    .bind(micros(before))
+                    .bind(sql_int(limit)),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| payment_row(r).map(|v| v.value))
+            .collect()
+    }
+}
