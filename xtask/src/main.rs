@@ -7,6 +7,7 @@
 
 mod codegen;
 mod rules;
+mod shape;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -87,6 +88,7 @@ fn check() -> Result<(), String> {
     );
     step("generated files fresh", codegen::run(codegen::Mode::Verify));
     step("no placeholders", rules::check_sources(&root()));
+    step("shape", shape::check(&shape::sources(&root())));
     step(
         "docs",
         cargo(

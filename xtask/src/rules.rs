@@ -155,7 +155,7 @@ pub fn check_sources(root: &Path) -> Result<(), String> {
     }
 }
 
-fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) {
+pub(crate) fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
