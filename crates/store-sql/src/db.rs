@@ -82,6 +82,24 @@ pub async fn connect(
 }
 
 impl SqlStore {
+    /// A table's columns in order, each with its type as the database
+    /// declares it (schema checks).
+    pub async fn columns(&self, table: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let query = match self.dialect {
+            Dialect::Postgres => sqlx::query(
+                "SELECT column_name::TEXT AS name, data_type::TEXT AS kind FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            ),
+            Dialect::Sqlite => {
+                sqlx::query("SELECT name, type AS kind FROM pragma_table_info($1) ORDER BY cid")
+            }
+        };
+        let rows = self.all(query.bind(table)).await?;
+        rows.iter()
+            .map(|r| Ok((get(r, "name")?, get(r, "kind")?)))
+            .collect()
+    }
+
     /// Fetches at most one row.
     pub(crate) async fn optional<'q>(
         &self,

@@ -14,7 +14,7 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use store_sql::crypto::TokenKeys;
-use store_sql::{Dialect, SqlStore, store_error};
+use store_sql::{Dialect, SqlStore};
 
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -58,27 +58,4 @@ pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreErro
         "",
     )
     .await
-}
-
-/// Applies the migrations and closes (`recur migrate`).
-pub async fn migrate(url: &str) -> Result<(), StoreError> {
-    open(url, Arc::new(TokenKeys::ephemeral()))
-        .await?
-        .pool()
-        .close()
-        .await;
-    Ok(())
-}
-
-/// The columns of a table (schema checks).
-pub async fn columns(store: &SqlStore, table: &str) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-    ))
-    .fetch_all(store.pool())
-    .await
-    .map_err(store_error)?;
-    rows.iter()
-        .map(|r| sqlx::Row::try_get::<String, _>(r, "name").map_err(store_error))
-        .collect()
 }

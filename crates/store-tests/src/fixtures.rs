@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use domain::*;
-use ports::{ChangeSet, ChargeAttempt, NewEvent, Subject, Write};
+use ports::{ChargeAttempt, InboundWebhook, NewEvent, OutboxCommand, Subject};
 use time::{Duration, OffsetDateTime};
 
 /// A fixed "now" (2026-11-24T10:00:00Z) that tests move explicitly.
@@ -169,10 +169,16 @@ pub fn event(kind: &'static str, subject: &PaymentId) -> NewEvent {
     }
 }
 
-/// A change set inserting one payment.
-pub fn insert(p: &Payment) -> ChangeSet {
-    ChangeSet {
-        payments: vec![Write::insert(p.clone())],
-        ..ChangeSet::default()
+/// A stored webhook with dedupe key `key`.
+pub fn webhook(key: &str) -> InboundWebhook {
+    InboundWebhook {
+        dedupe_key: key.into(),
+        body: format!(r#"{{"type":"{key}"}}"#).into_bytes(),
+        received_at: now(),
     }
+}
+
+/// A confirm command for payment `p`.
+pub fn confirm(p: &str) -> OutboxCommand {
+    OutboxCommand::ConfirmSession(PaymentId::parse(p).unwrap())
 }

@@ -9,6 +9,7 @@
 #![allow(clippy::wildcard_imports, clippy::many_single_char_names)]
 
 pub mod cases;
+pub mod changes;
 pub mod fixtures;
 
 use std::sync::Arc;
@@ -50,111 +51,148 @@ impl<T> AllPorts for T where
 {
 }
 
-/// The schema every store's migrations must produce: table → columns, in order.
-pub const SCHEMA: &[(&str, &[&str])] = &[
+/// The schema every store's migrations must produce: table → columns, in
+/// order, each with its portable type.
+pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = &[
     (
         "payments",
         &[
-            "id",
-            "version",
-            "customer",
-            "session_id",
-            "status",
-            "outcome_unknown",
-            "created_at",
-            "updated_at",
-            "data",
+            ("id", ColumnKind::Text),
+            ("version", ColumnKind::Integer),
+            ("customer", ColumnKind::Text),
+            ("session_id", ColumnKind::Text),
+            ("status", ColumnKind::Text),
+            ("outcome_unknown", ColumnKind::Integer),
+            ("created_at", ColumnKind::Integer),
+            ("updated_at", ColumnKind::Integer),
+            ("data", ColumnKind::Text),
         ],
     ),
     (
         "tokens",
         &[
-            "id",
-            "version",
-            "customer",
-            "status",
-            "secret_ciphertext",
-            "secret_nonce",
-            "key_id",
-            "created_at",
-            "data",
+            ("id", ColumnKind::Text),
+            ("version", ColumnKind::Integer),
+            ("customer", ColumnKind::Text),
+            ("status", ColumnKind::Text),
+            ("secret_ciphertext", ColumnKind::Bytes),
+            ("secret_nonce", ColumnKind::Bytes),
+            ("key_id", ColumnKind::Text),
+            ("created_at", ColumnKind::Integer),
+            ("data", ColumnKind::Text),
         ],
     ),
     (
         "subscriptions",
         &[
-            "id",
-            "version",
-            "customer",
-            "status",
-            "next_charge_at",
-            "created_at",
-            "data",
+            ("id", ColumnKind::Text),
+            ("version", ColumnKind::Integer),
+            ("customer", ColumnKind::Text),
+            ("status", ColumnKind::Text),
+            ("next_charge_at", ColumnKind::Integer),
+            ("created_at", ColumnKind::Integer),
+            ("data", ColumnKind::Text),
         ],
     ),
     (
         "subscription_charges",
         &[
-            "subscription_id",
-            "period_index",
-            "attempt",
-            "period_start",
-            "payment_id",
-            "status",
+            ("subscription_id", ColumnKind::Text),
+            ("period_index", ColumnKind::Integer),
+            ("attempt", ColumnKind::Integer),
+            ("period_start", ColumnKind::Integer),
+            ("payment_id", ColumnKind::Text),
+            ("status", ColumnKind::Text),
         ],
     ),
     (
         "events",
-        &["seq", "kind", "subject_id", "data", "created_at"],
+        &[
+            ("seq", ColumnKind::Integer),
+            ("kind", ColumnKind::Text),
+            ("subject_id", ColumnKind::Text),
+            ("data", ColumnKind::Text),
+            ("created_at", ColumnKind::Integer),
+        ],
     ),
     (
         "outbox",
         &[
-            "id",
-            "kind",
-            "subject",
-            "object_id",
-            "attempts",
-            "next_attempt_at",
-            "locked_until",
-            "last_error",
-            "created_at",
+            ("id", ColumnKind::Integer),
+            ("kind", ColumnKind::Text),
+            ("subject", ColumnKind::Text),
+            ("object_id", ColumnKind::Text),
+            ("attempts", ColumnKind::Integer),
+            ("next_attempt_at", ColumnKind::Integer),
+            ("locked_until", ColumnKind::Integer),
+            ("last_error", ColumnKind::Text),
+            ("created_at", ColumnKind::Integer),
         ],
     ),
     (
         "inbox",
         &[
-            "id",
-            "dedupe_key",
-            "body",
-            "received_at",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "note",
+            ("id", ColumnKind::Integer),
+            ("dedupe_key", ColumnKind::Text),
+            ("body", ColumnKind::Bytes),
+            ("received_at", ColumnKind::Integer),
+            ("status", ColumnKind::Text),
+            ("attempts", ColumnKind::Integer),
+            ("next_attempt_at", ColumnKind::Integer),
+            ("note", ColumnKind::Text),
         ],
     ),
     (
         "idempotency_keys",
         &[
-            "key",
-            "fingerprint",
-            "status",
-            "response_status",
-            "response_body",
-            "created_at",
+            ("key", ColumnKind::Text),
+            ("fingerprint", ColumnKind::Text),
+            ("status", ColumnKind::Text),
+            ("response_status", ColumnKind::Integer),
+            ("response_body", ColumnKind::Bytes),
+            ("created_at", ColumnKind::Integer),
         ],
     ),
 ];
 
-/// Checks a table's actual columns against [`SCHEMA`], and that none of
-/// them could hold card data.
-pub fn check_table(table: &str, actual: &[String]) {
+/// A column's type as both dialects' migrations must agree on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// `BIGINT` (PostgreSQL), `INTEGER` (SQLite).
+    Integer,
+    /// `TEXT`.
+    Text,
+    /// `BYTEA` (PostgreSQL), `BLOB` (SQLite).
+    Bytes,
+}
+
+impl ColumnKind {
+    /// The kind of a type as the database reports it, `None` for any other.
+    pub fn of(declared: &str) -> Option<Self> {
+        match declared.to_ascii_lowercase().as_str() {
+            "bigint" | "integer" => Some(Self::Integer),
+            "text" => Some(Self::Text),
+            "bytea" | "blob" => Some(Self::Bytes),
+            _ => None,
+        }
+    }
+}
+
+/// Checks a table's actual columns (name and declared type, in order, as
+/// `SqlStore::columns` reads them) against [`SCHEMA`], and that none of them
+/// could hold card data.
+pub fn check_table(table: &str, actual: &[(String, String)]) {
     let Some((_, expected)) = SCHEMA.iter().find(|(t, _)| *t == table) else {
         panic!("unknown table {table}")
     };
-    assert_eq!(actual, *expected, "{table}");
-    for column in actual {
+    let actual: Vec<(&str, Option<ColumnKind>)> = actual
+        .iter()
+        .map(|(name, declared)| (name.as_str(), ColumnKind::of(declared)))
+        .collect();
+    let expected: Vec<(&str, Option<ColumnKind>)> =
+        expected.iter().map(|(n, k)| (*n, Some(*k))).collect();
+    assert_eq!(actual, expected, "{table}: columns and their types");
+    for (column, _) in actual {
         for forbidden in ["card", "pan", "cvv", "cvc", "security"] {
             assert!(
                 !column.contains(forbidden),
@@ -253,4 +291,55 @@ macro_rules! conformance {
             everything_survives_a_reopen,
         );
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// The cases defined under `src/cases/`.
+    fn defined_cases() -> BTreeSet<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cases");
+        let mut found = BTreeSet::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("pub async fn ")
+                    && let Some((name, _)) = rest.split_once("<H: Harness>")
+                {
+                    found.insert(name.to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    /// The cases the `conformance!` macro runs.
+    fn listed_cases() -> BTreeSet<String> {
+        let lib = include_str!("lib.rs");
+        let start = lib
+            .find("$crate::conformance!($harness:")
+            .expect("the case list");
+        let list = &lib[start..];
+        let list = &list[list.find('\n').unwrap()..list.find(");").unwrap()];
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_case_is_in_the_conformance_list_and_no_other() {
+        let defined = defined_cases();
+        let listed = listed_cases();
+        assert!(defined.len() >= 46, "{defined:?}");
+        let missing: Vec<_> = defined.difference(&listed).collect();
+        let unknown: Vec<_> = listed.difference(&defined).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "defined but not run by conformance!: {missing:?}; listed but not defined: {unknown:?}"
+        );
+    }
 }

@@ -160,10 +160,7 @@ store_tests::conformance!(Postgres);
 async fn migrations_on_an_empty_database_give_the_expected_schema() {
     let h = Postgres::fresh().await;
     for (table, _) in store_tests::SCHEMA {
-        store_tests::check_table(
-            table,
-            &store_postgres::columns(&h.store, table).await.unwrap(),
-        );
+        store_tests::check_table(table, &h.store.columns(table).await.unwrap());
     }
     h.cleanup().await;
 }

@@ -112,10 +112,7 @@ store_tests::conformance!(Sqlite);
 async fn migrations_on_an_empty_database_give_the_expected_schema() {
     let h = Sqlite::fresh().await;
     for (table, _) in store_tests::SCHEMA {
-        store_tests::check_table(
-            table,
-            &store_sqlite::columns(&h.store, table).await.unwrap(),
-        );
+        store_tests::check_table(table, &h.store.columns(table).await.unwrap());
     }
     h.cleanup().await;
 }
@@ -142,16 +139,24 @@ async fn the_database_runs_in_wal_mode_with_full_sync() {
     h.cleanup().await;
 }
 
+/// What `recur migrate` does: open (which migrates) and close.
+async fn app_migrate(url: &str) {
+    let keys = Arc::new(TokenKeys::ephemeral());
+    store_sqlite::open(url, keys)
+        .await
+        .unwrap()
+        .pool()
+        .close()
+        .await;
+}
+
 #[tokio::test]
 async fn migrate_alone_creates_the_database_file() {
     let path = std::env::temp_dir().join(format!("recur-migrate-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    store_sqlite::migrate(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let url = format!("sqlite://{}", path.display());
+    app_migrate(&url).await;
     assert!(path.exists());
-    store_sqlite::migrate(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    app_migrate(&url).await;
     let _ = std::fs::remove_file(&path);
 }

@@ -1,0 +1,152 @@
+//! The unit of work: all or nothing, empty change sets, killed writers, reopening.
+
+use std::collections::BTreeSet;
+
+use domain::*;
+use ports::*;
+
+use crate::Harness;
+use crate::changes::{commit, insert};
+use crate::fixtures::{self, charge, confirm, event, now, payment, subscription, token, webhook};
+
+/// A change set with one failing write writes nothing at all.
+pub async fn failed_change_set_writes_nothing<H: Harness>(h: &H) {
+    let s = h.store();
+    let existing = payment("c");
+    commit(&*s, insert(&existing)).await.unwrap();
+    let fresh = payment("c");
+    let t = token("c");
+    let bad = ChangeSet {
+        payments: vec![Write::insert(fresh.clone()), Write::insert(existing)],
+        tokens: vec![Write::insert(t.clone())],
+        events: vec![event("payment.succeeded", fresh.id())],
+        outbox: vec![confirm("pay_x")],
+        ..ChangeSet::default()
+    };
+    assert!(commit(&*s, bad).await.is_err());
+    assert!(
+        PaymentRepository::get(&*s, fresh.id())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(TokenRepository::get(&*s, &t.id).await.unwrap().is_none());
+    assert!(s.after(None, 10).await.unwrap().is_empty());
+    assert_eq!(s.depth().await.unwrap(), 0);
+}
+
+/// An empty change set succeeds and writes nothing.
+pub async fn empty_change_set_is_a_no_op<H: Harness>(h: &H) {
+    let s = h.store();
+    commit(&*s, ChangeSet::default()).await.unwrap();
+    assert!(s.after(None, 10).await.unwrap().is_empty());
+}
+
+/// Writers killed at random points mid-transaction leave each change set whole or absent.
+pub async fn aborted_writers_leave_all_or_nothing<H: Harness>(h: &H) {
+    let s = h.store();
+    let mut sets = Vec::new();
+    for i in 0..20u64 {
+        let p = payment("c");
+        let t = token("c");
+        let changes = ChangeSet {
+            events: vec![event("payment.succeeded", p.id())],
+            tokens: vec![Write::insert(t.clone())],
+            payments: vec![Write::insert(p.clone())],
+            ..ChangeSet::default()
+        };
+        let store = s.clone();
+        let task = tokio::spawn(async move { store.commit(changes, now()).await });
+        // Let it run a little, then kill it wherever it is.
+        for _ in 0..(i % 5) {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let _ = task.await;
+        sets.push((p, t));
+    }
+    // Give rollbacks of dropped transactions time to finish, by reopening.
+    let fresh = h.reopen().await;
+    let events: BTreeSet<String> = fresh
+        .after(None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.subject_id)
+        .collect();
+    for (p, t) in sets {
+        let has_payment = PaymentRepository::get(&*fresh, p.id())
+            .await
+            .unwrap()
+            .is_some();
+        let has_token = TokenRepository::get(&*fresh, &t.id)
+            .await
+            .unwrap()
+            .is_some();
+        let has_event = events.contains(p.id().as_str());
+        assert!(
+            has_payment == has_token && has_token == has_event,
+            "partial commit of {}: {has_payment} {has_token} {has_event}",
+            p.id()
+        );
+    }
+}
+
+/// Everything written is there after the store is dropped and the database reopened.
+pub async fn everything_survives_a_reopen<H: Harness>(h: &H) {
+    let s = h.store();
+    let p = fixtures::rich_payment();
+    let t = token("c");
+    let sub = subscription(now());
+    let c = charge(&sub, 0, 1, ChargeStatus::Pending);
+    commit(
+        &*s,
+        ChangeSet {
+            payments: vec![Write::insert(p.clone())],
+            tokens: vec![Write::insert(t.clone())],
+            subscriptions: vec![Write::insert(sub.clone())],
+            charges: vec![c.clone()],
+            events: vec![event("payment.succeeded", p.id())],
+            outbox: vec![confirm("pay_1")],
+            inbox_applied: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    s.store(webhook("w")).await.unwrap();
+    s.begin("k", "fp", now()).await.unwrap();
+    drop(s);
+    let r = h.reopen().await;
+    assert_eq!(
+        PaymentRepository::get(&*r, p.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        p
+    );
+    assert_eq!(
+        TokenRepository::get(&*r, &t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        t
+    );
+    assert_eq!(
+        SubscriptionRepository::get(&*r, sub.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        sub
+    );
+    assert_eq!(r.charges(sub.id()).await.unwrap(), vec![c]);
+    assert_eq!(r.after(None, 10).await.unwrap().len(), 1);
+    assert_eq!(r.depth().await.unwrap(), 1);
+    assert_eq!(r.pending(now(), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        r.begin("k", "fp", now()).await.unwrap(),
+        IdempotencyBegin::InFlight
+    );
+}

@@ -1,0 +1,76 @@
+//! The webhook inbox: deduplication, order, deferral, rejection.
+
+use ports::*;
+use time::Duration;
+
+use crate::Harness;
+use crate::changes::{self, commit};
+use crate::fixtures::{now, webhook};
+
+/// The same dedupe key is stored once.
+pub async fn inbox_deduplicates_by_key<H: Harness>(h: &H) {
+    let s = h.store();
+    assert!(s.store(webhook("a")).await.unwrap());
+    assert!(!s.store(webhook("a")).await.unwrap());
+    assert_eq!(s.pending(now(), 10).await.unwrap().len(), 1);
+}
+
+/// Pending webhooks come oldest first, with their exact bytes, due at once.
+pub async fn inbox_pending_is_oldest_first_and_due_at_once<H: Harness>(h: &H) {
+    let s = h.store();
+    for k in ["a", "b", "c"] {
+        s.store(webhook(k)).await.unwrap();
+    }
+    let pending = s.pending(now(), 2).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].body, webhook("a").body);
+    assert!(pending[0].id < pending[1].id);
+    assert_eq!(
+        s.pending(now() - Duration::days(365), 10)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "due at once, whatever the clock says"
+    );
+}
+
+/// A deferred webhook waits until its time, counting attempts.
+pub async fn inbox_deferred_webhook_waits_until_due<H: Harness>(h: &H) {
+    let s = h.store();
+    s.store(webhook("a")).await.unwrap();
+    let id = s.pending(now(), 10).await.unwrap()[0].id;
+    s.defer(id, now() + Duration::seconds(30), "unknown session")
+        .await
+        .unwrap();
+    assert!(s.pending(now(), 10).await.unwrap().is_empty());
+    let later = s.pending(now() + Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(later[0].attempts, 1);
+}
+
+/// A rejected webhook stays stored but is never pending again.
+pub async fn inbox_rejected_webhook_is_kept_but_not_pending<H: Harness>(h: &H) {
+    let s = h.store();
+    s.store(webhook("a")).await.unwrap();
+    let id = s.pending(now(), 10).await.unwrap()[0].id;
+    s.reject(id, "unparsable").await.unwrap();
+    assert!(
+        s.pending(now() + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!s.store(webhook("a")).await.unwrap(), "still deduplicated");
+}
+
+/// Marking a webhook applied in a change set takes it out of the pending list.
+pub async fn inbox_applied_in_a_change_set_is_no_longer_pending<H: Harness>(h: &H) {
+    let s = h.store();
+    s.store(webhook("a")).await.unwrap();
+    s.store(webhook("b")).await.unwrap();
+    let id = s.pending(now(), 10).await.unwrap()[0].id;
+    commit(&*s, changes::inbox_applied(vec![id])).await.unwrap();
+    let left = s.pending(now(), 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0].id, id);
+}

@@ -1,0 +1,213 @@
+//! The outbox: claims, leases, retries, discards, concurrent claimers, delivery order.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use domain::*;
+use ports::*;
+use time::Duration;
+
+use crate::changes::{self, commit};
+use crate::fixtures::{confirm, event, now, payment};
+use crate::{AllPorts, Harness};
+
+async fn enqueue<S: AllPorts + ?Sized>(s: &S, commands: Vec<OutboxCommand>) {
+    commit(s, changes::commands(commands)).await.unwrap();
+}
+
+/// A command enqueued with a change set is claimed, in order, with its attempt
+/// count, at once (even by a clock that is behind the commit's).
+pub async fn outbox_command_enqueued_in_a_change_set_is_claimed<H: Harness>(h: &H) {
+    let s = h.store();
+    let commands = vec![
+        confirm("pay_1"),
+        OutboxCommand::DisableToken(TokenId::parse("tok_1").unwrap()),
+        OutboxCommand::CaptureSession(PaymentId::parse("pay_2").unwrap()),
+    ];
+    enqueue(&*s, commands.clone()).await;
+    let claimed = s
+        .claim(now() - Duration::days(365), 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|i| i.command.clone())
+            .collect::<Vec<_>>(),
+        commands
+    );
+    assert!(claimed.iter().all(|i| i.attempts == 1));
+}
+
+/// A claimed command is not claimed again until its lease runs out.
+pub async fn outbox_claimed_command_is_leased<H: Harness>(h: &H) {
+    let s = h.store();
+    enqueue(&*s, vec![confirm("pay_1")]).await;
+    assert_eq!(
+        s.claim(now(), 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.claim(now() + Duration::seconds(29), 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = s
+        .claim(now() + Duration::seconds(31), 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(again[0].attempts, 2, "a worker that died is replaced");
+}
+
+/// A completed command is gone.
+pub async fn outbox_completed_command_is_gone<H: Harness>(h: &H) {
+    let s = h.store();
+    enqueue(&*s, vec![confirm("pay_1")]).await;
+    let item = s
+        .claim(now(), 10, Duration::seconds(30))
+        .await
+        .unwrap()
+        .remove(0);
+    s.complete(item.id).await.unwrap();
+    assert!(
+        s.claim(now() + Duration::days(1), 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A retried command waits for its `next_attempt_at`.
+pub async fn outbox_retry_waits_for_next_attempt_at<H: Harness>(h: &H) {
+    let s = h.store();
+    enqueue(&*s, vec![confirm("pay_1")]).await;
+    let item = s
+        .claim(now(), 10, Duration::seconds(30))
+        .await
+        .unwrap()
+        .remove(0);
+    s.retry(item.id, now() + Duration::minutes(5), "bank unavailable")
+        .await
+        .unwrap();
+    assert!(
+        s.claim(now() + Duration::minutes(4), 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.claim(now() + Duration::minutes(5), 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// A command carried out elsewhere is discarded; others stay.
+pub async fn outbox_discarded_command_is_not_claimed<H: Harness>(h: &H) {
+    let s = h.store();
+    enqueue(
+        &*s,
+        vec![
+            confirm("pay_1"),
+            confirm("pay_2"),
+            OutboxCommand::CaptureSession(PaymentId::parse("pay_1").unwrap()),
+        ],
+    )
+    .await;
+    s.discard(&confirm("pay_1")).await.unwrap();
+    let left: Vec<_> = s
+        .claim(now(), 10, Duration::seconds(30))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.command)
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            confirm("pay_2"),
+            OutboxCommand::CaptureSession(PaymentId::parse("pay_1").unwrap())
+        ]
+    );
+}
+
+/// Depth counts the commands waiting.
+pub async fn outbox_depth_counts_waiting_commands<H: Harness>(h: &H) {
+    let s = h.store();
+    assert_eq!(s.depth().await.unwrap(), 0);
+    enqueue(&*s, vec![confirm("pay_1"), confirm("pay_2")]).await;
+    assert_eq!(s.depth().await.unwrap(), 2);
+}
+
+/// Two workers claiming at once never get the same row.
+pub async fn outbox_concurrent_claimers_never_share_a_row<H: Harness>(h: &H) {
+    let s = h.store();
+    let commands: Vec<_> = (0..60).map(|i| confirm(&format!("pay_{i}"))).collect();
+    enqueue(&*s, commands).await;
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let s: Arc<H::Store> = s.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = match s.claim(now(), 5, Duration::seconds(60)).await {
+                        Ok(batch) => batch,
+                        Err(StoreError::Transient(_)) => continue,
+                        Err(e) => panic!("{e}"),
+                    };
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|i| i.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let unique: BTreeSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 60, "every row claimed");
+    assert_eq!(unique.len(), 60, "no row claimed twice");
+}
+
+/// An object's event deliveries go out in feed order: a later one waits while
+/// an earlier one is still undelivered; other objects' events do not wait.
+pub async fn event_deliveries_of_one_object_keep_feed_order<H: Harness>(h: &H) {
+    let s = h.reopen_delivering_events().await;
+    let (p, q) = (payment("c"), payment("c"));
+    for e in [
+        event("payment.requires_action", p.id()),
+        event("payment.succeeded", p.id()),
+        event("payment.succeeded", q.id()),
+    ] {
+        commit(&*s, changes::events(vec![e])).await.unwrap();
+    }
+    let feed = s.after(None, 10).await.unwrap();
+    let delivery = |i: usize| OutboxCommand::DeliverEvent(feed[i].id.clone());
+    let first = s.claim(now(), 10, Duration::seconds(30)).await.unwrap();
+    assert_eq!(
+        first.iter().map(|i| i.command.clone()).collect::<Vec<_>>(),
+        vec![delivery(0), delivery(2)]
+    );
+    s.retry(first[0].id, now(), "merchant down").await.unwrap();
+    let again = s.claim(now(), 10, Duration::seconds(30)).await.unwrap();
+    assert_eq!(
+        again.iter().map(|i| i.command.clone()).collect::<Vec<_>>(),
+        vec![delivery(0)],
+        "the second still waits"
+    );
+    s.complete(again[0].id).await.unwrap();
+    let next = s.claim(now(), 10, Duration::seconds(30)).await.unwrap();
+    assert_eq!(
+        next.iter().map(|i| i.command.clone()).collect::<Vec<_>>(),
+        vec![delivery(1)]
+    );
+}
