@@ -2,8 +2,9 @@
 //! [`BankFact`]s and snapshots; use-case requests become wire requests.
 
 use domain::{
-    AcquiringStatus, BankFact, BankSessionId, Currency, ErrorCode, Failure, Initiator, IssuedToken,
-    Money, NextAction, PaymentId, RecurrentTokenSecret, SessionStatus, State, SubscriptionService,
+    AcquiringStatus, BankCode, BankFact, BankSessionId, Currency, ErrorCode, Failure, Initiator,
+    IssuedToken, Money, NextAction, PaymentId, RecurrentTokenSecret, SessionStatus, State,
+    SubscriptionService,
 };
 use ports::{
     CreateSession, DecodedWebhook, Instrument, SessionSnapshot, StartPayment, TokenInfo,
@@ -55,10 +56,10 @@ pub fn amount(money: Money) -> Amount {
 }
 
 /// A bank error object as a failure, the code kept verbatim.
-pub fn failure(error: Option<&ApiError>, fallback: &str) -> Failure {
+pub fn failure(error: Option<&ApiError>, fallback: BankCode) -> Failure {
     let code = error
         .and_then(|e| ErrorCode::parse(&e.code).ok())
-        .unwrap_or_else(|| ErrorCode::parse(fallback).expect("fallback codes are valid"));
+        .unwrap_or_else(|| fallback.code());
     let message = error
         .and_then(|e| e.description.clone())
         .unwrap_or_else(|| code.as_str().to_owned());
@@ -152,7 +153,7 @@ pub fn fact_of(session: &Session, kind: Option<&str>) -> Option<BankFact> {
             let error = payment
                 .and_then(|p| p.error.as_ref())
                 .or(session.error.as_ref());
-            return Some(BankFact::Failed(failure(error, "session_cancelled")));
+            return Some(BankFact::Failed(failure(error, BankCode::SessionCancelled)));
         }
         _ => {}
     }

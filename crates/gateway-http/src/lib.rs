@@ -28,7 +28,7 @@ use bank131::dto::{
     TokenRef, WidgetTokenRequest,
 };
 use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, Signer, map, methods};
-use domain::{BankSessionId, DeclineClass, Money, RecurrentTokenSecret};
+use domain::{BankCode, BankSessionId, DeclineClass, Money, RecurrentTokenSecret};
 use ports::{
     CreateSession, GatewayError, PaymentGateway, SessionSnapshot, StartPayment, TokenInfo,
     WidgetToken,
@@ -185,7 +185,7 @@ impl HttpGateway {
         match self.call(method, body, idempotency_key).await {
             Ok(response) => snapshot(method, &response),
             Err(GatewayError::Permanent { code, .. })
-                if code.as_str() == "idempotency_key_already_exists" =>
+                if BankCode::IdempotencyKeyAlreadyExists.is(&code) =>
             {
                 // The same request ran before: its result is the session's state now.
                 match session_id {
@@ -231,20 +231,16 @@ fn classify_send_error(method: &str, error: &reqwest::Error) -> GatewayError {
 }
 
 fn classify_error(method: &str, envelope: &Response) -> GatewayError {
-    let failure = map::failure(envelope.error.as_ref(), "internal_error");
+    let failure = map::failure(envelope.error.as_ref(), BankCode::InternalError);
     let message = format!("{method}: {}", failure.message);
-    match failure.code.as_str() {
-        "session_wrong_state" => return GatewayError::Conflict(message),
-        "idempotency_key_already_exists" => {
-            return GatewayError::Permanent {
-                code: failure.code,
-                message,
-            };
-        }
-        _ => {}
-    }
-    match DeclineClass::of(&failure.code) {
-        DeclineClass::RetryLater => {
+    match BankCode::parse(failure.code.as_str()) {
+        Some(BankCode::SessionWrongState) => GatewayError::Conflict(message),
+        // Not a retry: the same key already ran; the caller reads the result.
+        Some(BankCode::IdempotencyKeyAlreadyExists) => GatewayError::Permanent {
+            code: failure.code,
+            message,
+        },
+        _ if DeclineClass::of(&failure.code) == DeclineClass::RetryLater => {
             GatewayError::Transient(format!("{} ({message})", failure.code))
         }
         _ => GatewayError::Permanent {
@@ -412,7 +408,7 @@ impl PaymentGateway for HttpGateway {
         {
             Ok(response) => token_info_of(methods::RECURRENT_DISABLE, &response),
             Err(GatewayError::Permanent { code, .. })
-                if code.as_str() == "idempotency_key_already_exists" =>
+                if BankCode::IdempotencyKeyAlreadyExists.is(&code) =>
             {
                 self.token_info(token).await
             }

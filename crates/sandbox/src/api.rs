@@ -1,0 +1,220 @@
+//! The bank's API: `POST /api/v1/<method>`, signed, idempotent, with injectable faults.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response as HttpResponse};
+use bank131::dto::{
+    PaymentDetails, PaymentRequest, RecurrentRequest, RefundRequest, Response, SessionIdRequest,
+    TokenInfoRequest, WidgetTokenRequest,
+};
+use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, methods};
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::bank::{Bank, Faults, Refusal};
+use crate::cards::Behavior;
+use crate::{Sandbox, cards, lock};
+
+pub(crate) fn envelope(status: StatusCode, response: &Response) -> HttpResponse {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(response).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+pub(crate) fn refusal(r: &Refusal) -> HttpResponse {
+    let status = if r.code == "authentication_error" {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    envelope(status, &Response::error(r.code, &r.description))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal {
+        code: "invalid_request",
+        description: format!("cannot read the request: {e}"),
+    })
+}
+
+pub(crate) fn hang_ms(faults: &Faults) -> u64 {
+    if faults.hang_ms == 0 {
+        3000
+    } else {
+        faults.hang_ms
+    }
+}
+
+/// Takes one from a fault counter.
+pub(crate) fn take(counter: &mut u32) -> bool {
+    let fire = *counter > 0;
+    if fire {
+        *counter -= 1;
+    }
+    fire
+}
+
+pub(crate) async fn api(
+    State(sandbox): State<Sandbox>,
+    UrlPath(method): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResponse {
+    let (fail_5xx, hang, drop) = {
+        let mut f = lock(&sandbox.inner.faults);
+        (
+            take(&mut f.api_5xx),
+            take(&mut f.api_timeouts).then(|| hang_ms(&f)),
+            take(&mut f.drop_responses).then(|| hang_ms(&f)),
+        )
+    };
+    if fail_5xx {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Html("<html><body>502 Bad Gateway</body></html>"),
+        )
+            .into_response();
+    }
+    if let Some(ms) = hang {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return (StatusCode::GATEWAY_TIMEOUT, "upstream timed out").into_response();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let config = &sandbox.inner.config;
+    if header(PROJECT_HEADER) != config.project
+        || !config.partner_keys.verify(&body, &header(SIGN_HEADER))
+    {
+        warn!(%method, "refused: bad project or signature");
+        return refusal(&Refusal {
+            code: "authentication_error",
+            description: "bad X-PARTNER-PROJECT or X-PARTNER-SIGN".into(),
+        });
+    }
+    let base_url = format!("http://{}", header("host"));
+    let key = headers
+        .get(IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (result, lost) = dispatch(&sandbox, &method, &body, &base_url, key.as_deref());
+    info!(%method, ok = result.is_ok(), "sandbox API call");
+    if let Some(ms) = drop.or(lost.then(|| hang_ms(&lock(&sandbox.inner.faults)))) {
+        // Executed, but the answer never arrives in time.
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    match result {
+        Ok(response) => envelope(StatusCode::OK, &response),
+        Err(r) => refusal(&r),
+    }
+}
+
+/// Runs one API method. The flag says the answer must be lost (test card `…5126`).
+pub(crate) fn dispatch(
+    sandbox: &Sandbox,
+    method: &str,
+    body: &[u8],
+    base_url: &str,
+    key: Option<&str>,
+) -> (Result<Response, Refusal>, bool) {
+    let read_only = matches!(
+        method,
+        methods::SESSION_STATUS | methods::TOKEN_INFO | methods::RECURRENT_STATUS
+    );
+    let claim = |bank: &mut Bank| {
+        if read_only {
+            Ok(())
+        } else {
+            bank.claim_key(key)
+        }
+    };
+    let mut lost = false;
+    let result = match method {
+        methods::SESSION_CREATE => parse::<Value>(body).and_then(|v| {
+            sandbox.act(|b| {
+                claim(b)?;
+                b.create_session(&v, base_url)
+            })
+        }),
+        methods::SESSION_START_PAYMENT | methods::SESSION_INIT_PAYMENT => {
+            parse::<PaymentRequest>(body).and_then(|request| {
+                lost = matches!(&request.payment_details, PaymentDetails::Card { card } if card
+                .bank_card
+                .as_ref()
+                .is_some_and(|c| cards::behavior(&c.number) == Ok(Behavior::DropResponse)));
+                let two_step = method == methods::SESSION_START_PAYMENT;
+                sandbox.act(|b| {
+                    claim(b)?;
+                    b.start_payment(&request, two_step, base_url)
+                })
+            })
+        }
+        methods::SESSION_CONFIRM
+        | methods::SESSION_CANCEL
+        | methods::SESSION_CAPTURE
+        | methods::SESSION_STATUS => parse::<SessionIdRequest>(body).and_then(|r| {
+            sandbox.act(|b| {
+                claim(b)?;
+                match method {
+                    methods::SESSION_CONFIRM => b.confirm(&r.session_id),
+                    methods::SESSION_CANCEL => b.cancel(&r.session_id),
+                    methods::SESSION_CAPTURE => b.capture(&r.session_id),
+                    _ => b.status(&r.session_id),
+                }
+            })
+        }),
+        methods::SESSION_REFUND => parse::<RefundRequest>(body).and_then(|r| {
+            sandbox.act(|b| {
+                claim(b)?;
+                b.refund(&r.session_id, r.amount_details)
+            })
+        }),
+        methods::TOKEN => parse::<WidgetTokenRequest>(body).and_then(|r| {
+            let checkbox = r.acquiring_widget.show_recurrent_checkbox.unwrap_or(false);
+            sandbox.act(|b| {
+                claim(b)?;
+                b.widget_token(&r.acquiring_widget.session_id, checkbox)
+            })
+        }),
+        methods::TOKEN_INFO => parse::<TokenInfoRequest>(body).and_then(|r| {
+            let info = lock(&sandbox.inner.bank).token_info(&r.recurrent_token.token)?;
+            Ok(Response {
+                info: Some(info),
+                ..Response::ok()
+            })
+        }),
+        methods::RECURRENT_STATUS => parse::<RecurrentRequest>(body).and_then(|r| {
+            let info = lock(&sandbox.inner.bank).token_info(&r.recurrent.token)?;
+            Ok(Response {
+                recurrent: Some(info),
+                ..Response::ok()
+            })
+        }),
+        methods::RECURRENT_DISABLE => parse::<RecurrentRequest>(body).and_then(|r| {
+            let mut bank = lock(&sandbox.inner.bank);
+            claim(&mut bank)?;
+            let info = bank.disable_token(&r.recurrent.token)?;
+            sandbox.persist(&bank);
+            Ok(Response {
+                recurrent: Some(info),
+                ..Response::ok()
+            })
+        }),
+        other => Err(Refusal {
+            code: "invalid_request",
+            description: format!("unknown method {other}"),
+        }),
+    };
+    (result, lost)
+}
