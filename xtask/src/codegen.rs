@@ -23,7 +23,7 @@ pub fn run(mode: Mode) -> Result<(), String> {
 
 /// The merchant API's OpenAPI document, as `/openapi.json` serves it.
 pub fn openapi() -> String {
-    let mut text = serde_json::to_string_pretty(&http_api::openapi::document()).expect("JSON");
+    let mut text = serde_json::to_string_pretty(&http_api::openapi_document()).expect("JSON");
     text.push('\n');
     text
 }

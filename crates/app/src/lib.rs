@@ -263,7 +263,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }));
     let event_sink = match &config.events {
         Some((url, secret)) => {
-            let render = Arc::new(|e: &ports::Event| http_api::wire::event_json(e).to_string());
+            let render = Arc::new(|e: &ports::Event| http_api::wire::event_body(e));
             Some(
                 Arc::new(HttpEventSink::new(url.clone(), secret, render).map_err(StartError)?)
                     as Arc<dyn EventSink>,

@@ -4,8 +4,9 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ports::{GatewayError, StoreError};
-use serde_json::json;
+use serde::Serialize;
 use service::ServiceError;
+use utoipa::ToSchema;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +92,31 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// The error envelope every error answer has.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// One error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable (`invalid_request`, `token_inactive`, …).
+    pub code: &'static str,
+    /// For people; never quotes a card number or a CVV.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
     }
 }

@@ -7,28 +7,24 @@
 #![deny(missing_docs)]
 
 mod error;
+mod extract;
 mod handlers;
 pub mod metrics;
-pub mod openapi;
+mod middleware;
+mod openapi;
+mod routes;
 pub mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::{get, post};
 use ports::IdempotencyStore;
 use service::Service;
 use tokio::sync::Notify;
-use tracing::Instrument;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
 pub use wire::JsonPresenter;
 
@@ -63,74 +59,10 @@ impl std::fmt::Debug for ApiState {
 
 /// The whole HTTP surface.
 pub fn router(state: ApiState) -> Router {
-    let mut v1 = Router::new();
-    for op in openapi::operations() {
-        if !op.test_clock || state.service.has_test_clock() {
-            v1 = v1.route(op.path, (op.handler)());
-        }
-    }
-    // Layers run outside in: authentication, then idempotency, then the handler.
-    let v1 = v1
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            handlers::idempotency,
-        ))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .merge(v1)
-        .route("/webhooks/bank131", post(handlers::bank_webhook))
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
-        .route("/openapi.json", get(handlers::openapi))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+    routes::router(state)
 }
 
-/// Compares in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(key)
-            if state
-                .api_keys
-                .iter()
-                .any(|k| same(k.as_bytes(), key.as_bytes())) =>
-        {
-            next.run(request).await
-        }
-        _ => axum::response::IntoResponse::into_response(ApiError::unauthorized()),
-    }
-}
-
-/// One span per request (method, route, path: ids, never bodies) and the request counters.
-async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
-    // The payment id is recorded by the handler that learns it (a new payment).
-    let span = tracing::info_span!("request", %method, %route, path = %request.uri().path(), payment_id = tracing::field::Empty);
-    let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    state.metrics.request(&method, &route, status);
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            elapsed_ms = started.elapsed().as_millis(),
-            "answered"
-        );
-    });
-    response
+/// The merchant API's OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi_document() -> serde_json::Value {
+    routes::document()
 }

@@ -494,7 +494,7 @@ async fn health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_d
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(spec["openapi"], "3.0.3");
+    assert_eq!(spec["openapi"], "3.1.0");
     assert!(spec["paths"]["/v1/payments/{id}/refund"]["post"].is_object());
     app.close_database().await;
     assert_eq!(

@@ -117,7 +117,7 @@ pub enum Effect {
     CancelSession,
     /// Send `session/capture`.
     CaptureSession,
-    /// Store this new recurrent token and [`Payment::attach_token`] it.
+    /// Store this new recurrent token and [`Payment::attach_token`](crate::Payment::attach_token) it.
     SaveToken(IssuedToken),
     /// Tell the merchant (an event in the feed).
     Notify(PaymentEvent),

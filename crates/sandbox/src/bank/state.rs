@@ -11,7 +11,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::records::*;
+use super::records::{
+    Awaiting, LedgerEntry, Outcome, PaymentRecord, Refusal, SessionRecord, TokenRecord, Widget,
+    now_text, random_hex, refuse, with_session,
+};
 use crate::cards::{self, Behavior};
 
 /// The whole bank.

@@ -5,7 +5,7 @@ use bank131::dto::{
 };
 use time::OffsetDateTime;
 
-use super::records::*;
+use super::records::{Outcome, Refusal, WIDGET_TOKEN_TTL, Widget, random_hex, refuse};
 use super::state::Bank;
 
 impl Bank {

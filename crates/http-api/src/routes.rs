@@ -1,0 +1,76 @@
+//! The route table: the merchant API's operations (each with its
+//! `#[utoipa::path]`, so the router and the OpenAPI document come from one
+//! declaration), the middleware around them, and the bank and operations routes.
+
+use axum::extract::State;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::{ApiState, handlers, middleware as mw, openapi};
+
+/// The merchant API's operations; the test clock's only when `test_clock`.
+pub(crate) fn merchant_api(test_clock: bool) -> OpenApiRouter<ApiState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(handlers::create_payment, handlers::list_payments))
+        .routes(routes!(handlers::get_payment))
+        .routes(routes!(handlers::confirm_payment))
+        .routes(routes!(handlers::cancel_payment))
+        .routes(routes!(handlers::refund_payment))
+        .routes(routes!(handlers::list_tokens))
+        .routes(routes!(handlers::get_token))
+        .routes(routes!(handlers::disable_token))
+        .routes(routes!(handlers::create_subscription))
+        .routes(routes!(
+            handlers::get_subscription,
+            handlers::update_subscription
+        ))
+        .routes(routes!(handlers::subscription_charges))
+        .routes(routes!(handlers::pause_subscription))
+        .routes(routes!(handlers::resume_subscription))
+        .routes(routes!(handlers::cancel_subscription))
+        .routes(routes!(handlers::list_events));
+    if test_clock {
+        api.routes(routes!(handlers::get_clock))
+            .routes(routes!(handlers::advance_clock))
+    } else {
+        api
+    }
+}
+
+/// The OpenAPI document of every merchant API operation (the test clock's included).
+pub(crate) fn document() -> serde_json::Value {
+    let (_, api) = merchant_api(true).split_for_parts();
+    openapi::complete(&api)
+}
+
+async fn openapi_json(State(_): State<ApiState>) -> Response {
+    Json(document()).into_response()
+}
+
+/// The whole HTTP surface.
+pub(crate) fn router(state: ApiState) -> Router {
+    let (v1, _) = merchant_api(state.service.has_test_clock()).split_for_parts();
+    // Layers run outside in: authentication, then idempotency, then the handler.
+    let v1 = v1
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            mw::idempotency,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            mw::authenticate,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/webhooks/bank131", post(handlers::bank_webhook))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(openapi_json))
+        .layer(middleware::from_fn_with_state(state.clone(), mw::observe))
+        .with_state(state)
+}

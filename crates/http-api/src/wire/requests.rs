@@ -1,0 +1,367 @@
+//! Request bodies and query strings in, each parsed into a use-case command:
+//! a bad input is a `400` that names the field and changes nothing.
+
+use domain::{
+    CardData, Confirmation, EventId, Initiator, Interval, IntervalUnit, SubscriptionService,
+    TokenId,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use service::{
+    CreateSubscriptionCommand, MethodRequest, StartPaymentCommand, UpdateSubscriptionCommand,
+};
+use utoipa::{IntoParams, ToSchema};
+
+use super::shared::{
+    Amount, ConfirmationName, Customer, InitiatorName, IntervalUnitName, SubscriptionServiceInfo,
+};
+use super::time::parse_timestamp;
+use crate::error::ApiError;
+
+/// Card data in; never logged (`Debug` masks it).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Card)]
+pub struct CardIn {
+    /// The card number, 12–19 digits.
+    number: String,
+    /// `MM`, 01–12.
+    expiry_month: String,
+    /// `YY` or `YYYY`.
+    expiry_year: String,
+    /// CVV/CVC, 3–4 digits.
+    security_code: String,
+    /// The name on the card.
+    #[serde(default)]
+    holder_name: Option<String>,
+}
+
+impl std::fmt::Debug for CardIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CardIn(***)")
+    }
+}
+
+/// `method` in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = PaymentMethodRequest)]
+pub enum MethodIn {
+    /// Card data.
+    Card {
+        /// The card.
+        card: CardIn,
+    },
+    /// The bank's widget.
+    Widget,
+    /// A saved token.
+    Token {
+        /// `tok_…`.
+        token_id: String,
+        /// `merchant` (MIT, the default) or `client` (CIT).
+        #[serde(default)]
+        #[schema(value_type = Option<InitiatorName>)]
+        initiator: Option<String>,
+    },
+    /// SBP QR payment.
+    Fps,
+    /// SBP binding.
+    FpsBinding,
+}
+
+/// `POST /v1/payments` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CreatePayment)]
+pub struct CreatePaymentIn {
+    /// Who pays.
+    customer: Customer,
+    /// How much.
+    amount: Amount,
+    /// How.
+    method: MethodIn,
+    /// Ask the bank for a recurrent token (the merchant holds the consent).
+    #[serde(default)]
+    save_token: bool,
+    /// `automatic` (default) or `manual`.
+    #[serde(default)]
+    #[schema(value_type = Option<ConfirmationName>)]
+    confirmation: Option<String>,
+    /// Where the customer returns after 3-D Secure (`http` or `https`).
+    #[serde(default)]
+    #[schema(format = "uri")]
+    return_url: Option<String>,
+    /// For `fps` and `fps_binding` only.
+    #[serde(default)]
+    subscription_service: Option<SubscriptionServiceInfo>,
+    /// Free text.
+    #[serde(default)]
+    description: Option<String>,
+    /// The merchant's own key-value data, returned as given.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+fn metadata_text(m: Option<Value>) -> Result<Option<String>, ApiError> {
+    match m {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(Some(v.to_string())),
+        Some(_) => Err(ApiError::bad_request("metadata must be an object")),
+    }
+}
+
+impl CreatePaymentIn {
+    /// The use case's command.
+    pub fn command(self) -> Result<StartPaymentCommand, ApiError> {
+        let service = self
+            .subscription_service
+            .map(|s| {
+                SubscriptionService::new(&s.id, &s.name)
+                    .map_err(|e| ApiError::bad_request(format!("subscription_service: {e}")))
+            })
+            .transpose()?;
+        let fps = matches!(self.method, MethodIn::Fps | MethodIn::FpsBinding);
+        if service.is_some() && !fps {
+            return Err(ApiError::bad_request(
+                "subscription_service only applies to fps and fps_binding",
+            ));
+        }
+        let method = match self.method {
+            MethodIn::Card { card } => MethodRequest::Card(
+                CardData::new(
+                    &card.number,
+                    &card.expiry_month,
+                    &card.expiry_year,
+                    &card.security_code,
+                    card.holder_name,
+                )
+                .map_err(|e| ApiError::bad_request(format!("method.card.{e}")))?,
+            ),
+            MethodIn::Widget => MethodRequest::Widget,
+            MethodIn::Token {
+                token_id,
+                initiator,
+            } => MethodRequest::Token {
+                token_id: TokenId::parse(&token_id)
+                    .map_err(|e| ApiError::bad_request(format!("method.token_id: {e}")))?,
+                initiator: match initiator.as_deref() {
+                    None | Some("merchant") => Initiator::Merchant,
+                    Some("client") => Initiator::Client,
+                    Some(other) => {
+                        return Err(ApiError::bad_request(format!(
+                            "method.initiator must be merchant or client, not {other:?}"
+                        )));
+                    }
+                },
+            },
+            MethodIn::Fps => MethodRequest::Fps(service),
+            MethodIn::FpsBinding => MethodRequest::FpsBinding(service),
+        };
+        let confirmation = match self.confirmation.as_deref() {
+            None | Some("automatic") => Confirmation::Automatic,
+            Some("manual") => Confirmation::Manual,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "confirmation must be automatic or manual, not {other:?}"
+                )));
+            }
+        };
+        if let Some(url) = &self.return_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ApiError::bad_request("return_url must be an http(s) URL"));
+        }
+        Ok(StartPaymentCommand {
+            customer: self.customer.parse()?,
+            amount: self.amount.money("amount")?,
+            method,
+            save_token: self.save_token,
+            confirmation,
+            return_url: self.return_url,
+            description: self.description,
+            metadata: metadata_text(self.metadata)?,
+        })
+    }
+}
+
+/// `POST /v1/payments/{id}/refund` body.
+#[derive(Debug, Deserialize, Default, ToSchema)]
+#[schema(as = Refund)]
+pub struct RefundIn {
+    /// Partial amount; full when absent.
+    #[serde(default)]
+    pub amount: Option<Amount>,
+}
+
+/// `interval` in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = IntervalRequest)]
+pub struct IntervalIn {
+    /// `day`, `week` or `month`.
+    #[schema(value_type = IntervalUnitName)]
+    unit: String,
+    /// How many units a period lasts (default 1).
+    #[serde(default = "one")]
+    #[schema(minimum = 1)]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /v1/subscriptions` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CreateSubscription)]
+pub struct CreateSubscriptionIn {
+    /// Who pays.
+    customer: Customer,
+    /// The `tok_…` charged each period.
+    token_id: String,
+    /// How much per period.
+    amount: Amount,
+    /// How long a period is.
+    interval: IntervalIn,
+    /// The first period's start (an anchor when in the past); now by default.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    start_at: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    description: Option<String>,
+    /// The merchant's own key-value data.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+impl CreateSubscriptionIn {
+    /// The use case's command.
+    pub fn command(self) -> Result<CreateSubscriptionCommand, ApiError> {
+        let unit = IntervalUnit::parse(&self.interval.unit)
+            .ok_or_else(|| ApiError::bad_request("interval.unit must be day, week or month"))?;
+        Ok(CreateSubscriptionCommand {
+            customer: self.customer.parse()?,
+            token_id: TokenId::parse(&self.token_id)
+                .map_err(|e| ApiError::bad_request(format!("token_id: {e}")))?,
+            amount: self.amount.money("amount")?,
+            interval: Interval::new(unit, self.interval.count)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            start_at: self
+                .start_at
+                .as_deref()
+                .map(|s| parse_timestamp("start_at", s))
+                .transpose()?,
+            description: self.description,
+            metadata: metadata_text(self.metadata)?,
+        })
+    }
+}
+
+/// `POST /v1/subscriptions/{id}` body: only the given fields change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = UpdateSubscription)]
+pub struct UpdateSubscriptionIn {
+    /// A new token (how a past-due subscription whose token died is paid again).
+    #[serde(default)]
+    token_id: Option<String>,
+    /// A new amount for future charges.
+    #[serde(default)]
+    amount: Option<Amount>,
+    /// New metadata.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+impl UpdateSubscriptionIn {
+    /// The use case's command.
+    pub fn command(self) -> Result<UpdateSubscriptionCommand, ApiError> {
+        Ok(UpdateSubscriptionCommand {
+            token_id: self
+                .token_id
+                .map(|t| {
+                    TokenId::parse(&t).map_err(|e| ApiError::bad_request(format!("token_id: {e}")))
+                })
+                .transpose()?,
+            amount: self.amount.map(|a| a.money("amount")).transpose()?,
+            metadata: metadata_text(self.metadata)?,
+        })
+    }
+}
+
+/// `POST /v1/test/clock/advance` body: exactly one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Advance)]
+pub struct AdvanceIn {
+    /// Move forward by this many seconds.
+    pub seconds: Option<i64>,
+    /// Move forward to this time.
+    #[schema(format = DateTime)]
+    pub to: Option<String>,
+}
+
+/// `?customer_reference=` of the list routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerQuery {
+    /// Whose objects to list.
+    #[param(required = true)]
+    pub customer_reference: Option<String>,
+}
+
+impl CustomerQuery {
+    /// The customer, required.
+    pub fn customer(&self) -> Result<domain::CustomerReference, ApiError> {
+        let raw = self
+            .customer_reference
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("customer_reference is required"))?;
+        domain::CustomerReference::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+}
+
+/// `?refresh=` of `GET /v1/tokens/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// `true` asks the bank (`token/info`) first.
+    pub refresh: Option<String>,
+}
+
+impl TokenQuery {
+    /// Whether to ask the bank first.
+    pub fn refresh(&self) -> Result<bool, ApiError> {
+        match self.refresh.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::bad_request("refresh must be true or false")),
+        }
+    }
+}
+
+/// `?after=&limit=` of the event feed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The last event id already seen.
+    pub after: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+impl EventsQuery {
+    /// The cursor and the page size.
+    pub fn page(&self) -> Result<(Option<EventId>, u32), ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_request("limit must be 1–1000"));
+        }
+        let after = self
+            .after
+            .as_deref()
+            .map(|a| EventId::parse(a).map_err(|e| ApiError::bad_request(format!("after: {e}"))))
+            .transpose()?;
+        Ok((after, limit))
+    }
+}

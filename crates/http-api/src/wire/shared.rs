@@ -1,0 +1,106 @@
+//! Shapes that travel both ways: amounts, customers, and the names of enums.
+
+use domain::{Currency, CustomerReference, Money};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// `{"value": 10000, "currency": "RUB"}`: minor units; ISO 4217, any case
+/// in, upper case out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Amount {
+    /// Minor units (kopecks, cents).
+    #[schema(minimum = 0)]
+    pub value: i64,
+    /// ISO 4217 code.
+    #[schema(example = "RUB")]
+    pub currency: String,
+}
+
+impl Amount {
+    /// As money (currency in any case).
+    pub fn money(&self, field: &str) -> Result<Money, ApiError> {
+        let currency = Currency::parse(&self.currency)
+            .map_err(|e| ApiError::bad_request(format!("{field}.currency: {e}")))?;
+        Money::new(self.value, currency)
+            .map_err(|e| ApiError::bad_request(format!("{field}.value: {e}")))
+    }
+}
+
+impl From<Money> for Amount {
+    fn from(m: Money) -> Self {
+        Self {
+            value: m.minor(),
+            currency: m.currency().code().to_owned(),
+        }
+    }
+}
+
+/// `{"reference": "cust-42"}`: the merchant's own customer reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Customer {
+    /// The merchant's reference.
+    pub reference: String,
+}
+
+impl Customer {
+    /// As a checked reference.
+    pub fn parse(&self) -> Result<CustomerReference, ApiError> {
+        CustomerReference::parse(&self.reference)
+            .map_err(|e| ApiError::bad_request(format!("customer.reference: {e}")))
+    }
+}
+
+impl From<&CustomerReference> for Customer {
+    fn from(c: &CustomerReference) -> Self {
+        Self {
+            reference: c.as_str().to_owned(),
+        }
+    }
+}
+
+/// How `ready_to_confirm` is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Confirmation)]
+pub enum ConfirmationName {
+    /// Confirm at once (the default).
+    Automatic,
+    /// Stop in `requires_confirmation` for the merchant.
+    Manual,
+}
+
+/// Who starts a token payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Initiator)]
+pub enum InitiatorName {
+    /// MIT: no customer present (the default).
+    Merchant,
+    /// CIT: the customer passes 3-D Secure.
+    Client,
+}
+
+/// The unit of a subscription's interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = IntervalUnit)]
+pub enum IntervalUnitName {
+    /// Days.
+    Day,
+    /// Weeks.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+/// An SBP subscription service shown in the customer's bank app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = SubscriptionService)]
+pub struct SubscriptionServiceInfo {
+    /// The merchant's id of the subscription.
+    pub id: String,
+    /// The name the customer sees.
+    pub name: String,
+}
