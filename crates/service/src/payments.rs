@@ -2,34 +2,14 @@
 
 use domain::CardData;
 use domain::{
-    BankFact, Confirmation, CustomerReference, Initiator, Money, NewPayment, NextAction, Payment,
-    PaymentError, PaymentId, PaymentMethod, RecurrentToken, SubscriptionService, TokenId,
+    BankFact, Confirmation, CustomerReference, Money, NewPayment, NextAction, Payment,
+    PaymentError, PaymentId, PaymentMethod, RecurrentToken, TokenId,
 };
 use ports::{ChangeSet, CreateSession, GatewayError, Instrument, StartPayment, Write};
 use tracing::{info, warn};
 
 use crate::apply::{PaymentChange, failure_of};
 use crate::{Service, ServiceError};
-
-/// How the merchant wants the payment paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MethodRequest {
-    /// Card data (sent to the bank, never stored).
-    Card(CardData),
-    /// The bank's widget.
-    Widget,
-    /// A saved token.
-    Token {
-        /// The token.
-        token_id: TokenId,
-        /// MIT or CIT.
-        initiator: Initiator,
-    },
-    /// SBP payment.
-    Fps(Option<SubscriptionService>),
-    /// SBP binding.
-    FpsBinding(Option<SubscriptionService>),
-}
 
 /// `POST /v1/payments`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +18,10 @@ pub struct StartPaymentCommand {
     pub customer: CustomerReference,
     /// How much.
     pub amount: Money,
-    /// How.
-    pub method: MethodRequest,
+    /// How (the domain's method; card data travels beside it).
+    pub method: PaymentMethod,
+    /// The card data of a `card` payment: sent to the bank, never stored.
+    pub card: Option<CardData>,
     /// Ask for a recurrent token.
     pub save_token: bool,
     /// Automatic or manual confirmation.
@@ -58,44 +40,51 @@ impl Service {
     /// and our payment id travels in the session's metadata, so every unknown
     /// outcome stays resolvable.
     pub async fn start_payment(&self, cmd: StartPaymentCommand) -> Result<Payment, ServiceError> {
-        let (method, instrument) = match cmd.method {
-            MethodRequest::Card(card) => (PaymentMethod::Card, Some(Instrument::Card(card))),
-            MethodRequest::Widget => (PaymentMethod::Widget, None),
-            MethodRequest::Token {
-                token_id,
-                initiator,
-            } => {
-                let token = self.chargeable_token(&token_id, &cmd.customer).await?;
-                (
-                    PaymentMethod::Token {
-                        token_id,
-                        initiator,
-                    },
-                    Some(Instrument::Token {
-                        secret: token.secret,
-                        initiator,
-                    }),
-                )
+        let instrument = match (&cmd.method, cmd.card) {
+            (PaymentMethod::Card, Some(card)) => Some(Instrument::Card(card)),
+            (PaymentMethod::Card, None) => {
+                return Err(ServiceError::Invalid(
+                    "a card payment needs card data".into(),
+                ));
             }
-            MethodRequest::Fps(service) => (
+            (_, Some(_)) => {
+                return Err(ServiceError::Invalid(
+                    "card data only goes with a card payment".into(),
+                ));
+            }
+            (PaymentMethod::Widget, None) => None,
+            (
+                PaymentMethod::Token {
+                    token_id,
+                    initiator,
+                },
+                None,
+            ) => {
+                let token = self.chargeable_token(token_id, &cmd.customer).await?;
+                Some(Instrument::Token {
+                    secret: token.secret,
+                    initiator: *initiator,
+                })
+            }
+            (
                 PaymentMethod::Fps {
-                    subscription_service: service.clone(),
+                    subscription_service,
                 },
-                Some(Instrument::Fps(service)),
-            ),
-            MethodRequest::FpsBinding(service) => (
+                None,
+            ) => Some(Instrument::Fps(subscription_service.clone())),
+            (
                 PaymentMethod::FpsBinding {
-                    subscription_service: service.clone(),
+                    subscription_service,
                 },
-                Some(Instrument::FpsBinding(service)),
-            ),
+                None,
+            ) => Some(Instrument::FpsBinding(subscription_service.clone())),
         };
         let payment = Payment::new(
             NewPayment {
                 id: self.deps.ids.payment_id(),
                 customer: cmd.customer,
                 amount: cmd.amount,
-                method,
+                method: cmd.method,
                 save_token: cmd.save_token,
                 confirmation: cmd.confirmation,
                 return_url: cmd.return_url,

@@ -8,7 +8,7 @@ use domain::*;
 use ports::*;
 use time::OffsetDateTime;
 
-use crate::{Deps, MethodRequest, Service, ServiceError, StartPaymentCommand};
+use crate::{Deps, Service, ServiceError, StartPaymentCommand};
 
 #[derive(Default)]
 struct Db {
@@ -184,10 +184,11 @@ fn token_payment(initiator: Initiator) -> StartPaymentCommand {
     StartPaymentCommand {
         customer: CustomerReference::parse("lucky").unwrap(),
         amount: Money::new(10_000, Currency::RUB).unwrap(),
-        method: MethodRequest::Token {
+        method: PaymentMethod::Token {
             token_id: TokenId::parse("tok_1").unwrap(),
             initiator,
         },
+        card: None,
         save_token: false,
         confirmation: Confirmation::Automatic,
         return_url: Some("https://shop.example/return".into()),
@@ -501,4 +502,24 @@ async fn a_payment_whose_session_was_never_recorded_is_failed_only_after_ten_min
         failed.failure().unwrap().code.as_str(),
         "provider_unavailable"
     );
+}
+
+#[tokio::test]
+async fn card_data_goes_with_card_payments_only_and_nothing_reaches_the_bank_otherwise() {
+    // No gateway expectation: a refused command calls nothing.
+    let (service, db) = Harness::new().with_token(true).service();
+    let card = CardData::new("4242424242424242", "12", "30", "123", None).unwrap();
+    let mut with_card = token_payment(Initiator::Merchant);
+    with_card.card = Some(card);
+    assert!(matches!(
+        service.start_payment(with_card).await,
+        Err(ServiceError::Invalid(_))
+    ));
+    let mut card_without_data = token_payment(Initiator::Merchant);
+    card_without_data.method = PaymentMethod::Card;
+    assert!(matches!(
+        service.start_payment(card_without_data).await,
+        Err(ServiceError::Invalid(_))
+    ));
+    assert!(db.lock().unwrap().payments.is_empty(), "nothing stored");
 }

@@ -2,14 +2,12 @@
 //! a bad input is a `400` that names the field and changes nothing.
 
 use domain::{
-    CardData, Confirmation, EventId, Initiator, Interval, IntervalUnit, SubscriptionService,
-    TokenId,
+    CardData, Confirmation, EventId, Initiator, Interval, IntervalUnit, PaymentMethod,
+    SubscriptionService, TokenId,
 };
 use serde::Deserialize;
 use serde_json::Value;
-use service::{
-    CreateSubscriptionCommand, MethodRequest, StartPaymentCommand, UpdateSubscriptionCommand,
-};
+use service::{CreateSubscriptionCommand, StartPaymentCommand, UpdateSubscriptionCommand};
 use utoipa::{IntoParams, ToSchema};
 
 use super::shared::{
@@ -125,36 +123,52 @@ impl CreatePaymentIn {
                 "subscription_service only applies to fps and fps_binding",
             ));
         }
-        let method = match self.method {
-            MethodIn::Card { card } => MethodRequest::Card(
-                CardData::new(
-                    &card.number,
-                    &card.expiry_month,
-                    &card.expiry_year,
-                    &card.security_code,
-                    card.holder_name,
-                )
-                .map_err(|e| ApiError::bad_request(format!("method.card.{e}")))?,
+        let (method, card) = match self.method {
+            MethodIn::Card { card } => (
+                PaymentMethod::Card,
+                Some(
+                    CardData::new(
+                        &card.number,
+                        &card.expiry_month,
+                        &card.expiry_year,
+                        &card.security_code,
+                        card.holder_name,
+                    )
+                    .map_err(|e| ApiError::bad_request(format!("method.card.{e}")))?,
+                ),
             ),
-            MethodIn::Widget => MethodRequest::Widget,
+            MethodIn::Widget => (PaymentMethod::Widget, None),
             MethodIn::Token {
                 token_id,
                 initiator,
-            } => MethodRequest::Token {
-                token_id: TokenId::parse(&token_id)
-                    .map_err(|e| ApiError::bad_request(format!("method.token_id: {e}")))?,
-                initiator: match initiator.as_deref() {
-                    None | Some("merchant") => Initiator::Merchant,
-                    Some("client") => Initiator::Client,
-                    Some(other) => {
-                        return Err(ApiError::bad_request(format!(
-                            "method.initiator must be merchant or client, not {other:?}"
-                        )));
-                    }
+            } => (
+                PaymentMethod::Token {
+                    token_id: TokenId::parse(&token_id)
+                        .map_err(|e| ApiError::bad_request(format!("method.token_id: {e}")))?,
+                    initiator: match initiator.as_deref() {
+                        None | Some("merchant") => Initiator::Merchant,
+                        Some("client") => Initiator::Client,
+                        Some(other) => {
+                            return Err(ApiError::bad_request(format!(
+                                "method.initiator must be merchant or client, not {other:?}"
+                            )));
+                        }
+                    },
                 },
-            },
-            MethodIn::Fps => MethodRequest::Fps(service),
-            MethodIn::FpsBinding => MethodRequest::FpsBinding(service),
+                None,
+            ),
+            MethodIn::Fps => (
+                PaymentMethod::Fps {
+                    subscription_service: service,
+                },
+                None,
+            ),
+            MethodIn::FpsBinding => (
+                PaymentMethod::FpsBinding {
+                    subscription_service: service,
+                },
+                None,
+            ),
         };
         let confirmation = match self.confirmation.as_deref() {
             None | Some("automatic") => Confirmation::Automatic,
@@ -174,6 +188,7 @@ impl CreatePaymentIn {
             customer: self.customer.parse()?,
             amount: self.amount.money("amount")?,
             method,
+            card,
             save_token: self.save_token,
             confirmation,
             return_url: self.return_url,
