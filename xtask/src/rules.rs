@@ -11,6 +11,7 @@ const CORE: &[&str] = &["domain", "ports", "service"];
 const ADAPTERS: &[&str] = &[
     "bank131",
     "gateway-http",
+    "events-http",
     "sandbox",
     "store-sql",
     "store-postgres",
@@ -47,7 +48,7 @@ const NOT_IN_DOMAIN: &[&str] = &[
 /// `(library, crates allowed to use it)`.
 const PLACEMENT: &[(&str, &[&str])] = &[
     ("sqlx", &["store-sql", "store-postgres", "store-sqlite"]),
-    ("reqwest", &["gateway-http"]),
+    ("reqwest", &["gateway-http", "events-http"]),
     ("axum", &["http-api", "sandbox"]),
 ];
 

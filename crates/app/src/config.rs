@@ -28,6 +28,135 @@ fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The process environment, as every command reads its settings.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads variables through a source (the process environment, or a map in
+/// tests): trimmed, an empty value being unset. Every default lives here.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn addr(&self, name: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
+        self.get(name)
+            .unwrap_or_else(|| default.to_owned())
+            .parse::<SocketAddr>()
+            .map_err(|_| error(name, "must be host:port, e.g. 127.0.0.1:8080"))
+    }
+
+    /// `DATABASE_URL`, `sqlite://recur.db` by default.
+    fn database_url(&self) -> Result<String, ConfigError> {
+        let url = self
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| "sqlite://recur.db".into());
+        if url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+        {
+            Ok(url)
+        } else {
+            Err(error(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ))
+        }
+    }
+
+    /// `RECUR_LOG_FORMAT`.
+    fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self.get("RECUR_LOG_FORMAT").as_deref() {
+            None | Some("human" | "text") => Ok(LogFormat::Human),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(error("RECUR_LOG_FORMAT", "must be human or json")),
+        }
+    }
+}
+
+/// Where sandbox mode keeps what it generates.
+pub const STATE_DIR: &str = ".recur";
+
+/// `recur sandbox`'s configuration (the contract's `SANDBOX_*` variables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxAlone {
+    /// `SANDBOX_LISTEN`.
+    pub listen: SocketAddr,
+    /// `SANDBOX_KEYS_DIR`: where generated keys go.
+    pub keys_dir: PathBuf,
+    /// `SANDBOX_PARTNER_PUBLIC_KEY_FILE`: the client's key, when given.
+    pub partner_public_key_file: Option<PathBuf>,
+    /// `SANDBOX_BANK_PRIVATE_KEY_FILE`: the bank's signing key, when given.
+    pub bank_private_key_file: Option<PathBuf>,
+    /// `SANDBOX_WEBHOOK_URL`.
+    pub webhook_url: String,
+    /// `SANDBOX_PROJECT`.
+    pub project: String,
+    /// `RECUR_LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+impl SandboxAlone {
+    /// Reads the configuration through `var`.
+    pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(var);
+        Ok(Self {
+            listen: vars.addr("SANDBOX_LISTEN", "127.0.0.1:9131")?,
+            keys_dir: PathBuf::from(
+                vars.get("SANDBOX_KEYS_DIR")
+                    .unwrap_or_else(|| "./sandbox-keys".into()),
+            ),
+            partner_public_key_file: vars
+                .get("SANDBOX_PARTNER_PUBLIC_KEY_FILE")
+                .map(PathBuf::from),
+            bank_private_key_file: vars.get("SANDBOX_BANK_PRIVATE_KEY_FILE").map(PathBuf::from),
+            webhook_url: vars
+                .get("SANDBOX_WEBHOOK_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8080/webhooks/bank131".into()),
+            project: vars
+                .get("SANDBOX_PROJECT")
+                .unwrap_or_else(|| "sandbox".into()),
+            log_format: vars.log_format()?,
+        })
+    }
+}
+
+/// `recur migrate` and `recur rotate-token-key`: the database and, for the
+/// rotation, the token keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreCommand {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `RECUR_TOKEN_KEY`, else the key sandbox mode generated (`./.recur/token_key`).
+    pub token_key: Option<String>,
+    /// `RECUR_TOKEN_KEY_OLD`.
+    pub token_key_old: Option<String>,
+    /// `RECUR_LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+impl StoreCommand {
+    /// Reads the configuration through `var`.
+    pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(var);
+        Ok(Self {
+            database_url: vars.database_url()?,
+            token_key: vars.get("RECUR_TOKEN_KEY").or_else(|| {
+                std::fs::read_to_string(PathBuf::from(STATE_DIR).join("token_key"))
+                    .ok()
+                    .map(|k| k.trim().to_owned())
+            }),
+            token_key_old: vars.get("RECUR_TOKEN_KEY_OLD"),
+            log_format: vars.log_format()?,
+        })
+    }
+}
+
 /// Which bank the service talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bank {
@@ -119,28 +248,11 @@ impl Config {
 
     /// Reads the configuration through `var` (the process environment in `main`).
     pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let addr = |name: &'static str, default: &str| {
-            get(name)
-                .unwrap_or_else(|| default.to_owned())
-                .parse::<SocketAddr>()
-                .map_err(|_| error(name, "must be host:port, e.g. 127.0.0.1:8080"))
-        };
+        let vars = Vars(var);
+        let get = |name: &str| vars.get(name);
+        let addr = |name: &'static str, default: &str| vars.addr(name, default);
         let listen = addr("RECUR_LISTEN", "127.0.0.1:8080")?;
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://recur.db".into());
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
-            return Err(error(
-                "DATABASE_URL",
-                "must start with sqlite:// or postgres://",
-            ));
-        }
+        let database_url = vars.database_url()?;
         let bank = match get("BANK131_BASE_URL") {
             None => Bank::Sandbox {
                 listen: addr("SANDBOX_LISTEN", "127.0.0.1:9131")?,
@@ -214,11 +326,7 @@ impl Config {
             Some("false" | "0") => false,
             Some(_) => return Err(error("RECUR_TEST_CLOCK", "must be true or false")),
         };
-        let log_format = match get("RECUR_LOG_FORMAT").as_deref() {
-            None | Some("human" | "text") => LogFormat::Human,
-            Some("json") => LogFormat::Json,
-            Some(_) => return Err(error("RECUR_LOG_FORMAT", "must be human or json")),
-        };
+        let log_format = vars.log_format()?;
         let bank_timeout = match get("RECUR_BANK_TIMEOUT_MS") {
             None => std::time::Duration::from_secs(30),
             Some(ms) => ms
@@ -238,7 +346,7 @@ impl Config {
             events,
             test_clock,
             log_format,
-            state_dir: PathBuf::from(".recur"),
+            state_dir: PathBuf::from(STATE_DIR),
             bank_timeout,
         })
     }
@@ -255,6 +363,37 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_env(&|name| map.get(name).cloned())
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn every_command_reads_its_settings_with_the_contracts_defaults() {
+        let sandbox = SandboxAlone::from_env(&vars(&[])).unwrap();
+        assert_eq!(sandbox.listen.to_string(), "127.0.0.1:9131");
+        assert_eq!(sandbox.keys_dir, PathBuf::from("./sandbox-keys"));
+        assert_eq!(
+            sandbox.webhook_url,
+            "http://127.0.0.1:8080/webhooks/bank131"
+        );
+        assert_eq!(sandbox.project, "sandbox");
+        let store = StoreCommand::from_env(&vars(&[
+            ("DATABASE_URL", "postgres://db/recur"),
+            ("RECUR_TOKEN_KEY", "k"),
+        ]))
+        .unwrap();
+        assert_eq!(store.database_url, "postgres://db/recur");
+        assert_eq!(store.token_key.as_deref(), Some("k"));
+        let bad = SandboxAlone::from_env(&vars(&[("SANDBOX_LISTEN", "nowhere")]));
+        assert_eq!(bad.unwrap_err().variable, "SANDBOX_LISTEN");
+        let bad = StoreCommand::from_env(&vars(&[("DATABASE_URL", "mysql://x")]));
+        assert_eq!(bad.unwrap_err().variable, "DATABASE_URL");
     }
 
     #[test]

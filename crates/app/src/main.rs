@@ -1,9 +1,9 @@
 //! `recur`: recurring payments on the Bank 131 acquiring API.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use app::config::{SandboxAlone, StoreCommand, process_env};
 use app::{Config, LogFormat};
 use clap::{Parser, Subcommand};
 use sandbox::{Sandbox, SandboxConfig, SandboxKeys};
@@ -35,10 +35,6 @@ enum Command {
     RotateTokenKey,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -47,14 +43,6 @@ fn init_logs(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),
-    }
-}
-
-fn log_format() -> LogFormat {
-    if env("RECUR_LOG_FORMAT").as_deref() == Some("json") {
-        LogFormat::Json
-    } else {
-        LogFormat::Human
     }
 }
 
@@ -87,7 +75,7 @@ fn curl_example(addr: std::net::SocketAddr, key: &str) -> String {
 }
 
 async fn serve() -> Result<(), String> {
-    let config = Config::from_env(&env).map_err(|e| e.to_string())?;
+    let config = Config::from_env(&process_env).map_err(|e| e.to_string())?;
     init_logs(config.log_format);
     let sandbox_mode = config.sandbox_mode();
     let running = app::start(config).await.map_err(|e| e.to_string())?;
@@ -114,21 +102,14 @@ async fn serve() -> Result<(), String> {
 }
 
 async fn sandbox_alone() -> Result<(), String> {
-    init_logs(log_format());
-    let listen = env("SANDBOX_LISTEN").unwrap_or_else(|| "127.0.0.1:9131".into());
-    let keys_dir =
-        PathBuf::from(env("SANDBOX_KEYS_DIR").unwrap_or_else(|| "./sandbox-keys".into()));
-    let partner_public = env("SANDBOX_PARTNER_PUBLIC_KEY_FILE").map(PathBuf::from);
-    let bank_private = env("SANDBOX_BANK_PRIVATE_KEY_FILE").map(PathBuf::from);
+    let config = SandboxAlone::from_env(&process_env).map_err(|e| e.to_string())?;
+    init_logs(config.log_format);
     let keys = SandboxKeys::load_or_generate(
-        &keys_dir,
-        partner_public.as_deref(),
-        bank_private.as_deref(),
+        &config.keys_dir,
+        config.partner_public_key_file.as_deref(),
+        config.bank_private_key_file.as_deref(),
     )
     .map_err(|e| format!("sandbox keys: {e}"))?;
-    let webhook_url = env("SANDBOX_WEBHOOK_URL")
-        .unwrap_or_else(|| "http://127.0.0.1:8080/webhooks/bank131".into());
-    let project = env("SANDBOX_PROJECT").unwrap_or_else(|| "sandbox".into());
     if let Some(private) = &keys.partner_private_key_file {
         println!(
             "partner private key (sign your requests with it): {}",
@@ -140,19 +121,21 @@ async fn sandbox_alone() -> Result<(), String> {
         keys.bank_public_key_file.display()
     );
     let sandbox = Sandbox::start(SandboxConfig {
-        project: project.clone(),
+        project: config.project.clone(),
         partner_keys: keys.partner_keys,
         bank_signer: Arc::clone(&keys.bank_signer),
-        webhook_url: webhook_url.clone(),
+        webhook_url: config.webhook_url.clone(),
         state_file: None,
     })
     .map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("SANDBOX_LISTEN: {e}"))?;
     println!(
-        "Bank 131 sandbox on http://{} (project {project:?}); webhooks go to {webhook_url}",
-        listener.local_addr().map_err(|e| e.to_string())?
+        "Bank 131 sandbox on http://{} (project {:?}); webhooks go to {}",
+        listener.local_addr().map_err(|e| e.to_string())?,
+        config.project,
+        config.webhook_url
     );
     axum::serve(listener, sandbox.router())
         .with_graceful_shutdown(shutdown_signal())
@@ -161,25 +144,24 @@ async fn sandbox_alone() -> Result<(), String> {
 }
 
 async fn migrate() -> Result<(), String> {
-    init_logs(log_format());
-    let url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://recur.db".into());
-    app::migrate(&url).await.map_err(|e| e.to_string())?;
+    let config = StoreCommand::from_env(&process_env).map_err(|e| e.to_string())?;
+    init_logs(config.log_format);
+    app::migrate(&config.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("migrations applied");
     Ok(())
 }
 
 async fn rotate_token_key() -> Result<(), String> {
-    init_logs(log_format());
-    let url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://recur.db".into());
-    let current = env("RECUR_TOKEN_KEY")
-        .or_else(|| std::fs::read_to_string(".recur/token_key").ok())
-        .ok_or(
-            "RECUR_TOKEN_KEY: required (the new key; the old one goes in RECUR_TOKEN_KEY_OLD)",
-        )?;
-    let keys =
-        store_sql::crypto::TokenKeys::from_base64(&current, env("RECUR_TOKEN_KEY_OLD").as_deref())
-            .map_err(|e| e.0)?;
-    let store = app::open_store(&url, Arc::new(keys))
+    let config = StoreCommand::from_env(&process_env).map_err(|e| e.to_string())?;
+    init_logs(config.log_format);
+    let current = config.token_key.ok_or(
+        "RECUR_TOKEN_KEY: required (the new key; the old one goes in RECUR_TOKEN_KEY_OLD)",
+    )?;
+    let keys = store_sql::crypto::TokenKeys::from_base64(&current, config.token_key_old.as_deref())
+        .map_err(|e| e.0)?;
+    let store = app::open_store(&config.database_url, Arc::new(keys))
         .await
         .map_err(|e| e.to_string())?;
     let count = store.rotate_token_key().await.map_err(|e| e.to_string())?;

@@ -17,8 +17,6 @@
 //! method name, the session id and the outcome are logged.
 #![deny(missing_docs)]
 
-pub mod events;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use app::demo::Client;
+use app::demo::{self, Client};
 use app::{Config, Running};
 use bank131::Signer;
+use serde_json::Value;
 use sqlx::{Connection, Executor};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -215,4 +216,69 @@ pub fn capture_logs() -> Captured {
             captured
         })
         .clone()
+}
+
+pub async fn events(c: &Client) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (_, page) = c.get(&format!("/v1/events?limit=7{after}")).await;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        if let Some(last) = data.last() {
+            after = format!("&after={}", last["id"].as_str().unwrap());
+        }
+        all.extend(data);
+        if page["has_more"] != true {
+            return all;
+        }
+    }
+}
+
+/// A customer's payments, newest first.
+pub async fn payments_of(c: &Client, customer: &str) -> Vec<Value> {
+    let (_, page) = c
+        .get(&format!("/v1/payments?customer_reference={customer}"))
+        .await;
+    page["data"].as_array().cloned().unwrap_or_default()
+}
+
+pub fn count(events: &[Value], kind: &str, object: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && e["data"]["id"] == object)
+        .count()
+}
+
+pub async fn wait_charges(c: &Client, sub: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, charges) = c.get(&format!("/v1/subscriptions/{sub}/charges")).await;
+        let data = charges["data"].as_array().cloned().unwrap_or_default();
+        if data.len() >= count && data.iter().all(|c| c["status"] != "pending") {
+            return data;
+        }
+        assert!(Instant::now() < deadline, "{charges}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether a subscription still has no charge attempt once the jobs ran.
+pub async fn wait_charges_none(c: &Client, sub: &str) -> bool {
+    c.get(&format!("/v1/subscriptions/{sub}/charges")).await.1["data"]
+        .as_array()
+        .is_some_and(Vec::is_empty)
+}
+
+/// Runs the demo flows whose names start with one of `flows`, on a fresh app.
+pub async fn flows(kind: StoreKind, flows: &[&str]) {
+    let app = TestApp::start(kind).await;
+    for (name, flow) in demo::flows()
+        .into_iter()
+        .filter(|(name, _)| flows.iter().any(|f| name.starts_with(f)))
+    {
+        flow(&app.client)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    app.stop().await;
 }

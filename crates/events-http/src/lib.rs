@@ -1,5 +1,10 @@
-//! Merchant event delivery: each event POSTed to `RECUR_EVENTS_URL`, signed
-//! with `Recur-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+//! # events-http
+//!
+//! The [`EventSink`] port over HTTP: each merchant event POSTed to
+//! `RECUR_EVENTS_URL`, signed with
+//! `Recur-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+//! The bank gateway is another adapter; this one only talks to the merchant.
+#![deny(missing_docs)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,111 @@
+//! The seed flows, declines and refunds, end to end.
+
+use app::demo::{self};
+use serde_json::json;
+
+use crate::support::{StoreKind, TestApp, flows};
+
+async fn seed_000_card_cit_with_3ds_issues_a_new_token(kind: StoreKind) {
+    flows(kind, &["000"]).await;
+}
+
+async fn seed_001_mit_widget_refresh_and_disable(kind: StoreKind) {
+    flows(kind, &["001"]).await;
+}
+
+async fn seed_002_automatic_manual_confirm_and_cancel(kind: StoreKind) {
+    flows(kind, &["002"]).await;
+}
+
+async fn seed_003_fps_qr_paid_expired_and_two_bindings(kind: StoreKind) {
+    flows(kind, &["003"]).await;
+}
+
+async fn every_declining_card_fails_with_its_code_verbatim(kind: StoreKind) {
+    flows(kind, &["declining"]).await;
+}
+
+async fn refunds_are_partial_or_full_and_never_exceed_the_payment(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let (_, paid) = c
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-refund", "4242424242424242", 10_000, false),
+        )
+        .await;
+    let id = paid["id"].as_str().unwrap();
+    c.wait_status(id, "succeeded").await.unwrap();
+    let (status, partial) = c
+        .post(
+            &format!("/v1/payments/{id}/refund"),
+            &json!({ "amount": { "value": 4_000, "currency": "RUB" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{partial}");
+    assert_eq!(partial["refunded_amount"]["value"], 4_000);
+    let (status, too_much) = c
+        .post(
+            &format!("/v1/payments/{id}/refund"),
+            &json!({ "amount": { "value": 6_001, "currency": "RUB" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{too_much}");
+    let (status, rest) = c
+        .post(&format!("/v1/payments/{id}/refund"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(
+        rest["refunded_amount"]["value"], 10_000,
+        "the default is what is left"
+    );
+    let (status, _) = c
+        .post(&format!("/v1/payments/{id}/refund"), &json!({}))
+        .await;
+    assert_eq!(status, 422, "nothing left to refund");
+    let refunds: i64 = app
+        .sandbox()
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "refund")
+        .map(|e| e.amount)
+        .sum();
+    assert_eq!(refunds, 10_000, "the bank refunded exactly the payment");
+    let (_, unpaid) = c
+        .post(
+            "/v1/payments",
+            &demo::card_payment("cust-refund", "4000000000009995", 500, false),
+        )
+        .await;
+    c.wait_status(unpaid["id"].as_str().unwrap(), "failed")
+        .await
+        .unwrap();
+    let (status, _) = c
+        .post(
+            &format!("/v1/payments/{}/refund", unpaid["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "a failed payment cannot be refunded");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_passes_every_flow() {
+    let app = TestApp::start(StoreKind::Sqlite).await;
+    let results = demo::run_flows(&app.client).await;
+    for r in &results {
+        assert!(r.outcome.is_ok(), "{}: {:?}", r.name, r.outcome);
+    }
+    assert_eq!(results.len(), demo::flows().len());
+    app.stop().await;
+}
+
+on_both_stores!(
+    seed_000_card_cit_with_3ds_issues_a_new_token,
+    seed_001_mit_widget_refresh_and_disable,
+    seed_002_automatic_manual_confirm_and_cancel,
+    seed_003_fps_qr_paid_expired_and_two_bindings,
+    every_declining_card_fails_with_its_code_verbatim,
+    refunds_are_partial_or_full_and_never_exceed_the_payment,
+);
