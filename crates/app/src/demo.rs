@@ -17,8 +17,8 @@ pub struct Client {
     sandbox: String,
 }
 
-/// An HTTP answer: status and JSON body.
-pub type Answer = (u16, Value);
+/// What the client received: the status and the JSON body.
+pub type Received = (u16, Value);
 
 impl Client {
     /// A client of the service at `base` with `key`, and of the sandbox at `sandbox`.
@@ -31,7 +31,7 @@ impl Client {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Received {
         match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -61,7 +61,7 @@ impl Client {
     }
 
     /// `POST` with the API key.
-    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+    pub async fn post(&self, path: &str, body: &Value) -> Received {
         self.post_with(path, body, None).await
     }
 
@@ -71,7 +71,7 @@ impl Client {
         path: &str,
         body: &Value,
         idempotency_key: Option<&str>,
-    ) -> Answer {
+    ) -> Received {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -85,7 +85,7 @@ impl Client {
     }
 
     /// `GET` with the API key.
-    pub async fn get(&self, path: &str) -> Answer {
+    pub async fn get(&self, path: &str) -> Received {
         self.send(
             self.http
                 .get(format!("{}{path}", self.base))
@@ -95,7 +95,7 @@ impl Client {
     }
 
     /// The sandbox's control API (the customer's actions).
-    pub async fn sandbox(&self, path: &str, body: &Value) -> Answer {
+    pub async fn sandbox(&self, path: &str, body: &Value) -> Received {
         let request = self
             .http
             .post(format!("{}{path}", self.sandbox))
@@ -151,7 +151,7 @@ pub fn token_payment(customer: &str, token: &str, initiator: &str, amount: i64) 
     })
 }
 
-fn expect(answer: &Answer, status: u16, what: &str) -> Result<Value, String> {
+fn expect(answer: &Received, status: u16, what: &str) -> Result<Value, String> {
     if answer.0 == status {
         Ok(answer.1.clone())
     } else {

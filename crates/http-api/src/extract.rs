@@ -2,6 +2,7 @@
 //! API's error envelope.
 
 use axum::extract::{FromRequestParts, Path};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use domain::{InvalidId, PaymentId, SubscriptionId, TokenId};
 use serde::de::DeserializeOwned;
@@ -53,6 +54,31 @@ impl<S: Send + Sync, T: ResourceId> FromRequestParts<S> for PathId<T> {
             .map(PathId)
             .map_err(|_| ApiError::not_found(T::WHAT))
     }
+}
+
+/// The `{id}` of a route and the segment after it (an action), both typed;
+/// either one unknown is `404`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathIdAnd<T, A>(pub T, pub A);
+
+impl<S: Send + Sync, T: ResourceId, A: DeserializeOwned + Send> FromRequestParts<S>
+    for PathIdAnd<T, A>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((raw, action)) = Path::<(String, A)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("route"))?;
+        T::parse_id(&raw)
+            .map(|id| PathIdAnd(id, action))
+            .map_err(|_| ApiError::not_found(T::WHAT))
+    }
+}
+
+/// A header's value as text, `None` when absent or not visible ASCII.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A JSON body; an empty one reads as `{}`.

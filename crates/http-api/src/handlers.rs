@@ -15,7 +15,7 @@ use service::{ClockMove, ServiceError};
 use time::Duration;
 
 use crate::error::ErrorBody;
-use crate::extract::{PathId, json_body};
+use crate::extract::{PathId, PathIdAnd, header, json_body};
 use crate::wire::{
     AdvanceIn, ChargeList, ChargeView, Clock, CreatePaymentIn, CreateSubscriptionIn, CustomerQuery,
     EventList, EventView, EventsQuery, PaymentList, PaymentView, RefundIn, StatusView,
@@ -101,35 +101,35 @@ pub(crate) async fn get_payment(
     Ok(ok(payment_view(&state, &payment).await))
 }
 
-/// Confirm a payment in requires_confirmation.
-#[utoipa::path(post, path = "/v1/payments/{id}/confirm", tag = "payments",
-    params(("id" = String, Path, description = "pay_…")),
-    responses(
-        (status = 200, description = "OK", body = PaymentView),
-        (status = 404, description = "No such payment", body = ErrorBody),
-        (status = 409, description = "Not in requires_confirmation", body = ErrorBody),
-    ))]
-pub(crate) async fn confirm_payment(
-    State(state): State<ApiState>,
-    PathId(id): PathId<PaymentId>,
-) -> Reply<PaymentView> {
-    let payment = state.service.confirm_payment(&id).await?;
-    Ok(ok(payment_view(&state, &payment).await))
+/// What `POST /v1/payments/{id}/{action}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PaymentAction {
+    /// Confirm a payment in `requires_confirmation`.
+    Confirm,
+    /// Cancel a payment in `requires_confirmation`.
+    Cancel,
 }
 
-/// Cancel a payment in requires_confirmation.
-#[utoipa::path(post, path = "/v1/payments/{id}/cancel", tag = "payments",
-    params(("id" = String, Path, description = "pay_…")),
+/// Confirm or cancel a payment in requires_confirmation (manual confirmation).
+#[utoipa::path(post, path = "/v1/payments/{id}/{action}", tag = "payments",
+    params(
+        ("id" = String, Path, description = "pay_…"),
+        ("action" = inline(PaymentAction), Path, description = "confirm or cancel"),
+    ),
     responses(
         (status = 200, description = "OK", body = PaymentView),
-        (status = 404, description = "No such payment", body = ErrorBody),
+        (status = 404, description = "No such payment or action", body = ErrorBody),
         (status = 409, description = "Not in requires_confirmation", body = ErrorBody),
     ))]
-pub(crate) async fn cancel_payment(
+pub(crate) async fn decide_payment(
     State(state): State<ApiState>,
-    PathId(id): PathId<PaymentId>,
+    PathIdAnd(id, action): PathIdAnd<PaymentId, PaymentAction>,
 ) -> Reply<PaymentView> {
-    let payment = state.service.cancel_payment(&id).await?;
+    let payment = match action {
+        PaymentAction::Confirm => state.service.confirm_payment(&id).await?,
+        PaymentAction::Cancel => state.service.cancel_payment(&id).await?,
+    };
     Ok(ok(payment_view(&state, &payment).await))
 }
 
@@ -280,54 +280,40 @@ pub(crate) async fn subscription_charges(
     }))
 }
 
-/// Pause charging.
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/pause", tag = "subscriptions",
-    params(("id" = String, Path, description = "sub_…")),
-    responses(
-        (status = 200, description = "OK", body = SubscriptionView),
-        (status = 404, description = "No such subscription", body = ErrorBody),
-        (status = 409, description = "Not active", body = ErrorBody),
-    ))]
-pub(crate) async fn pause_subscription(
-    State(state): State<ApiState>,
-    PathId(id): PathId<SubscriptionId>,
-) -> Reply<SubscriptionView> {
-    Ok(ok(SubscriptionView::from(
-        &state.service.pause_subscription(&id).await?,
-    )))
+/// What `POST /v1/subscriptions/{id}/{action}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SubscriptionAction {
+    /// Stop charging until resumed (`409` unless active or past due).
+    Pause,
+    /// Charge again (`409` unless paused).
+    Resume,
+    /// End for good.
+    Cancel,
 }
 
-/// Resume charging.
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/resume", tag = "subscriptions",
-    params(("id" = String, Path, description = "sub_…")),
+/// Pause, resume or cancel a subscription.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/{action}", tag = "subscriptions",
+    params(
+        ("id" = String, Path, description = "sub_…"),
+        ("action" = inline(SubscriptionAction), Path, description = "pause, resume or cancel"),
+    ),
     responses(
         (status = 200, description = "OK", body = SubscriptionView),
-        (status = 404, description = "No such subscription", body = ErrorBody),
-        (status = 409, description = "Not paused", body = ErrorBody),
+        (status = 404, description = "No such subscription or action", body = ErrorBody),
+        (status = 409, description = "Not possible in this state", body = ErrorBody),
     ))]
-pub(crate) async fn resume_subscription(
+pub(crate) async fn change_subscription(
     State(state): State<ApiState>,
-    PathId(id): PathId<SubscriptionId>,
+    PathIdAnd(id, action): PathIdAnd<SubscriptionId, SubscriptionAction>,
 ) -> Reply<SubscriptionView> {
-    Ok(ok(SubscriptionView::from(
-        &state.service.resume_subscription(&id).await?,
-    )))
-}
-
-/// Cancel for good.
-#[utoipa::path(post, path = "/v1/subscriptions/{id}/cancel", tag = "subscriptions",
-    params(("id" = String, Path, description = "sub_…")),
-    responses(
-        (status = 200, description = "OK", body = SubscriptionView),
-        (status = 404, description = "No such subscription", body = ErrorBody),
-    ))]
-pub(crate) async fn cancel_subscription(
-    State(state): State<ApiState>,
-    PathId(id): PathId<SubscriptionId>,
-) -> Reply<SubscriptionView> {
-    Ok(ok(SubscriptionView::from(
-        &state.service.cancel_subscription(&id).await?,
-    )))
+    let service = &state.service;
+    let subscription = match action {
+        SubscriptionAction::Pause => service.pause_subscription(&id).await?,
+        SubscriptionAction::Resume => service.resume_subscription(&id).await?,
+        SubscriptionAction::Cancel => service.cancel_subscription(&id).await?,
+    };
+    Ok(ok(SubscriptionView::from(&subscription)))
 }
 
 // ---- events -----------------------------------------------------------------------------
@@ -401,10 +387,7 @@ pub(crate) async fn bank_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let signature = headers
-        .get("x-partner-sign")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let signature = header(&headers, "x-partner-sign").unwrap_or_default();
     match state.service.receive_webhook(&body, signature).await {
         Ok(new) => {
             state

@@ -13,6 +13,7 @@ use service::ServiceError;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use crate::extract::header;
 use crate::{ApiError, ApiState};
 
 /// Largest request body accepted (and buffered for `Idempotency-Key`).
@@ -120,10 +121,7 @@ pub(crate) async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let presented = header(request.headers(), "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {

@@ -17,8 +17,7 @@ pub(crate) fn merchant_api(test_clock: bool) -> OpenApiRouter<ApiState> {
     let api = OpenApiRouter::new()
         .routes(routes!(handlers::create_payment, handlers::list_payments))
         .routes(routes!(handlers::get_payment))
-        .routes(routes!(handlers::confirm_payment))
-        .routes(routes!(handlers::cancel_payment))
+        .routes(routes!(handlers::decide_payment))
         .routes(routes!(handlers::refund_payment))
         .routes(routes!(handlers::list_tokens))
         .routes(routes!(handlers::get_token))
@@ -29,9 +28,7 @@ pub(crate) fn merchant_api(test_clock: bool) -> OpenApiRouter<ApiState> {
             handlers::update_subscription
         ))
         .routes(routes!(handlers::subscription_charges))
-        .routes(routes!(handlers::pause_subscription))
-        .routes(routes!(handlers::resume_subscription))
-        .routes(routes!(handlers::cancel_subscription))
+        .routes(routes!(handlers::change_subscription))
         .routes(routes!(handlers::list_events));
     if test_clock {
         api.routes(routes!(handlers::get_clock))

@@ -13,11 +13,10 @@ pub use requests::{
     IntervalIn, MethodIn, RefundIn, TokenQuery, UpdateSubscriptionIn,
 };
 pub use responses::{
-    BankView, ChargeList, ChargeStatusName, ChargeView, Clock, EventList, EventView, FailureView,
-    IntervalView, JsonPresenter, MethodView, NextActionView, ObjectKind, PaymentList,
-    PaymentStatusName, PaymentView, PeriodView, StatusView, SubscriptionStatusName,
-    SubscriptionView, TokenList, TokenMethodName, TokenMethodView, TokenRef, TokenStatusName,
-    TokenView, event_body,
+    BankView, ChargeList, ChargeView, Clock, EventList, EventView, FailureView, IntervalView,
+    JsonPresenter, MethodView, NextActionView, ObjectKind, PaymentList, PaymentView, PeriodView,
+    StatusView, SubscriptionView, TokenList, TokenMethodName, TokenMethodView, TokenRef, TokenView,
+    event_body,
 };
 pub use shared::{
     Amount, ConfirmationName, Customer, InitiatorName, IntervalUnitName, SubscriptionServiceInfo,

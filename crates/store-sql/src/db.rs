@@ -108,6 +108,18 @@ impl SqlStore {
         query.fetch_optional(&self.pool).await.map_err(store_error)
     }
 
+    /// Runs a statement, ignoring how many rows it touched.
+    pub(crate) async fn run<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<(), StoreError> {
+        query
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
     /// Fetches every row.
     pub(crate) async fn all<'q>(
         &self,

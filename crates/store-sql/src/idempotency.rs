@@ -55,22 +55,17 @@ impl IdempotencyStore for SqlStore {
     }
 
     async fn finish(&self, key: &str, response: StoredResponse) -> Result<(), StoreError> {
-        sqlx::query("UPDATE idempotency_keys SET status = 'done', response_status = $1, response_body = $2 WHERE key = $3")
+        self.run(sqlx::query("UPDATE idempotency_keys SET status = 'done', response_status = $1, response_body = $2 WHERE key = $3")
             .bind(i64::from(response.status))
             .bind(response.body)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+            .bind(key)).await
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND status = 'started'")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.run(
+            sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND status = 'started'")
+                .bind(key),
+        )
+        .await
     }
 }

@@ -44,23 +44,18 @@ impl WebhookInbox for SqlStore {
     }
 
     async fn defer(&self, id: i64, until: OffsetDateTime, note: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE inbox SET attempts = attempts + 1, next_attempt_at = $1, note = $2 WHERE id = $3")
+        self.run(sqlx::query("UPDATE inbox SET attempts = attempts + 1, next_attempt_at = $1, note = $2 WHERE id = $3")
             .bind(micros(until))
             .bind(note)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+            .bind(id)).await
     }
 
     async fn reject(&self, id: i64, note: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE inbox SET status = 'rejected', note = $1 WHERE id = $2")
-            .bind(note)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.run(
+            sqlx::query("UPDATE inbox SET status = 'rejected', note = $1 WHERE id = $2")
+                .bind(note)
+                .bind(id),
+        )
+        .await
     }
 }

@@ -104,34 +104,25 @@ impl Outbox for SqlStore {
     }
 
     async fn complete(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
+        self.run(sqlx::query("DELETE FROM outbox WHERE id = $1").bind(id))
             .await
-            .map(|_| ())
-            .map_err(store_error)
     }
 
     async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET next_attempt_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3")
+        self.run(sqlx::query("UPDATE outbox SET next_attempt_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3")
             .bind(micros(at))
             .bind(error)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+            .bind(id)).await
     }
 
     async fn discard(&self, command: &OutboxCommand) -> Result<(), StoreError> {
         let (kind, subject) = command_parts(command);
-        sqlx::query("DELETE FROM outbox WHERE kind = $1 AND subject = $2")
-            .bind(kind)
-            .bind(subject)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.run(
+            sqlx::query("DELETE FROM outbox WHERE kind = $1 AND subject = $2")
+                .bind(kind)
+                .bind(subject),
+        )
+        .await
     }
 
     async fn depth(&self) -> Result<u64, StoreError> {

@@ -53,107 +53,20 @@ impl<T> AllPorts for T where
 
 /// The schema every store's migrations must produce: table → columns, in
 /// order, each with its portable type.
-pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = &[
-    (
-        "payments",
-        &[
-            ("id", ColumnKind::Text),
-            ("version", ColumnKind::Integer),
-            ("customer", ColumnKind::Text),
-            ("session_id", ColumnKind::Text),
-            ("status", ColumnKind::Text),
-            ("outcome_unknown", ColumnKind::Integer),
-            ("created_at", ColumnKind::Integer),
-            ("updated_at", ColumnKind::Integer),
-            ("data", ColumnKind::Text),
-        ],
-    ),
-    (
-        "tokens",
-        &[
-            ("id", ColumnKind::Text),
-            ("version", ColumnKind::Integer),
-            ("customer", ColumnKind::Text),
-            ("status", ColumnKind::Text),
-            ("secret_ciphertext", ColumnKind::Bytes),
-            ("secret_nonce", ColumnKind::Bytes),
-            ("key_id", ColumnKind::Text),
-            ("created_at", ColumnKind::Integer),
-            ("data", ColumnKind::Text),
-        ],
-    ),
-    (
-        "subscriptions",
-        &[
-            ("id", ColumnKind::Text),
-            ("version", ColumnKind::Integer),
-            ("customer", ColumnKind::Text),
-            ("status", ColumnKind::Text),
-            ("next_charge_at", ColumnKind::Integer),
-            ("created_at", ColumnKind::Integer),
-            ("data", ColumnKind::Text),
-        ],
-    ),
-    (
-        "subscription_charges",
-        &[
-            ("subscription_id", ColumnKind::Text),
-            ("period_index", ColumnKind::Integer),
-            ("attempt", ColumnKind::Integer),
-            ("period_start", ColumnKind::Integer),
-            ("payment_id", ColumnKind::Text),
-            ("status", ColumnKind::Text),
-        ],
-    ),
-    (
-        "events",
-        &[
-            ("seq", ColumnKind::Integer),
-            ("kind", ColumnKind::Text),
-            ("subject_id", ColumnKind::Text),
-            ("data", ColumnKind::Text),
-            ("created_at", ColumnKind::Integer),
-        ],
-    ),
-    (
-        "outbox",
-        &[
-            ("id", ColumnKind::Integer),
-            ("kind", ColumnKind::Text),
-            ("subject", ColumnKind::Text),
-            ("object_id", ColumnKind::Text),
-            ("attempts", ColumnKind::Integer),
-            ("next_attempt_at", ColumnKind::Integer),
-            ("locked_until", ColumnKind::Integer),
-            ("last_error", ColumnKind::Text),
-            ("created_at", ColumnKind::Integer),
-        ],
-    ),
-    (
-        "inbox",
-        &[
-            ("id", ColumnKind::Integer),
-            ("dedupe_key", ColumnKind::Text),
-            ("body", ColumnKind::Bytes),
-            ("received_at", ColumnKind::Integer),
-            ("status", ColumnKind::Text),
-            ("attempts", ColumnKind::Integer),
-            ("next_attempt_at", ColumnKind::Integer),
-            ("note", ColumnKind::Text),
-        ],
-    ),
-    (
-        "idempotency_keys",
-        &[
-            ("key", ColumnKind::Text),
-            ("fingerprint", ColumnKind::Text),
-            ("status", ColumnKind::Text),
-            ("response_status", ColumnKind::Integer),
-            ("response_body", ColumnKind::Bytes),
-            ("created_at", ColumnKind::Integer),
-        ],
-    ),
-];
+#[rustfmt::skip]
+pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = {
+    use ColumnKind::{Bytes, Integer, Text};
+    &[
+        ("payments", &[("id", Text), ("version", Integer), ("customer", Text), ("session_id", Text), ("status", Text), ("outcome_unknown", Integer), ("created_at", Integer), ("updated_at", Integer), ("data", Text)]),
+        ("tokens", &[("id", Text), ("version", Integer), ("customer", Text), ("status", Text), ("secret_ciphertext", Bytes), ("secret_nonce", Bytes), ("key_id", Text), ("created_at", Integer), ("data", Text)]),
+        ("subscriptions", &[("id", Text), ("version", Integer), ("customer", Text), ("status", Text), ("next_charge_at", Integer), ("created_at", Integer), ("data", Text)]),
+        ("subscription_charges", &[("subscription_id", Text), ("period_index", Integer), ("attempt", Integer), ("period_start", Integer), ("payment_id", Text), ("status", Text)]),
+        ("events", &[("seq", Integer), ("kind", Text), ("subject_id", Text), ("data", Text), ("created_at", Integer)]),
+        ("outbox", &[("id", Integer), ("kind", Text), ("subject", Text), ("object_id", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("locked_until", Integer), ("last_error", Text), ("created_at", Integer)]),
+        ("inbox", &[("id", Integer), ("dedupe_key", Text), ("body", Bytes), ("received_at", Integer), ("status", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("note", Text)]),
+        ("idempotency_keys", &[("key", Text), ("fingerprint", Text), ("status", Text), ("response_status", Integer), ("response_body", Bytes), ("created_at", Integer)]),
+    ]
+};
 
 /// A column's type as both dialects' migrations must agree on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

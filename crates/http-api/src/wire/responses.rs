@@ -11,6 +11,7 @@ use ports::{ChargeAttempt, Event, Presenter};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 use super::shared::{
     Amount, ConfirmationName, Customer, InitiatorName, IntervalUnitName, SubscriptionServiceInfo,
@@ -33,64 +34,21 @@ pub enum ObjectKind {
     Subscription,
 }
 
-/// A payment's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = PaymentStatus)]
-pub enum PaymentStatusName {
-    /// Waiting for the bank.
-    Pending,
-    /// The customer has to act (`next_action`).
-    RequiresAction,
-    /// The merchant has to confirm or cancel.
-    RequiresConfirmation,
-    /// Money moved.
-    Succeeded,
-    /// Money did not move (`error`).
-    Failed,
-    /// Cancelled before money moved.
-    Cancelled,
+/// A string schema whose values are the names of the domain's states `S`,
+/// so the document's enums are the state machines' own.
+fn states<S: State>() -> Object {
+    names(S::ALL.iter().map(|s| s.as_str()))
 }
 
-/// A token's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = TokenStatus)]
-pub enum TokenStatusName {
-    /// Can be charged.
-    Active,
-    /// Never charged again; the bank has not confirmed the disable yet.
-    Disabling,
-    /// Never charged again.
-    Disabled,
+fn charge_statuses() -> Object {
+    names(ChargeStatus::ALL.iter().map(|s| s.as_str()))
 }
 
-/// A subscription's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = SubscriptionStatus)]
-pub enum SubscriptionStatusName {
-    /// Charged every period.
-    Active,
-    /// The current period's charge failed; dunning retries it.
-    PastDue,
-    /// No charges until resumed.
-    Paused,
-    /// Ended for good.
-    Cancelled,
-}
-
-/// A charge attempt's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = ChargeStatus)]
-pub enum ChargeStatusName {
-    /// Sent; outcome not known yet.
-    Pending,
-    /// Paid.
-    Succeeded,
-    /// Declined.
-    Failed,
+fn names<'a>(values: impl Iterator<Item = &'a str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .build()
 }
 
 /// A token's method.
@@ -102,50 +60,6 @@ pub enum TokenMethodName {
     Card,
     /// An SBP account.
     Fps,
-}
-
-impl From<PaymentStatus> for PaymentStatusName {
-    fn from(s: PaymentStatus) -> Self {
-        match s {
-            PaymentStatus::Pending => Self::Pending,
-            PaymentStatus::RequiresAction => Self::RequiresAction,
-            PaymentStatus::RequiresConfirmation => Self::RequiresConfirmation,
-            PaymentStatus::Succeeded => Self::Succeeded,
-            PaymentStatus::Failed => Self::Failed,
-            PaymentStatus::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
-impl From<TokenStatus> for TokenStatusName {
-    fn from(s: TokenStatus) -> Self {
-        match s {
-            TokenStatus::Active => Self::Active,
-            TokenStatus::Disabling => Self::Disabling,
-            TokenStatus::Disabled => Self::Disabled,
-        }
-    }
-}
-
-impl From<SubscriptionStatus> for SubscriptionStatusName {
-    fn from(s: SubscriptionStatus) -> Self {
-        match s {
-            SubscriptionStatus::Active => Self::Active,
-            SubscriptionStatus::PastDue => Self::PastDue,
-            SubscriptionStatus::Paused => Self::Paused,
-            SubscriptionStatus::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
-impl From<ChargeStatus> for ChargeStatusName {
-    fn from(s: ChargeStatus) -> Self {
-        match s {
-            ChargeStatus::Pending => Self::Pending,
-            ChargeStatus::Succeeded => Self::Succeeded,
-            ChargeStatus::Failed => Self::Failed,
-        }
-    }
 }
 
 /// How a payment is paid, as the merchant sees it.
@@ -288,7 +202,8 @@ pub struct TokenRef {
     /// `tok_…`.
     pub id: String,
     /// Its status now.
-    pub status: TokenStatusName,
+    #[schema(schema_with = states::<TokenStatus>)]
+    pub status: &'static str,
 }
 
 /// Why a payment failed.
@@ -311,7 +226,8 @@ pub struct PaymentView {
     /// Always `payment`.
     pub object: ObjectKind,
     /// Where it stands.
-    pub status: PaymentStatusName,
+    #[schema(schema_with = states::<PaymentStatus>)]
+    pub status: &'static str,
     /// How much.
     pub amount: Amount,
     /// How much was refunded.
@@ -358,7 +274,7 @@ impl PaymentView {
         Self {
             id: p.id().as_str().to_owned(),
             object: ObjectKind::Payment,
-            status: p.status().into(),
+            status: p.status().as_str(),
             amount: p.amount().into(),
             refunded_amount: p.refunded().into(),
             customer: p.customer().into(),
@@ -376,7 +292,7 @@ impl PaymentView {
             next_action: p.next_action().map(NextActionView::from),
             token: p.token_id().map(|t| TokenRef {
                 id: t.as_str().to_owned(),
-                status: token_status.unwrap_or(TokenStatus::Active).into(),
+                status: token_status.unwrap_or(TokenStatus::Active).as_str(),
             }),
             error: p.failure().map(|f| FailureView {
                 code: f.code.as_str().to_owned(),
@@ -412,7 +328,8 @@ pub struct TokenView {
     /// Whose.
     pub customer: Customer,
     /// Whether it can be charged.
-    pub status: TokenStatusName,
+    #[schema(schema_with = states::<TokenStatus>)]
+    pub status: &'static str,
     /// Card or SBP.
     pub method: TokenMethodView,
     /// The payment that produced it.
@@ -437,7 +354,7 @@ impl From<&RecurrentToken> for TokenView {
             id: t.id.as_str().to_owned(),
             object: ObjectKind::Token,
             customer: (&t.customer).into(),
-            status: t.status().into(),
+            status: t.status().as_str(),
             method: TokenMethodView {
                 kind: match t.method {
                     TokenMethod::Card => TokenMethodName::Card,
@@ -485,7 +402,8 @@ pub struct SubscriptionView {
     /// Always `subscription`.
     pub object: ObjectKind,
     /// Where it stands.
-    pub status: SubscriptionStatusName,
+    #[schema(schema_with = states::<SubscriptionStatus>)]
+    pub status: &'static str,
     /// Who pays.
     pub customer: Customer,
     /// The token charged.
@@ -521,7 +439,7 @@ impl From<&Subscription> for SubscriptionView {
         Self {
             id: s.id().as_str().to_owned(),
             object: ObjectKind::Subscription,
-            status: s.status().into(),
+            status: s.status().as_str(),
             customer: s.customer().into(),
             token_id: s.token_id().as_str().to_owned(),
             amount: s.amount().into(),
@@ -561,7 +479,8 @@ pub struct ChargeView {
     /// The payment that carries it.
     pub payment_id: String,
     /// Its outcome.
-    pub status: ChargeStatusName,
+    #[schema(schema_with = charge_statuses)]
+    pub status: &'static str,
 }
 
 impl From<&ChargeAttempt> for ChargeView {
@@ -571,7 +490,7 @@ impl From<&ChargeAttempt> for ChargeView {
             period_index: c.period_index,
             attempt: c.attempt,
             payment_id: c.payment_id.as_str().to_owned(),
-            status: c.status.into(),
+            status: c.status.as_str(),
         }
     }
 }

@@ -15,6 +15,15 @@ async fn enqueue<S: AllPorts + ?Sized>(s: &S, commands: Vec<OutboxCommand>) {
     commit(s, changes::commands(commands)).await.unwrap();
 }
 
+/// Enqueues a confirm of `pay_1` and claims it.
+async fn enqueue_and_claim_one<S: AllPorts + ?Sized>(s: &S) -> OutboxItem {
+    enqueue(s, vec![confirm("pay_1")]).await;
+    s.claim(now(), 10, Duration::seconds(30))
+        .await
+        .unwrap()
+        .remove(0)
+}
+
 /// A command enqueued with a change set is claimed, in order, with its attempt
 /// count, at once (even by a clock that is behind the commit's).
 pub async fn outbox_command_enqueued_in_a_change_set_is_claimed<H: Harness>(h: &H) {
@@ -66,12 +75,7 @@ pub async fn outbox_claimed_command_is_leased<H: Harness>(h: &H) {
 /// A completed command is gone.
 pub async fn outbox_completed_command_is_gone<H: Harness>(h: &H) {
     let s = h.store();
-    enqueue(&*s, vec![confirm("pay_1")]).await;
-    let item = s
-        .claim(now(), 10, Duration::seconds(30))
-        .await
-        .unwrap()
-        .remove(0);
+    let item = enqueue_and_claim_one(&*s).await;
     s.complete(item.id).await.unwrap();
     assert!(
         s.claim(now() + Duration::days(1), 10, Duration::seconds(30))
@@ -84,12 +88,7 @@ pub async fn outbox_completed_command_is_gone<H: Harness>(h: &H) {
 /// A retried command waits for its `next_attempt_at`.
 pub async fn outbox_retry_waits_for_next_attempt_at<H: Harness>(h: &H) {
     let s = h.store();
-    enqueue(&*s, vec![confirm("pay_1")]).await;
-    let item = s
-        .claim(now(), 10, Duration::seconds(30))
-        .await
-        .unwrap()
-        .remove(0);
+    let item = enqueue_and_claim_one(&*s).await;
     s.retry(item.id, now() + Duration::minutes(5), "bank unavailable")
         .await
         .unwrap();
