@@ -34,10 +34,9 @@ fn with_create_mode(url: &str) -> String {
 pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreError> {
     let options = AnyPoolOptions::new()
         // SQLite has one writer at a time. One connection queues writers in
-        // the process instead of letting them busy-wait on the file lock
-        // (measured: higher throughput and a 2x lower p99 at 8 concurrent
-        // payments; see docs/benchmarks.md). Other processes on the same
-        // file still wait through busy_timeout.
+        // the process instead of letting them retry on the file lock (a
+        // design choice; no benchmark has varied the pool size yet). Other
+        // processes on the same file still wait through busy_timeout.
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(|conn, _meta| {
