@@ -104,6 +104,12 @@ impl Client {
         self.send(request).await
     }
 
+    /// Reads from the sandbox's control API (a session as the bank sees it).
+    pub async fn sandbox_get(&self, path: &str) -> Received {
+        self.send(self.http.get(format!("{}{path}", self.sandbox)))
+            .await
+    }
+
     /// Polls a payment until `done` holds (10 s at most).
     pub async fn wait_payment(
         &self,

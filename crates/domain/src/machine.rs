@@ -119,6 +119,9 @@ pub enum Ignored {
     Stale,
     /// The aggregate is in a terminal state, which absorbs every fact.
     Terminal,
+    /// The fact does not concern this flow (the bank's widget handles its
+    /// own 3-D Secure redirect: the partner only acknowledges it).
+    NotForThisFlow,
 }
 
 /// A command that is not legal in the aggregate's current state.

@@ -147,12 +147,37 @@ impl Payment {
         }
     }
 
-    /// Shows a next action that did not come from a webhook (the widget's public token).
+    /// Shows the bank's widget (its public token, from the `token` call):
+    /// the customer enters the card there, and the bank's `ready_to_confirm`
+    /// follows. It comes before every bank fact of the widget flow, so any
+    /// fact already applied makes it stale.
     pub fn show_widget(&mut self, public_token: String, now: OffsetDateTime) -> Outcome {
-        self.apply(
-            BankFact::ActionRequired(NextAction::Widget { public_token }),
-            now,
-        )
+        if self.p.status.is_terminal() {
+            return Outcome::ignored(Ignored::Terminal);
+        }
+        if self.p.stage > 0 || self.p.status != PaymentStatus::Pending {
+            let action = NextAction::Widget { public_token };
+            return Outcome::ignored(if self.p.next_action.as_ref() == Some(&action) {
+                Ignored::Duplicate
+            } else {
+                Ignored::Stale
+            });
+        }
+        let from = self.p.status;
+        self.p.status = PaymentStatus::RequiresAction;
+        self.p.next_action = Some(NextAction::Widget { public_token });
+        self.p.updated_at = now;
+        Outcome {
+            applied: Applied::Changed {
+                from,
+                to: self.p.status,
+            },
+            effects: vec![Effect::Notify(PaymentEvent::RequiresAction)],
+        }
+    }
+
+    fn is_widget(&self) -> bool {
+        matches!(self.p.new.method, PaymentMethod::Widget { .. })
     }
 
     /// Marks that a request to the bank may or may not have executed: the
@@ -174,6 +199,11 @@ impl Payment {
         if self.p.status.is_terminal() {
             return Outcome::ignored(Ignored::Terminal);
         }
+        if self.is_widget() && matches!(fact, BankFact::ActionRequired(_)) {
+            // The bank redirects the widget's customer itself; the widget
+            // stays the merchant's next action.
+            return Outcome::ignored(Ignored::NotForThisFlow);
+        }
         let stage = fact.stage();
         if stage < self.p.stage {
             return Outcome::ignored(Ignored::Stale);
@@ -189,13 +219,20 @@ impl Payment {
         self.p.updated_at = now;
         let mut effects = Vec::new();
         match fact {
-            BankFact::ReadyToConfirm => match self.p.new.confirmation {
-                Confirmation::Automatic => effects.push(Effect::ConfirmSession),
-                Confirmation::Manual => {
-                    self.p.status = PaymentStatus::RequiresConfirmation;
-                    effects.push(Effect::Notify(PaymentEvent::RequiresConfirmation));
+            BankFact::ReadyToConfirm => {
+                // The customer is done in the widget (if there was one).
+                self.p.next_action = None;
+                match self.p.new.confirmation {
+                    Confirmation::Automatic => {
+                        self.p.status = PaymentStatus::Pending;
+                        effects.push(Effect::ConfirmSession);
+                    }
+                    Confirmation::Manual => {
+                        self.p.status = PaymentStatus::RequiresConfirmation;
+                        effects.push(Effect::Notify(PaymentEvent::RequiresConfirmation));
+                    }
                 }
-            },
+            }
             BankFact::ActionRequired(action) => {
                 self.p.status = PaymentStatus::RequiresAction;
                 self.p.next_action = Some(action);

@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response as HttpResponse};
 use bank131::dto::Response;
 use serde::Deserialize;
 
-use crate::bank::Refusal;
+use crate::bank::{Awaiting, Refusal};
 use crate::{Sandbox, lock, pages};
 
 fn session_amount(sandbox: &Sandbox, session_id: &str) -> Option<String> {
@@ -122,28 +122,41 @@ pub(crate) async fn widget_form(
     Form(form): Form<WidgetPay>,
 ) -> HttpResponse {
     let save = form.save.as_deref() == Some("true");
-    let result =
-        sandbox.act(|b| b.widget_pay(&token, &form.number, save, form.customer.as_deref()));
-    let session = result
-        .as_ref()
-        .ok()
-        .and_then(|r| r.session.as_ref())
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let redirect = result
-        .as_ref()
-        .ok()
-        .and_then(|r| r.session.as_ref())
-        .and_then(|s| s.payment())
-        .and_then(|p| {
-            p.customer_interaction
-                .as_ref()?
-                .redirect
-                .as_ref()
-                .map(|r| r.url.clone())
-        });
-    match redirect {
-        Some(url) => Redirect::to(&url).into_response(),
-        None => after_customer(&sandbox, &session, result),
+    match sandbox.act(|b| b.widget_pay(&token, &form.number, save, form.customer.as_deref())) {
+        // The session now waits for the shop's session/confirm.
+        Ok(_) => Redirect::to(&format!("/widget/{token}/wait")).into_response(),
+        Err(r) => (StatusCode::CONFLICT, Html(pages::done(&r.description))).into_response(),
+    }
+}
+
+/// Where the widget's customer waits for the shop: sent on to 3-D Secure
+/// when the card needs it, or to the end once the payment finished.
+pub(crate) async fn widget_wait(
+    State(sandbox): State<Sandbox>,
+    UrlPath(token): UrlPath<String>,
+) -> HttpResponse {
+    let state = {
+        let bank = lock(&sandbox.inner.bank);
+        bank.widgets
+            .get(&token)
+            .and_then(|w| bank.sessions.get(&w.session_id))
+            .map(|s| (s.view.id.clone(), s.awaiting.clone(), s.view.status.clone()))
+    };
+    match state {
+        None => (
+            StatusCode::NOT_FOUND,
+            Html(pages::done("Unknown widget token")),
+        )
+            .into_response(),
+        Some((session, Awaiting::ThreeDs, _)) => {
+            Redirect::to(&format!("/3ds/{session}")).into_response()
+        }
+        Some((session, _, status)) if status == "accepted" || status == "cancelled" => {
+            match return_url(&sandbox, &session) {
+                Some(url) => Redirect::to(&url).into_response(),
+                None => Html(pages::done(&format!("Payment {status}"))).into_response(),
+            }
+        }
+        Some(_) => Html(pages::widget_waiting()).into_response(),
     }
 }

@@ -160,6 +160,7 @@ impl Sandbox {
             .route("/qr/{session}/{choice}", post(customer::qr_choice))
             .route("/widget/{token}", get(customer::widget_page))
             .route("/widget/{token}/pay", post(customer::widget_form))
+            .route("/widget/{token}/wait", get(customer::widget_wait))
             .route("/sandbox/sessions/{session}", get(control::control_session))
             .route(
                 "/sandbox/sessions/{session}/3ds",

@@ -77,6 +77,15 @@ pub fn widget(public_token: &str, show_recurrent_checkbox: bool) -> String {
     )
 }
 
+/// The widget after the card was entered: the shop has to confirm first.
+/// The page reloads itself until there is something to show.
+pub fn widget_waiting() -> String {
+    page(
+        "Processing",
+        "<meta http-equiv=\"refresh\" content=\"1\"><p id=\"waiting\">Waiting for the shop to confirm the payment…</p>",
+    )
+}
+
 /// Shown after the customer acted, when there is no `return_url`.
 pub fn done(outcome: &str) -> String {
     page(

@@ -22,6 +22,8 @@ pub(crate) enum PaymentChange {
     Confirm,
     /// The merchant cancels.
     Cancel,
+    /// The bank issued the widget's public token.
+    ShowWidget(String),
 }
 
 /// The failure a refused request leaves on the payment: the bank's code
@@ -190,7 +192,7 @@ impl Service {
         now: OffsetDateTime,
     ) -> Result<RecurrentToken, ServiceError> {
         let (method, service) = match payment.method() {
-            PaymentMethod::Card | PaymentMethod::Widget => (TokenMethod::Card, None),
+            PaymentMethod::Card | PaymentMethod::Widget { .. } => (TokenMethod::Card, None),
             PaymentMethod::Fps {
                 subscription_service,
             }
@@ -257,5 +259,6 @@ fn apply(
         PaymentChange::Cancel => payment
             .cancel(now)
             .map_err(|e| ServiceError::State(e.to_string()))?,
+        PaymentChange::ShowWidget(public_token) => payment.show_widget(public_token, now),
     })
 }

@@ -2,8 +2,8 @@
 
 use domain::CardData;
 use domain::{
-    BankFact, Confirmation, CustomerReference, Money, NewPayment, NextAction, Payment,
-    PaymentError, PaymentId, PaymentMethod, RecurrentToken, TokenId,
+    BankFact, Confirmation, CustomerReference, Money, NewPayment, Payment, PaymentError, PaymentId,
+    PaymentMethod, RecurrentToken, TokenId,
 };
 use ports::{ChangeSet, CreateSession, GatewayError, Instrument, StartPayment, Write};
 use tracing::{info, warn};
@@ -52,7 +52,7 @@ impl Service {
                     "card data only goes with a card payment".into(),
                 ));
             }
-            (PaymentMethod::Widget, None) => None,
+            (PaymentMethod::Widget { .. }, None) => None,
             (
                 PaymentMethod::Token {
                     token_id,
@@ -168,17 +168,20 @@ impl Service {
         self.deps.uow.commit(changes, self.now()).await?;
 
         let change = match instrument {
-            None => match self
-                .deps
-                .gateway
-                .widget_token(session_id, payment.save_token())
-                .await
-            {
-                Ok(widget) => PaymentChange::Fact(BankFact::ActionRequired(NextAction::Widget {
-                    public_token: widget.public_token,
-                })),
-                Err(error) => gateway_failure(&id, error),
-            },
+            None => {
+                // save_token: the merchant holds the consent (recurrent at
+                // session/create, no box); recurrent_checkbox: the widget asks.
+                let checkbox = matches!(
+                    payment.method(),
+                    PaymentMethod::Widget {
+                        recurrent_checkbox: true
+                    }
+                );
+                match self.deps.gateway.widget_token(session_id, checkbox).await {
+                    Ok(widget) => PaymentChange::ShowWidget(widget.public_token),
+                    Err(error) => gateway_failure(&id, error),
+                }
+            }
             Some(instrument) => {
                 let started = self
                     .deps

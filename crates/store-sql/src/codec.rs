@@ -63,10 +63,20 @@ struct ServiceDoc {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum MethodDoc {
     Card,
-    Widget,
-    Token { token_id: String, client: bool },
-    Fps { service: Option<ServiceDoc> },
-    FpsBinding { service: Option<ServiceDoc> },
+    Widget {
+        #[serde(default)]
+        recurrent_checkbox: bool,
+    },
+    Token {
+        token_id: String,
+        client: bool,
+    },
+    Fps {
+        service: Option<ServiceDoc>,
+    },
+    FpsBinding {
+        service: Option<ServiceDoc>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -147,7 +157,9 @@ pub fn payment_json(p: &domain::Payment) -> String {
         amount: MoneyDoc::of(new.amount),
         method: match &new.method {
             PaymentMethod::Card => MethodDoc::Card,
-            PaymentMethod::Widget => MethodDoc::Widget,
+            PaymentMethod::Widget { recurrent_checkbox } => MethodDoc::Widget {
+                recurrent_checkbox: *recurrent_checkbox,
+            },
             PaymentMethod::Token {
                 token_id,
                 initiator,
@@ -208,7 +220,7 @@ pub fn payment_from_json(text: &str) -> Result<domain::Payment, Corrupt> {
     let d: PaymentDoc = serde_json::from_str(text).map_err(|e| corrupt("payment", e))?;
     let method = match d.method {
         MethodDoc::Card => PaymentMethod::Card,
-        MethodDoc::Widget => PaymentMethod::Widget,
+        MethodDoc::Widget { recurrent_checkbox } => PaymentMethod::Widget { recurrent_checkbox },
         MethodDoc::Token { token_id, client } => PaymentMethod::Token {
             token_id: id(TokenId::parse, &token_id)?,
             initiator: if client {

@@ -33,3 +33,4 @@ mod flows;
 mod subscriptions;
 mod support;
 mod webhooks;
+mod widget;

@@ -54,7 +54,11 @@ pub enum PaymentMethod {
     /// Card data entered once (the data itself never reaches the domain).
     Card,
     /// The bank's widget collects the card.
-    Widget,
+    Widget {
+        /// The widget shows the bank's "I agree to recurring payments" box,
+        /// and a token is saved only if the customer ticks it.
+        recurrent_checkbox: bool,
+    },
     /// A saved recurrent token.
     Token {
         /// The merchant-facing token.
@@ -79,7 +83,7 @@ impl PaymentMethod {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Card => "card",
-            Self::Widget => "widget",
+            Self::Widget { .. } => "widget",
             Self::Token { .. } => "token",
             Self::Fps { .. } => "fps",
             Self::FpsBinding { .. } => "fps_binding",

@@ -36,6 +36,7 @@ impl State for PaymentStatus {
             Self::RequiresConfirmation,
         ),
         t(Self::Pending, "action_required", Self::RequiresAction),
+        t(Self::Pending, "widget shown", Self::RequiresAction),
         t(Self::Pending, "payment_finished succeeded", Self::Succeeded),
         t(Self::Pending, "payment_finished failed", Self::Failed),
         t(Self::Pending, "cancel confirmed", Self::Cancelled),
@@ -59,6 +60,16 @@ impl State for PaymentStatus {
             Self::RequiresConfirmation,
             "payment_finished failed",
             Self::Failed,
+        ),
+        t(
+            Self::RequiresAction,
+            "ready_to_confirm (widget, automatic)",
+            Self::Pending,
+        ),
+        t(
+            Self::RequiresAction,
+            "ready_to_confirm (widget, manual)",
+            Self::RequiresConfirmation,
         ),
         t(Self::RequiresAction, "ready_to_capture", Self::Pending),
         t(

@@ -147,6 +147,31 @@ fn seed_flows() -> Vec<(&'static str, PaymentMethod, Confirmation, Vec<BankFact>
             ],
         ),
         (
+            "widget, automatic, 3-D Secure inside the widget",
+            PaymentMethod::Widget {
+                recurrent_checkbox: false,
+            },
+            Confirmation::Automatic,
+            vec![
+                BankFact::ReadyToConfirm,
+                BankFact::ActionRequired(redirect()),
+                BankFact::Succeeded {
+                    token: Some(token("w1d6e7")),
+                },
+            ],
+        ),
+        (
+            "widget, manual confirmation",
+            PaymentMethod::Widget {
+                recurrent_checkbox: true,
+            },
+            Confirmation::Manual,
+            vec![
+                BankFact::ReadyToConfirm,
+                BankFact::Succeeded { token: None },
+            ],
+        ),
+        (
             "card with capture and refunds",
             PaymentMethod::Card,
             Confirmation::Automatic,
@@ -188,6 +213,18 @@ fn run(mut p: Payment, facts: &[BankFact]) -> (Payment, usize) {
     (p, tokens_saved)
 }
 
+/// A payment as the service hands it to the bank: a widget payment shows its
+/// widget before any bank fact can exist (the customer needs it to pay).
+fn started(method: PaymentMethod, confirmation: Confirmation) -> Payment {
+    let widget = matches!(method, PaymentMethod::Widget { .. });
+    let mut p = payment(method, confirmation);
+    if widget {
+        p.show_widget("pt_widget".into(), now());
+        assert_eq!(p.status(), PaymentStatus::RequiresAction);
+    }
+    p
+}
+
 /// A flow's facts with duplicates added, then shuffled.
 fn shuffled_with_duplicates(n: usize) -> impl Strategy<Value = Vec<usize>> {
     proptest::collection::vec(0..n, 0..=2 * n).prop_flat_map(move |extra| {
@@ -204,9 +241,9 @@ proptest! {
         order in shuffled_with_duplicates(5),
     ) {
         let (name, method, confirmation, facts) = seed_flows().swap_remove(flow);
-        let (expected, expected_tokens) = run(payment(method.clone(), confirmation), &facts);
+        let (expected, expected_tokens) = run(started(method.clone(), confirmation), &facts);
         let permuted: Vec<BankFact> = order.iter().filter(|&&i| i < facts.len()).map(|&i| facts[i].clone()).collect();
-        let (got, got_tokens) = run(payment(method, confirmation), &permuted);
+        let (got, got_tokens) = run(started(method, confirmation), &permuted);
         prop_assert_eq!(got.to_parts(), expected.to_parts(), "flow {}", name);
         prop_assert_eq!(got_tokens, expected_tokens, "flow {}: tokens saved", name);
         prop_assert!(expected.status().is_terminal(), "flow {} must end", name);
@@ -527,4 +564,45 @@ fn transition_tables_are_exported_for_every_machine() {
             assert!(table.states.contains(from) && table.states.contains(to));
         }
     }
+}
+
+#[test]
+fn a_widget_payment_is_confirmed_after_the_widget_and_keeps_it_through_3ds() {
+    let widget = PaymentMethod::Widget {
+        recurrent_checkbox: false,
+    };
+    let mut p = payment(widget.clone(), Confirmation::Automatic);
+    p.show_widget("pt_1".into(), now());
+    assert_eq!(p.status(), PaymentStatus::RequiresAction);
+    let out = p.apply(BankFact::ReadyToConfirm, now());
+    assert_eq!(
+        out.effects,
+        vec![Effect::ConfirmSession],
+        "confirmed, not dropped as stale"
+    );
+    assert_eq!(p.status(), PaymentStatus::Pending);
+    let out = p.apply(BankFact::ActionRequired(redirect()), now());
+    assert_eq!(out.applied, Applied::Ignored(Ignored::NotForThisFlow));
+    assert_eq!(
+        p.next_action(),
+        None,
+        "no redirect the merchant must not follow"
+    );
+
+    let mut manual = payment(widget, Confirmation::Manual);
+    manual.show_widget("pt_2".into(), now());
+    manual.apply(BankFact::ReadyToConfirm, now());
+    assert_eq!(manual.status(), PaymentStatus::RequiresConfirmation);
+    assert_eq!(
+        manual.confirm(now()).unwrap().effects,
+        vec![Effect::ConfirmSession]
+    );
+    assert!(
+        manual.show_widget("pt_2".into(), now()).applied
+            != Applied::Changed {
+                from: PaymentStatus::Pending,
+                to: PaymentStatus::RequiresAction
+            },
+        "a late widget answer never moves a payment back"
+    );
 }

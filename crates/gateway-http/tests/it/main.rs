@@ -398,7 +398,7 @@ async fn declining_test_cards_fail_with_their_code_verbatim() {
 }
 
 #[tokio::test]
-async fn seed_001_widget_token_is_issued_for_a_session() {
+async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_token() {
     let w = World::new().await;
     let session = w.session("pay_w", "lucky", rub(10_000)).await;
     let widget = w.gateway.widget_token(session.clone(), true).await.unwrap();
@@ -409,8 +409,37 @@ async fn seed_001_widget_token_is_issued_for_a_session() {
             serde_json::json!({"number": "4242424242424242", "save": true}),
         )
         .await;
-    assert_eq!(paid["session"]["status"], "accepted");
-    assert!(paid["session"]["acquiring_payments"][0]["recurrent"]["token"].is_string());
+    // As at the bank: the card entered in the widget leads to ready_to_confirm.
+    assert_eq!(paid["session"]["status"], "in_progress", "{paid}");
+    assert_eq!(paid["session"]["next_action"], "confirm");
+    let confirmed = w
+        .gateway
+        .confirm(session, "pay_w:confirm".into())
+        .await
+        .unwrap();
+    match confirmed.fact {
+        Some(BankFact::Succeeded { token: Some(_) }) => {}
+        other => panic!("expected success with the ticked token, got {other:?}"),
+    }
+
+    let unticked = w.session("pay_w2", "lucky", rub(10_000)).await;
+    let widget = w
+        .gateway
+        .widget_token(unticked.clone(), false)
+        .await
+        .unwrap();
+    w.control(
+        &format!("/sandbox/widget/{}/pay", widget.public_token),
+        // No box was shown: a "save" cannot have been ticked.
+        serde_json::json!({"number": "4242424242424242", "save": true}),
+    )
+    .await;
+    let confirmed = w
+        .gateway
+        .confirm(unticked, "pay_w2:confirm".into())
+        .await
+        .unwrap();
+    assert_eq!(confirmed.fact, Some(BankFact::Succeeded { token: None }));
 }
 
 #[tokio::test]

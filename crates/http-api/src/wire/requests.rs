@@ -50,7 +50,12 @@ pub enum MethodIn {
         card: CardIn,
     },
     /// The bank's widget.
-    Widget,
+    Widget {
+        /// Show the bank's "I agree to recurring payments" box; a token is
+        /// saved only if the customer ticks it (not with `save_token`).
+        #[serde(default)]
+        recurrent_checkbox: bool,
+    },
     /// A saved token.
     Token {
         /// `tok_…`.
@@ -137,7 +142,14 @@ impl CreatePaymentIn {
                     .map_err(|e| ApiError::bad_request(format!("method.card.{e}")))?,
                 ),
             ),
-            MethodIn::Widget => (PaymentMethod::Widget, None),
+            MethodIn::Widget { recurrent_checkbox } => {
+                if recurrent_checkbox && self.save_token {
+                    return Err(ApiError::bad_request(
+                        "save_token means the consent is given: it excludes method.recurrent_checkbox",
+                    ));
+                }
+                (PaymentMethod::Widget { recurrent_checkbox }, None)
+            }
             MethodIn::Token {
                 token_id,
                 initiator,

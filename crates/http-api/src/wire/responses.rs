@@ -70,7 +70,10 @@ pub enum MethodView {
     /// Card data.
     Card,
     /// The bank's widget.
-    Widget,
+    Widget {
+        /// Whether the widget shows the bank's recurring-payments box.
+        recurrent_checkbox: bool,
+    },
     /// A saved token.
     Token {
         /// `tok_…`.
@@ -102,7 +105,9 @@ impl From<&PaymentMethod> for MethodView {
         };
         match m {
             PaymentMethod::Card => Self::Card,
-            PaymentMethod::Widget => Self::Widget,
+            PaymentMethod::Widget { recurrent_checkbox } => Self::Widget {
+                recurrent_checkbox: *recurrent_checkbox,
+            },
             PaymentMethod::Token {
                 token_id,
                 initiator,

@@ -31,7 +31,11 @@ impl Bank {
         ))
     }
 
-    /// The widget page pays with a card.
+    /// The customer pays in the widget with a card. As at the bank, the
+    /// session then waits for the partner (`ready_to_confirm`); after
+    /// `session/confirm` a 3-D Secure card is sent to the 3-D Secure page.
+    /// `save` (the customer ticked the box) counts only where the widget
+    /// showed it.
     pub fn widget_pay(
         &mut self,
         public_token: &str,
@@ -50,6 +54,7 @@ impl Bank {
             ));
         }
         let session_id = widget.session_id.clone();
+        let save = save && widget.show_recurrent_checkbox;
         let session = self.session_mut(&session_id)?;
         let base = session.base_url.clone();
         let amount = session
@@ -90,7 +95,7 @@ impl Bank {
             }),
             metadata: None,
         };
-        self.start_payment(&request, false, &base)
+        self.start_payment(&request, true, &base)
     }
 
     /// `token/info` and `recurrent/status`.
