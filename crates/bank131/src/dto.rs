@@ -40,9 +40,10 @@ pub struct BankCard {
     /// CVV/CVC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_code: Option<String>,
-    /// Name on the card.
+    /// Name on the card (`cardholder_name`, as the official SDK's card model
+    /// names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holder_name: Option<String>,
+    pub cardholder_name: Option<String>,
 }
 
 impl fmt::Debug for BankCard {

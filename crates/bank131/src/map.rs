@@ -226,6 +226,13 @@ pub fn create_session_request(request: &CreateSession) -> CreateSessionRequest {
     }
 }
 
+/// `YY`, as the bank's card model takes the year (`2030` → `30`).
+fn two_digit_year(year: &str) -> String {
+    year.get(year.len().saturating_sub(2)..)
+        .unwrap_or(year)
+        .to_owned()
+}
+
 /// The `session/start/payment` body.
 pub fn payment_request(request: &StartPayment) -> PaymentRequest {
     let payment_details = match &request.instrument {
@@ -235,9 +242,9 @@ pub fn payment_request(request: &StartPayment) -> PaymentRequest {
                 bank_card: Some(BankCard {
                     number: card.number().to_owned(),
                     expiration_month: card.expiry_month().to_owned(),
-                    expiration_year: card.expiry_year().to_owned(),
+                    expiration_year: two_digit_year(card.expiry_year()),
                     security_code: Some(card.security_code().to_owned()),
-                    holder_name: card.holder_name().map(str::to_owned),
+                    cardholder_name: card.holder_name().map(str::to_owned),
                 }),
                 brand: None,
                 last4: None,

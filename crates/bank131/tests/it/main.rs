@@ -457,3 +457,145 @@ fn the_webhook_decoder_checks_the_signature_before_reading() {
         Err(WebhookError::Unparsable(_))
     ));
 }
+
+/// Every leaf path of a JSON value (`a.b.c`; arrays as `a[]`).
+fn leaf_paths(value: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_paths(v, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                leaf_paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_owned());
+        }
+    }
+}
+
+#[test]
+fn every_request_field_matches_the_official_sdk_or_is_argued() {
+    use bank131::dto::{
+        AcquiringWidget, RecurrentRequest, RefundRequest, SessionIdRequest, TokenInfoRequest,
+        TokenRef,
+    };
+    let table = std::fs::read_to_string(fixtures().join("sdk_field_map.tsv")).unwrap();
+    let mut documented = std::collections::BTreeMap::new();
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), 5, "five columns: {line}");
+        let (method, ours, theirs, source, note) = (cols[0], cols[1], cols[2], cols[3], cols[4]);
+        assert!(source.starts_with("src/"), "an SDK file: {line}");
+        if ours != theirs {
+            assert!(
+                note.starts_with("argued:"),
+                "a difference needs its argument: {line}"
+            );
+        }
+        documented.insert((method.to_owned(), ours.to_owned()), theirs.to_owned());
+    }
+    let service = SubscriptionService::new("svc-1", "Gym").unwrap();
+    let card = CardData::new("4242424242424242", "12", "2030", "123", Some("IVAN".into())).unwrap();
+    let token = RecurrentTokenSecret::parse("tok_raw").unwrap();
+    let create = map::create_session_request(&CreateSession {
+        payment_id: PaymentId::parse("pay_1").unwrap(),
+        amount: Money::new(100, Currency::RUB).unwrap(),
+        customer: CustomerReference::parse("c").unwrap(),
+        recurrent: true,
+        idempotency_key: "k".into(),
+    });
+    let mut sent: Vec<(&str, Value)> =
+        vec![("session/create", serde_json::to_value(create).unwrap())];
+    for instrument in [
+        Instrument::Card(card),
+        Instrument::Token {
+            secret: token.clone(),
+            initiator: Initiator::Client,
+        },
+        Instrument::Fps(Some(service.clone())),
+        Instrument::FpsBinding(Some(service)),
+    ] {
+        let request = map::payment_request(&start(instrument, true, Some("https://shop.example")));
+        sent.push((
+            "session/start/payment",
+            serde_json::to_value(request).unwrap(),
+        ));
+    }
+    let session = || "ps_1".to_owned();
+    sent.push((
+        "session/confirm",
+        serde_json::to_value(SessionIdRequest {
+            session_id: session(),
+        })
+        .unwrap(),
+    ));
+    sent.push((
+        "session/refund",
+        serde_json::to_value(RefundRequest {
+            session_id: session(),
+            amount_details: Some(map::amount(Money::new(100, Currency::RUB).unwrap())),
+        })
+        .unwrap(),
+    ));
+    sent.push((
+        "token",
+        serde_json::to_value(WidgetTokenRequest {
+            acquiring_widget: AcquiringWidget {
+                session_id: session(),
+                show_recurrent_checkbox: Some(true),
+            },
+        })
+        .unwrap(),
+    ));
+    sent.push((
+        "token/info",
+        serde_json::to_value(TokenInfoRequest {
+            kind: "recurrent_token".into(),
+            recurrent_token: TokenRef { token: "t".into() },
+        })
+        .unwrap(),
+    ));
+    sent.push((
+        "recurrent/disable",
+        serde_json::to_value(RecurrentRequest {
+            recurrent: TokenRef { token: "t".into() },
+        })
+        .unwrap(),
+    ));
+    let mut seen = std::collections::BTreeSet::new();
+    for (method, body) in &sent {
+        let mut paths = std::collections::BTreeSet::new();
+        leaf_paths(body, "", &mut paths);
+        for path in paths {
+            assert!(
+                documented.contains_key(&((*method).to_owned(), path.clone())),
+                "{method} sends {path}, which the SDK comparison table does not list"
+            );
+            seen.insert(((*method).to_owned(), path));
+        }
+    }
+    for key in documented.keys() {
+        assert!(
+            seen.contains(key),
+            "the table lists {key:?}, which no request sends"
+        );
+    }
+    let card_out = &sent[1].1["payment_details"]["card"]["bank_card"];
+    assert_eq!(card_out["cardholder_name"], "IVAN");
+    assert_eq!(
+        card_out["expiration_year"], "30",
+        "two digits, as the bank's card model"
+    );
+}

@@ -81,7 +81,7 @@ impl Bank {
                         expiration_month: "12".into(),
                         expiration_year: "30".into(),
                         security_code: None,
-                        holder_name: None,
+                        cardholder_name: None,
                     }),
                     brand: None,
                     last4: None,
