@@ -49,7 +49,7 @@ pub(crate) fn workers(
         }),
         every(Duration::from_secs(2), None, |s| {
             Box::pin(async move {
-                if let Err(e) = s.reconcile(service::RECONCILE_AFTER).await {
+                if let Err(e) = s.reconcile().await {
                     warn!(error = %e, "reconciliation failed");
                 }
                 false

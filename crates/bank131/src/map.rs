@@ -183,6 +183,18 @@ pub fn payment_id_of(session: &Session) -> Option<PaymentId> {
         .or_else(|| from(session.metadata.as_ref()))
 }
 
+/// The session a child session was started from (`metadata.parent_session_id`
+/// of its payment or of the session, seed 003).
+pub fn parent_session_of(session: &Session) -> Option<BankSessionId> {
+    let from = |m: Option<&Value>| {
+        m?.get("parent_session_id")?
+            .as_str()
+            .and_then(|s| BankSessionId::parse(s).ok())
+    };
+    from(session.payment().and_then(|p| p.metadata.as_ref()))
+        .or_else(|| from(session.metadata.as_ref()))
+}
+
 /// A session as the port's snapshot.
 pub fn snapshot(session: &Session, kind: Option<&str>) -> Result<SessionSnapshot, MapError> {
     Ok(SessionSnapshot {
@@ -309,6 +321,7 @@ impl WebhookDecoder for Bank131Webhooks {
                 kind: webhook.kind().to_owned(),
                 session_id: None,
                 payment_id: None,
+                parent_session_id: None,
                 fact: None,
             });
         };
@@ -318,6 +331,7 @@ impl WebhookDecoder for Bank131Webhooks {
             kind: webhook.kind().to_owned(),
             session_id: Some(snapshot.session_id),
             payment_id: snapshot.payment_id,
+            parent_session_id: parent_session_of(session),
             fact: snapshot.fact,
         })
     }

@@ -267,6 +267,12 @@ impl Payment {
                 self.p.status = PaymentStatus::Cancelled;
                 effects.push(Effect::Notify(PaymentEvent::Cancelled));
             }
+            BankFact::Abandoned(reason) => {
+                self.p.next_action = None;
+                self.p.failure = Some(reason);
+                self.p.status = PaymentStatus::Cancelled;
+                effects.push(Effect::Notify(PaymentEvent::Cancelled));
+            }
             // Refunds returned at the top: they never move the flow.
             BankFact::Refunded { .. } => {}
         }
@@ -513,6 +519,48 @@ impl Payment {
             None
         }
     }
+    /// When to ask the bank (`session/status`) about this payment if no
+    /// news arrives: at once for an unknown outcome, after
+    /// [`Payment::PENDING_CHECK`] while the bank works, after
+    /// [`Payment::QUIET_CHECK`] while the customer or the merchant has to act
+    /// (3-D Secure, a QR code, the widget, a manual confirmation), never once
+    /// finished.
+    pub fn next_check_at(&self) -> Option<OffsetDateTime> {
+        if self.p.status.is_terminal() {
+            None
+        } else if self.p.outcome_unknown {
+            Some(self.p.updated_at)
+        } else {
+            Some(self.p.updated_at + self.check_interval())
+        }
+    }
+
+    /// When to ask again after `checks` answers without news: the interval
+    /// doubles with each, up to [`Payment::MAX_CHECK_INTERVAL`], so payments
+    /// stuck for long are asked about rarely and never starve newer ones.
+    pub fn recheck_at(&self, checks: u32, now: OffsetDateTime) -> OffsetDateTime {
+        let doubled = self
+            .check_interval()
+            .checked_mul(1_i32 << checks.min(16))
+            .unwrap_or(Self::MAX_CHECK_INTERVAL);
+        now + doubled.min(Self::MAX_CHECK_INTERVAL)
+    }
+
+    fn check_interval(&self) -> time::Duration {
+        if self.p.status == PaymentStatus::Pending {
+            Self::PENDING_CHECK
+        } else {
+            Self::QUIET_CHECK
+        }
+    }
+
+    /// How long a payment the bank works on waits for news before recur asks.
+    pub const PENDING_CHECK: time::Duration = time::Duration::seconds(30);
+    /// How long a payment waiting for the customer or the merchant waits.
+    pub const QUIET_CHECK: time::Duration = time::Duration::minutes(15);
+    /// The longest wait between two checks of one payment.
+    pub const MAX_CHECK_INTERVAL: time::Duration = time::Duration::hours(6);
+
     /// Whether the merchant asked to cancel.
     pub fn cancel_requested(&self) -> bool {
         self.p.cancel_requested

@@ -185,6 +185,9 @@ pub struct DecodedWebhook {
     pub session_id: Option<BankSessionId>,
     /// Our payment id from `metadata`, when the bank echoed it.
     pub payment_id: Option<PaymentId>,
+    /// The session this one was started from (`metadata.parent_session_id`,
+    /// seed 003: the bank reports an SBP payment's failure on a child session).
+    pub parent_session_id: Option<BankSessionId>,
     /// What it means for the payment (`None` for types that move nothing).
     pub fact: Option<BankFact>,
 }

@@ -63,10 +63,10 @@ pub use gateway::{
     StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
 };
 pub use store::{
-    ChangeSet, ChargeAttempt, Event, EventLog, IDEMPOTENCY_TTL, IdempotencyBegin, IdempotencyStore,
-    InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, PaymentRepository,
-    StoreError, StoredResponse, Subject, SubscriptionRepository, TokenRepository, UnitOfWork,
-    Versioned, WebhookInbox, Write,
+    ChangeSet, ChargeAttempt, DueCheck, Event, EventLog, IDEMPOTENCY_TTL, IdempotencyBegin,
+    IdempotencyStore, InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem,
+    PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository,
+    TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
 };
 
 #[cfg(feature = "mocks")]

@@ -209,14 +209,27 @@ pub trait PaymentRepository: Send + Sync {
         customer: &CustomerReference,
         limit: u32,
     ) -> Result<Vec<Payment>, StoreError>;
-    /// Reconciliation candidates, oldest first: `pending` payments not updated
-    /// since `before`, and every unfinished payment whose last request's
-    /// outcome is unknown (those are resolved without waiting).
-    async fn stale_pending(
+    /// Unfinished payments whose next check (`Payment::next_check_at` when
+    /// last written, or a later time set by [`PaymentRepository::checked`]) is
+    /// due at `now`, the longest due first, with how many checks found no
+    /// news since the payment last changed.
+    async fn due_for_check(
         &self,
-        before: OffsetDateTime,
+        now: OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<Payment>, StoreError>;
+    ) -> Result<Vec<DueCheck>, StoreError>;
+    /// A check found no news: check again at `next`, one more check counted.
+    /// Writing the payment resets both.
+    async fn checked(&self, id: &PaymentId, next: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+/// A payment due for a `session/status` check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCheck {
+    /// The payment.
+    pub payment: Payment,
+    /// Checks without news since it last changed.
+    pub checks: u32,
 }
 
 /// Recurrent tokens (the raw token is encrypted at rest by the adapter).

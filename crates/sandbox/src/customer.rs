@@ -140,7 +140,7 @@ pub(crate) async fn widget_wait(
         bank.widgets
             .get(&token)
             .and_then(|w| bank.sessions.get(&w.session_id))
-            .map(|s| (s.view.id.clone(), s.awaiting.clone(), s.view.status.clone()))
+            .map(|s| (s.view.id.clone(), s.awaiting, s.view.status.clone()))
     };
     match state {
         None => (

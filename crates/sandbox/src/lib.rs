@@ -206,12 +206,24 @@ impl Sandbox {
             self.persist(&bank);
             (response, hooks)
         };
+        let faults = {
+            let mut faults = lock(&self.inner.faults);
+            let lost = hooks
+                .iter()
+                .filter(|_| api::take(&mut faults.lose_webhooks))
+                .count();
+            if lost > 0 {
+                warn!(lost, "fault: webhooks never delivered");
+            }
+            (faults.clone(), lost)
+        };
+        let (faults, lost) = faults;
+        let hooks: Vec<_> = hooks.into_iter().skip(lost).collect();
         if let Some(session) = hooks
             .first()
             .and_then(|h| h.session())
             .map(|s| s.id.clone())
         {
-            let faults = lock(&self.inner.faults).clone();
             self.inner.webhooks.send(&session, hooks, &faults);
         }
         Ok(response)

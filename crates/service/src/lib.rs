@@ -43,7 +43,7 @@ use ports::{
 };
 
 pub use error::ServiceError;
-pub use operations::{ClockMove, OperationalSnapshot, RECONCILE_AFTER};
+pub use operations::{ClockMove, OperationalSnapshot};
 pub use payments::StartPaymentCommand;
 pub use subscriptions::{CreateSubscriptionCommand, UpdateSubscriptionCommand};
 pub use work::WorkReport;

@@ -71,7 +71,7 @@ impl Service {
                 break;
             }
         }
-        if let Err(e) = self.reconcile(RECONCILE_AFTER).await {
+        if let Err(e) = self.reconcile().await {
             warn!(error = %e, "reconciliation failed");
         }
     }
@@ -83,6 +83,3 @@ impl Service {
         })
     }
 }
-
-/// How long a payment waits for news before reconciliation asks the bank.
-pub const RECONCILE_AFTER: Duration = Duration::seconds(30);

@@ -1,8 +1,9 @@
-//! Reconciliation: payments that waited too long for news are settled with
-//! `session/status`, never by sending them again.
+//! Reconciliation: every unfinished payment without news is settled with
+//! `session/status` on its own schedule (`Payment::next_check_at`, then
+//! backing off), never by sending it again.
 
-use domain::BankFact;
-use ports::GatewayError;
+use domain::{BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionStatus};
+use ports::{DueCheck, GatewayError};
 use time::Duration;
 use tracing::{info, warn};
 
@@ -13,52 +14,123 @@ use crate::{Service, ServiceError};
 /// A payment whose bank session was never recorded is failed after this long.
 const ABANDONED_AFTER: Duration = Duration::minutes(10);
 
+/// How long the bank's widget public token works (its documented 24 hours).
+const WIDGET_TOKEN_LIFETIME: Duration = Duration::hours(24);
+
+/// What one check found.
+enum Found {
+    /// The payment moved (or ended): its schedule starts again.
+    News,
+    /// Nothing new: ask again later.
+    Nothing,
+}
+
 impl Service {
-    /// Asks the bank (`session/status`) about payments that have waited longer
-    /// than `older_than` for news: unknown outcomes end as the bank says,
-    /// never by sending the payment again.
-    pub async fn reconcile(&self, older_than: Duration) -> Result<WorkReport, ServiceError> {
+    /// Checks every unfinished payment whose check is due at business time
+    /// now: unknown outcomes at once, payments the bank works on after 30 s,
+    /// payments waiting for the customer or the merchant after 15 minutes,
+    /// each then backing off. A session the bank no longer knows, or a widget
+    /// that expired unused (its session cancelled at the bank), ends the
+    /// payment `cancelled` with the reason.
+    pub async fn reconcile(&self) -> Result<WorkReport, ServiceError> {
         let now = self.now();
         let mut report = WorkReport::default();
-        for payment in self
-            .deps
-            .payments
-            .stale_pending(now - older_than, BATCH)
-            .await?
-        {
+        for DueCheck { payment, checks } in self.deps.payments.due_for_check(now, BATCH).await? {
             let id = payment.id().clone();
-            let Some(session) = payment.session_id().cloned() else {
-                // Stored but the session was never created: no money can have
-                // moved. Wait long enough that a slow session/create is not
-                // still on its way, then fail it.
-                if payment.updated_at() > now - ABANDONED_AFTER {
-                    continue;
-                }
-                let failure = failure_of(&GatewayError::Transient(
-                    "the bank session was never created".into(),
-                ));
-                self.change_payment(&id, PaymentChange::Fact(BankFact::Failed(failure)))
-                    .await?;
-                report.count(true);
-                continue;
-            };
-            match self.deps.gateway.session_status(session).await {
-                Ok(snapshot) => {
-                    if let Some(fact) = snapshot.fact {
-                        let (_, applied) =
-                            self.change_payment(&id, PaymentChange::Fact(fact)).await?;
-                        if applied.is_changed() {
-                            info!(payment_id = %id, "reconciled with session/status");
-                        }
-                    }
+            match self.check(&payment).await {
+                Ok(Found::News) => report.count(true),
+                Ok(Found::Nothing) => {
+                    self.deps
+                        .payments
+                        .checked(&id, payment.recheck_at(checks, now))
+                        .await?;
                     report.count(true);
                 }
                 Err(error) => {
                     warn!(payment_id = %id, %error, "session/status failed; will retry");
+                    self.deps
+                        .payments
+                        .checked(&id, payment.recheck_at(checks, now))
+                        .await?;
                     report.count(false);
                 }
             }
         }
         Ok(report)
     }
+
+    /// Asks the bank about one payment and applies what it says.
+    async fn check(&self, payment: &Payment) -> Result<Found, ServiceError> {
+        let id = payment.id();
+        let now = self.now();
+        let Some(session) = payment.session_id().cloned() else {
+            // Stored but the session was never created: no money can have
+            // moved. Wait long enough that a slow session/create is not
+            // still on its way, then fail it.
+            if payment.updated_at() > now - ABANDONED_AFTER {
+                return Ok(Found::Nothing);
+            }
+            let failure = failure_of(&GatewayError::Transient(
+                "the bank session was never created".into(),
+            ));
+            return self.settle(payment, BankFact::Failed(failure)).await;
+        };
+        let snapshot = match self.deps.gateway.session_status(session.clone()).await {
+            Ok(snapshot) => snapshot,
+            Err(GatewayError::NotFound) => {
+                let reason = abandoned(
+                    BankCode::SessionCancelled,
+                    "the bank does not know this session",
+                );
+                return self.settle(payment, reason).await;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if let Some(fact) = snapshot.fact {
+            return self.settle(payment, fact).await;
+        }
+        let widget_expired = matches!(payment.method(), PaymentMethod::Widget { .. })
+            && payment.status() == PaymentStatus::RequiresAction
+            && snapshot.status == SessionStatus::Created
+            && payment.created_at() + WIDGET_TOKEN_LIFETIME <= now;
+        if widget_expired {
+            // The customer never paid and can no longer: close the session at
+            // the bank, and end the payment once the bank confirms.
+            match self
+                .deps
+                .gateway
+                .cancel(session, format!("{id}:cancel"))
+                .await
+            {
+                // Conflict: the bank has nothing left to cancel either.
+                Ok(_) | Err(GatewayError::Conflict(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+            let reason = abandoned(
+                BankCode::SessionCancelledByPartner,
+                "the widget expired unused",
+            );
+            return self.settle(payment, reason).await;
+        }
+        Ok(Found::Nothing)
+    }
+
+    async fn settle(&self, payment: &Payment, fact: BankFact) -> Result<Found, ServiceError> {
+        let (_, applied) = self
+            .change_payment(payment.id(), PaymentChange::Fact(fact))
+            .await?;
+        if applied.is_changed() {
+            info!(payment_id = %payment.id(), "reconciled with session/status");
+            Ok(Found::News)
+        } else {
+            Ok(Found::Nothing)
+        }
+    }
+}
+
+fn abandoned(code: BankCode, message: &str) -> BankFact {
+    BankFact::Abandoned(Failure {
+        code: code.code(),
+        message: message.to_owned(),
+    })
 }

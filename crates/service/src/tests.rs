@@ -114,15 +114,19 @@ impl Harness {
                 .cloned())
         });
         let d = db.clone();
-        payments.expect_stale_pending().returning(move |_, _| {
+        payments.expect_due_for_check().returning(move |at, _| {
             Ok(d.lock()
                 .unwrap()
                 .payments
                 .values()
-                .filter(|p| !p.value.status().is_terminal())
-                .map(|p| p.value.clone())
+                .filter(|p| p.value.next_check_at().is_some_and(|due| due <= at))
+                .map(|p| DueCheck {
+                    payment: p.value.clone(),
+                    checks: 0,
+                })
                 .collect())
         });
+        payments.expect_checked().returning(|_, _| Ok(()));
         let mut tokens = MockTokenRepository::new();
         let d = db.clone();
         tokens
@@ -259,7 +263,7 @@ async fn unknown_outcome_stays_pending_and_is_reconciled_never_resent() {
     assert_eq!(payment.status(), PaymentStatus::Pending);
     assert!(payment.outcome_unknown());
 
-    service.reconcile(time::Duration::ZERO).await.unwrap();
+    service.reconcile().await.unwrap();
     let payment = service.payment(payment.id()).await.unwrap();
     assert_eq!(payment.status(), PaymentStatus::Succeeded);
     // times(1) on start_payment: it was never sent again.
@@ -423,6 +427,7 @@ async fn a_webhook_for_an_unknown_session_is_kept_and_applied_once_the_session_a
             kind: "payment_finished".into(),
             session_id: Some(BankSessionId::parse("ps_late").unwrap()),
             payment_id: None,
+            parent_session_id: None,
             fact: Some(BankFact::Succeeded { token: None }),
         })
     });
@@ -486,10 +491,7 @@ async fn a_payment_whose_session_was_never_recorded_is_failed_only_after_ten_min
         p.id().clone()
     };
     let (recent, abandoned) = (stored(1), stored(11));
-    service
-        .reconcile(time::Duration::seconds(30))
-        .await
-        .unwrap();
+    service.reconcile().await.unwrap();
     let db = db.lock().unwrap();
     assert_eq!(
         db.payments[&recent].value.status(),
@@ -522,4 +524,60 @@ async fn card_data_goes_with_card_payments_only_and_nothing_reaches_the_bank_oth
         Err(ServiceError::Invalid(_))
     ));
     assert!(db.lock().unwrap().payments.is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn a_failure_reported_on_a_child_session_ends_the_parents_payment() {
+    let mut h = Harness::new().with_token(true);
+    h.gateway
+        .expect_create_session()
+        .returning(|_| Ok(snapshot("ps_parent", None)));
+    h.gateway
+        .expect_start_payment()
+        .returning(|_| Err(GatewayError::UnknownOutcome("lost".into())));
+    let (mut service, db) = h.service();
+    let payment = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await
+        .unwrap();
+
+    let mut inbox = MockWebhookInbox::new();
+    inbox.expect_pending().returning(|_, _| {
+        Ok(vec![InboxItem {
+            id: 9,
+            body: b"{}".to_vec(),
+            received_at: now(),
+            attempts: 0,
+        }])
+    });
+    let mut decoder = MockWebhookDecoder::new();
+    decoder.expect_decode().returning(|_| {
+        // Seed 003: the expired QR is reported on a child session whose
+        // payment names the parent in its metadata, not our payment id.
+        Ok(DecodedWebhook {
+            kind: "payment_finished".into(),
+            session_id: Some(BankSessionId::parse("ps_child").unwrap()),
+            payment_id: None,
+            parent_session_id: Some(BankSessionId::parse("ps_parent").unwrap()),
+            fact: Some(BankFact::Failed(Failure {
+                code: ErrorCode::parse("qr_expired").unwrap(),
+                message: "QR expired".into(),
+            })),
+        })
+    });
+    let mut deps = service.deps.clone();
+    deps.inbox = Arc::new(inbox);
+    deps.webhooks = Arc::new(decoder);
+    service = Service::new(deps);
+
+    let report = service.apply_inbox().await.unwrap();
+    assert_eq!(
+        (report.done, report.deferred),
+        (1, 0),
+        "matched, not deferred forever"
+    );
+    let db = db.lock().unwrap();
+    let stored = &db.payments[payment.id()].value;
+    assert_eq!(stored.status(), PaymentStatus::Failed);
+    assert_eq!(stored.failure().unwrap().code.as_str(), "qr_expired");
 }

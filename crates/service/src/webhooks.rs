@@ -81,7 +81,10 @@ impl Service {
             Some(fact) => self
                 .apply_fact(
                     decoded.payment_id.as_ref(),
-                    decoded.session_id.as_ref(),
+                    &[
+                        decoded.session_id.as_ref(),
+                        decoded.parent_session_id.as_ref(),
+                    ],
                     fact,
                     Some(item.id),
                 )
@@ -103,23 +106,30 @@ impl Service {
         session_id: Option<&BankSessionId>,
         fact: BankFact,
     ) -> Result<Option<Applied<PaymentStatus>>, ServiceError> {
-        self.apply_fact(payment_id, session_id, fact, None).await
+        self.apply_fact(payment_id, &[session_id], fact, None).await
     }
 
     /// [`Service::apply_bank_fact`], reading the payment once and committing
-    /// the inbox mark of `inbox_item` with the fact.
+    /// the inbox mark of `inbox_item` with the fact. The payment is found by
+    /// our id, else by the first of `sessions` (the session, then its
+    /// parent) that belongs to one.
     async fn apply_fact(
         &self,
         payment_id: Option<&PaymentId>,
-        session_id: Option<&BankSessionId>,
+        sessions: &[Option<&BankSessionId>],
         fact: BankFact,
         inbox_item: Option<i64>,
     ) -> Result<Option<Applied<PaymentStatus>>, ServiceError> {
-        let found = match (payment_id, session_id) {
-            (Some(id), _) => self.deps.payments.get(id).await?,
-            (None, Some(session)) => self.deps.payments.by_session(session).await?,
-            (None, None) => None,
+        let mut found = match payment_id {
+            Some(id) => self.deps.payments.get(id).await?,
+            None => None,
         };
+        for session in sessions.iter().flatten() {
+            if found.is_some() {
+                break;
+            }
+            found = self.deps.payments.by_session(session).await?;
+        }
         let Some(found) = found else { return Ok(None) };
         let id = found.value.id().clone();
         let (_, applied) = self

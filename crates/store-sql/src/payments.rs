@@ -1,17 +1,15 @@
 //! [`PaymentRepository`] and the payment rows a commit writes.
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
-use domain::{BankSessionId, CustomerReference, Payment, PaymentId, PaymentStatus, State};
-use ports::{PaymentRepository, StoreError, Versioned, Write};
+use domain::{BankSessionId, CustomerReference, Payment, PaymentId, State};
+use ports::{DueCheck, PaymentRepository, StoreError, Versioned, Write};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
 use crate::SqlStore;
 use crate::codec::{self, micros};
-use crate::db::{corrupt, get, sql_int, state_names, store_error, versioned, versioned_write};
+use crate::db::{corrupt, get, sql_int, store_error, to_u32, versioned, versioned_write};
 
 impl SqlStore {
     pub(crate) async fn write_payment(
@@ -22,10 +20,12 @@ impl SqlStore {
         let data = codec::payment_json(p);
         let session = p.session_id().map(ToString::to_string);
         let unknown = i64::from(p.outcome_unknown());
+        // News resets the check schedule: the payment's own next check, none counted.
+        let check = p.next_check_at().map(micros);
         let result = match w.expected_version {
             None => sqlx::query(
-                "INSERT INTO payments (id, version, customer, session_id, status, outcome_unknown, created_at, updated_at, data) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO payments (id, version, customer, session_id, status, outcome_unknown, created_at, updated_at, data, next_check_at, checks) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
             )
             .bind(p.id().as_str())
             .bind(p.customer().as_str())
@@ -35,18 +35,20 @@ impl SqlStore {
             .bind(micros(p.created_at()))
             .bind(micros(p.updated_at()))
             .bind(data)
+            .bind(check)
             .execute(&mut **tx)
             .await
             .map_err(store_error)?,
             Some(version) => sqlx::query(
                 "UPDATE payments SET version = version + 1, session_id = $1, status = $2, outcome_unknown = $3, \
-                 updated_at = $4, data = $5 WHERE id = $6 AND version = $7",
+                 updated_at = $4, data = $5, next_check_at = $6, checks = 0 WHERE id = $7 AND version = $8",
             )
             .bind(session)
             .bind(p.status().as_str())
             .bind(unknown)
             .bind(micros(p.updated_at()))
             .bind(data)
+            .bind(check)
             .bind(p.id().as_str())
             .bind(version)
             .execute(&mut **tx)
@@ -99,28 +101,40 @@ impl PaymentRepository for SqlStore {
             .collect()
     }
 
-    async fn stale_pending(
+    async fn due_for_check(
         &self,
-        before: OffsetDateTime,
+        now: OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<Payment>, StoreError> {
-        static STALE: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT version, data FROM payments WHERE status NOT IN ({}) \
-                 AND ((status = '{}' AND updated_at < $1) OR outcome_unknown = 1) ORDER BY updated_at LIMIT $2",
-                state_names(PaymentStatus::is_terminal),
-                PaymentStatus::Pending.as_str(),
-            )
-        });
+    ) -> Result<Vec<DueCheck>, StoreError> {
         let rows = self
             .all(
-                sqlx::query(&STALE)
-                    .bind(micros(before))
-                    .bind(sql_int(limit)),
+                sqlx::query(
+                    "SELECT version, data, checks FROM payments WHERE next_check_at <= $1 \
+                     ORDER BY next_check_at LIMIT $2",
+                )
+                .bind(micros(now))
+                .bind(sql_int(limit)),
             )
             .await?;
         rows.iter()
-            .map(|r| payment_row(r).map(|v| v.value))
+            .map(|r| {
+                Ok(DueCheck {
+                    payment: payment_row(r)?.value,
+                    checks: to_u32(get(r, "checks")?)?,
+                })
+            })
             .collect()
+    }
+
+    async fn checked(&self, id: &PaymentId, next: OffsetDateTime) -> Result<(), StoreError> {
+        self.run(
+            sqlx::query(
+                "UPDATE payments SET next_check_at = $1, checks = checks + 1 WHERE id = $2 \
+                 AND next_check_at IS NOT NULL",
+            )
+            .bind(micros(next))
+            .bind(id.as_str()),
+        )
+        .await
     }
 }

@@ -57,7 +57,7 @@ impl<T> AllPorts for T where
 pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = {
     use ColumnKind::{Bytes, Integer, Text};
     &[
-        ("payments", &[("id", Text), ("version", Integer), ("customer", Text), ("session_id", Text), ("status", Text), ("outcome_unknown", Integer), ("created_at", Integer), ("updated_at", Integer), ("data", Text)]),
+        ("payments", &[("id", Text), ("version", Integer), ("customer", Text), ("session_id", Text), ("status", Text), ("outcome_unknown", Integer), ("created_at", Integer), ("updated_at", Integer), ("data", Text), ("next_check_at", Integer), ("checks", Integer)]),
         ("tokens", &[("id", Text), ("version", Integer), ("customer", Text), ("status", Text), ("secret_ciphertext", Bytes), ("secret_nonce", Bytes), ("key_id", Text), ("created_at", Integer), ("data", Text)]),
         ("subscriptions", &[("id", Text), ("version", Integer), ("customer", Text), ("status", Text), ("next_charge_at", Integer), ("created_at", Integer), ("data", Text)]),
         ("subscription_charges", &[("subscription_id", Text), ("period_index", Integer), ("attempt", Integer), ("period_start", Integer), ("payment_id", Text), ("status", Text)]),
@@ -163,7 +163,7 @@ macro_rules! conformance {
             payment_is_found_by_its_bank_session,
             payments_are_listed_newest_first_within_the_limit,
             unknown_payment_is_none,
-            reconciliation_finds_only_old_unfinished_payments,
+            payments_are_due_for_a_check_by_their_own_schedule,
             token_round_trips_with_its_secret,
             token_secret_is_never_stored_in_plaintext,
             tokens_are_listed_by_customer,

@@ -30,6 +30,7 @@ mod binary;
 mod clock;
 mod events;
 mod flows;
+mod reconcile;
 mod subscriptions;
 mod support;
 mod webhooks;

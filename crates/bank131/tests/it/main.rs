@@ -599,3 +599,15 @@ fn every_request_field_matches_the_official_sdk_or_is_argued() {
         "two digits, as the bank's card model"
     );
 }
+
+#[test]
+fn seed_003_names_the_parent_session_of_a_child_sessions_failure() {
+    let webhook =
+        Webhook::parse(read_fixture("003_webhook_payment_finished_qr_expired.json").as_bytes())
+            .unwrap();
+    let session = webhook.session().unwrap();
+    assert_eq!(
+        map::parent_session_of(session).map(|s| s.as_str().to_owned()),
+        Some("ps_1667788995".to_owned())
+    );
+}

@@ -72,6 +72,10 @@ pub enum BankFact {
     Failed(Failure),
     /// The bank accepted our `session/cancel`.
     CancelConfirmed,
+    /// The bank confirmed that the session will never be paid: it no longer
+    /// knows it, or its widget expired unused (and the session was
+    /// cancelled). The payment ends `cancelled` with the reason.
+    Abandoned(Failure),
     /// `payment_refunded`: the total refunded so far.
     Refunded {
         /// Cumulative refunded amount.
@@ -86,7 +90,10 @@ impl BankFact {
             Self::ReadyToConfirm => 1,
             Self::ActionRequired(_) => 2,
             Self::ReadyToCapture => 3,
-            Self::Succeeded { .. } | Self::Failed(_) | Self::CancelConfirmed => 4,
+            Self::Succeeded { .. }
+            | Self::Failed(_)
+            | Self::CancelConfirmed
+            | Self::Abandoned(_) => 4,
             Self::Refunded { .. } => 5,
         }
     }
@@ -101,7 +108,7 @@ impl BankFact {
             Self::Succeeded { .. } | Self::Refunded { .. } => {
                 (SessionStatus::Accepted, AcquiringStatus::Succeeded)
             }
-            Self::Failed(_) | Self::CancelConfirmed => {
+            Self::Failed(_) | Self::CancelConfirmed | Self::Abandoned(_) => {
                 (SessionStatus::Cancelled, AcquiringStatus::Failed)
             }
         }

@@ -134,6 +134,9 @@ pub struct Faults {
     pub drop_responses: u32,
     /// How long a "hang" lasts, in milliseconds (default 3000).
     pub hang_ms: u64,
+    /// The next this-many webhooks are never delivered (the partner was
+    /// down longer than the bank retries).
+    pub lose_webhooks: u32,
     /// The next payments that would succeed are declined with these codes,
     /// in order (e.g. `["insufficient_funds"]` to exercise dunning).
     pub decline_next: Vec<String>,

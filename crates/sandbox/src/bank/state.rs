@@ -449,7 +449,15 @@ impl Bank {
 
     /// `session/cancel`.
     pub fn cancel(&mut self, session_id: &str) -> Outcome {
-        let awaiting = self.session_mut(session_id)?.awaiting;
+        let session = self.session_mut(session_id)?;
+        if session.payment.is_none() && session.view.status == "created" {
+            // Nothing was paid (a widget nobody used): the session just closes.
+            session.view.status = "cancelled".into();
+            session.view.updated_at = Some(now_text());
+            let wire = session.wire();
+            return Ok((with_session(wire), Vec::new()));
+        }
+        let awaiting = session.awaiting;
         if !matches!(awaiting, Awaiting::Confirm | Awaiting::Capture) {
             return Err(refuse(
                 "session_wrong_state",

@@ -116,31 +116,27 @@ pub async fn unknown_payment_is_none<H: Harness>(h: &H) {
     );
 }
 
-/// Reconciliation candidates: pending payments older than the cut-off, and every unknown outcome.
-pub async fn reconciliation_finds_only_old_unfinished_payments<H: Harness>(h: &H) {
+/// Checks are due by each payment's own schedule: an unknown outcome at
+/// once, a payment the bank works on after 30 s, one waiting for the
+/// customer after 15 min, a finished one never; a check without news
+/// pushes the next one later and counts, and news resets both.
+pub async fn payments_are_due_for_a_check_by_their_own_schedule<H: Harness>(h: &H) {
     let s = h.store();
-    let old = payment_at("c", now() - Duration::minutes(10));
+    let ago = |minutes| now() - Duration::minutes(minutes);
+    let old = payment_at("c", ago(10));
     let fresh = payment_at("c", now());
-    let mut done = payment_at("c", now() - Duration::minutes(10));
-    done.apply(
-        BankFact::Succeeded { token: None },
-        now() - Duration::minutes(10),
-    );
-    let mut waiting_for_customer = payment_at("c", now() - Duration::minutes(10));
-    waiting_for_customer.apply(
-        BankFact::ActionRequired(NextAction::Qr {
-            content: "x".into(),
-        }),
-        now() - Duration::minutes(10),
-    );
-    let mut unknown = payment_at("c", now() - Duration::minutes(10));
-    unknown.apply(
-        BankFact::ActionRequired(NextAction::Qr {
-            content: "x".into(),
-        }),
-        now() - Duration::minutes(10),
-    );
-    unknown.mark_outcome_unknown(now() - Duration::minutes(10));
+    let mut done = payment_at("c", ago(10));
+    done.apply(BankFact::Succeeded { token: None }, ago(10));
+    let qr = || NextAction::Qr {
+        content: "x".into(),
+    };
+    let mut waiting_for_customer = payment_at("c", ago(10));
+    waiting_for_customer.apply(BankFact::ActionRequired(qr()), ago(10));
+    let mut long_waiting = payment_at("c", ago(20));
+    long_waiting.apply(BankFact::ActionRequired(qr()), ago(20));
+    let mut unknown = payment_at("c", ago(10));
+    unknown.apply(BankFact::ActionRequired(qr()), ago(10));
+    unknown.mark_outcome_unknown(ago(10));
     let mut fresh_unknown = payment_at("c", now());
     fresh_unknown.mark_outcome_unknown(now());
     for p in [
@@ -148,24 +144,56 @@ pub async fn reconciliation_finds_only_old_unfinished_payments<H: Harness>(h: &H
         &fresh,
         &done,
         &waiting_for_customer,
+        &long_waiting,
         &unknown,
         &fresh_unknown,
     ] {
         commit(&*s, insert(p)).await.unwrap();
     }
-    let found: BTreeSet<_> = s
-        .stale_pending(now() - Duration::minutes(1), 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.id().clone())
-        .collect();
+    let due = |at| {
+        let s = s.clone();
+        async move {
+            s.due_for_check(at, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.payment.id().clone(), d.checks))
+                .collect::<BTreeSet<_>>()
+        }
+    };
     assert_eq!(
-        found,
+        due(now()).await,
         BTreeSet::from([
-            old.id().clone(),
-            unknown.id().clone(),
-            fresh_unknown.id().clone()
+            (old.id().clone(), 0),
+            (long_waiting.id().clone(), 0),
+            (unknown.id().clone(), 0),
+            (fresh_unknown.id().clone(), 0),
         ])
+    );
+    s.checked(old.id(), now() + Duration::minutes(5))
+        .await
+        .unwrap();
+    let later = due(now() + Duration::minutes(6)).await;
+    assert!(later.contains(&(old.id().clone(), 1)), "{later:?}");
+    assert!(later.contains(&(waiting_for_customer.id().clone(), 0)));
+    assert!(
+        !due(now()).await.iter().any(|(id, _)| id == old.id()),
+        "pushed later"
+    );
+    let mut read = stored_payment(&*s, old.id()).await;
+    read.value.apply(BankFact::ActionRequired(qr()), now());
+    commit(&*s, changes::payments(vec![Write::update(read)]))
+        .await
+        .unwrap();
+    let after_news = due(now() + Duration::minutes(16)).await;
+    assert!(
+        after_news.contains(&(old.id().clone(), 0)),
+        "news resets the count: {after_news:?}"
+    );
+    assert!(
+        !due(now() + Duration::days(365))
+            .await
+            .iter()
+            .any(|(id, _)| id == done.id())
     );
 }

@@ -1,0 +1,101 @@
+//! Every open payment is settled with `session/status` when its news is
+//! lost: a 3-D Secure payment whose `payment_finished` never arrives, and a
+//! widget nobody used.
+
+use std::time::Duration;
+
+use app::demo;
+use serde_json::json;
+
+use crate::support::{StoreKind, TestApp};
+
+async fn a_3ds_payment_whose_payment_finished_is_lost_ends_succeeded_once_checked(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-lost").await.unwrap();
+    let (status, created) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-lost", &token, "client", 5_000),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let waiting = c.wait_status(&id, "requires_action").await.unwrap();
+    let session = waiting["bank"]["session_id"].as_str().unwrap().to_owned();
+    // The customer passes 3-D Secure, and the bank's payment_finished never
+    // reaches recur (down for longer than the bank retries).
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        lose_webhooks: 1,
+        ..Default::default()
+    });
+    let (status, _) = c
+        .sandbox(
+            &format!("/sandbox/sessions/{session}/3ds"),
+            &json!({ "approve": true }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, still) = c.get(&format!("/v1/payments/{id}")).await;
+    assert_eq!(still["status"], "requires_action", "no news yet: {still}");
+
+    // Fifteen minutes of service time without news: recur asks the bank.
+    let (status, _) = c
+        .post("/v1/test/clock/advance", &json!({ "seconds": 16 * 60 }))
+        .await;
+    assert_eq!(status, 200);
+    let done = c
+        .wait_payment(&id, |p| p["status"] == "succeeded")
+        .await
+        .unwrap();
+    assert!(
+        done["token"]["id"].is_string(),
+        "the CIT's new token is saved from session/status: {done}"
+    );
+    let charged = app
+        .sandbox()
+        .ledger()
+        .iter()
+        .filter(|e| e.session_id == session)
+        .count();
+    assert_eq!(charged, 1, "charged once");
+    app.stop().await;
+}
+
+async fn a_widget_nobody_used_is_cancelled_once_its_token_expired(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let (status, created) = c
+        .post(
+            "/v1/payments",
+            &json!({
+                "customer": { "reference": "cust-idle" },
+                "amount": { "value": 10_000, "currency": "RUB" },
+                "method": { "type": "widget" },
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // A day later the public token no longer works: nobody will pay.
+    let (status, _) = c
+        .post("/v1/test/clock/advance", &json!({ "seconds": 25 * 3600 }))
+        .await;
+    assert_eq!(status, 200);
+    let done = c
+        .wait_payment(&id, |p| p["status"] == "cancelled")
+        .await
+        .unwrap();
+    assert_eq!(
+        done["error"]["code"], "session_cancelled_by_partner",
+        "{done}"
+    );
+    assert_eq!(done["next_action"], serde_json::Value::Null);
+    app.stop().await;
+}
+
+on_both_stores!(
+    a_3ds_payment_whose_payment_finished_is_lost_ends_succeeded_once_checked,
+    a_widget_nobody_used_is_cancelled_once_its_token_expired,
+);
