@@ -9,6 +9,23 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// An optional part read leniently: a part that is present but not in the
+/// shape this crate knows reads as absent instead of failing the whole
+/// object (webhooks gain fields, and a thin one must still be applied).
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// `true`: a token the bank hands over without saying otherwise can be charged.
+fn active() -> bool {
+    true
+}
+
 /// An amount in minor units and a currency code (any case).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Amount {
@@ -22,6 +39,7 @@ pub struct Amount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     /// The merchant's reference.
+    #[serde(default)]
     pub reference: String,
     /// Contacts (masked phone numbers in webhooks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +95,7 @@ pub struct CardDetails {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecurrentDetails {
     /// The raw token.
+    #[serde(default)]
     pub token: String,
     /// `client` for a CIT; absent for a MIT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +174,7 @@ pub struct RecurrentTokenInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// Whether it can be charged.
+    #[serde(default = "active")]
     pub is_active: bool,
     /// `recurrent_token`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -255,47 +275,101 @@ pub struct Refund {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcquiringPayment {
     /// `pm_…`.
+    #[serde(default)]
     pub id: String,
     /// `pending`, `in_progress`, `succeeded`, `failed`.
+    #[serde(default)]
     pub status: String,
     /// Created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<String>,
     /// Finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub finished_at: Option<String>,
     /// Who pays.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub customer: Option<Customer>,
     /// How.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment_details: Option<PaymentDetails>,
     /// How much.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub amount_details: Option<Amount>,
     /// Fees, net, gross.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub amounts: Option<Amounts>,
     /// Options as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment_options: Option<PaymentOptions>,
     /// A new recurrent token, on success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub recurrent: Option<RecurrentTokenInfo>,
     /// What the customer must do.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub customer_interaction: Option<CustomerInteraction>,
     /// Refunds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub refunds: Option<Vec<Refund>>,
     /// What the partner sent in `metadata`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metadata: Option<Value>,
     /// Subscription data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub subscription: Option<Value>,
     /// Why it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error: Option<ApiError>,
 }
 
@@ -307,28 +381,56 @@ pub struct Session {
     /// `created`, `in_progress`, `accepted`, `cancelled`, `error`.
     pub status: String,
     /// Created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<String>,
     /// Updated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub updated_at: Option<String>,
     /// Finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub finished_at: Option<String>,
     /// The payments (v1 name; v2 calls it `payment_list`).
     #[serde(default, alias = "payment_list", skip_serializing_if = "Vec::is_empty")]
     pub acquiring_payments: Vec<AcquiringPayment>,
     /// `confirm` or `capture` when the bank waits for the partner.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next_action: Option<String>,
     /// When each partner action happened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub actions: Option<Value>,
     /// What the partner sent in `metadata` at `session/create`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metadata: Option<Value>,
     /// Why it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error: Option<ApiError>,
 }
 

@@ -316,7 +316,20 @@ impl WebhookDecoder for Bank131Webhooks {
 
     fn decode(&self, body: &[u8]) -> Result<DecodedWebhook, WebhookError> {
         let webhook = Webhook::parse(body).map_err(|e| WebhookError::Unparsable(e.to_string()))?;
+        let unreadable = |reason: String| {
+            let raw: Value = serde_json::from_slice(body).unwrap_or_default();
+            WebhookError::UnreadableKnown {
+                kind: webhook.kind().to_owned(),
+                session_id: raw["session"]["id"]
+                    .as_str()
+                    .and_then(|id| BankSessionId::parse(id).ok()),
+                reason,
+            }
+        };
         let Some(session) = webhook.session() else {
+            if KNOWN_WEBHOOKS.contains(&webhook.kind()) {
+                return Err(unreadable("its session is missing or malformed".into()));
+            }
             return Ok(DecodedWebhook {
                 kind: webhook.kind().to_owned(),
                 session_id: None,
@@ -325,8 +338,7 @@ impl WebhookDecoder for Bank131Webhooks {
                 fact: None,
             });
         };
-        let snapshot =
-            snapshot(session, Some(webhook.kind())).map_err(|e| WebhookError::Unparsable(e.0))?;
+        let snapshot = snapshot(session, Some(webhook.kind())).map_err(|e| unreadable(e.0))?;
         Ok(DecodedWebhook {
             kind: webhook.kind().to_owned(),
             session_id: Some(snapshot.session_id),
@@ -336,6 +348,15 @@ impl WebhookDecoder for Bank131Webhooks {
         })
     }
 }
+
+/// The webhook types the bank documents (bank131-api.md, "Webhook types").
+const KNOWN_WEBHOOKS: &[&str] = &[
+    "ready_to_confirm",
+    "action_required",
+    "ready_to_capture",
+    "payment_finished",
+    "payment_refunded",
+];
 
 #[cfg(test)]
 mod tests {

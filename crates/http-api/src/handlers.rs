@@ -425,18 +425,13 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
-    let depth = state
-        .service
-        .operational_snapshot()
-        .await
-        .ok()
-        .map(|s| s.outbox_depth);
+    let snapshot = state.service.operational_snapshot().await.ok();
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(depth),
+        state.metrics.render(snapshot),
     )
         .into_response()
 }

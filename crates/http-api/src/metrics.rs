@@ -43,7 +43,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the outbox depth gauge.
-    pub fn render(&self, outbox_depth: Option<u64>) -> String {
+    pub fn render(&self, snapshot: Option<service::OperationalSnapshot>) -> String {
         let mut out = String::new();
         out.push_str("# HELP recur_http_requests_total Merchant API and webhook requests by route and status.\n");
         out.push_str("# TYPE recur_http_requests_total counter\n");
@@ -71,9 +71,15 @@ impl Metrics {
                 "recur_gateway_request_seconds_count{{{labels}}} {count}"
             );
         }
-        if let Some(depth) = outbox_depth {
+        if let Some(snapshot) = snapshot {
             out.push_str("# HELP recur_outbox_depth Background commands waiting.\n# TYPE recur_outbox_depth gauge\n");
-            let _ = writeln!(out, "recur_outbox_depth {depth}");
+            let _ = writeln!(out, "recur_outbox_depth {}", snapshot.outbox_depth);
+            out.push_str("# HELP recur_webhooks_checked_instead_total Known webhooks that could not be read; their payment was checked with session/status.\n# TYPE recur_webhooks_checked_instead_total counter\n");
+            let _ = writeln!(
+                out,
+                "recur_webhooks_checked_instead_total {}",
+                snapshot.webhooks_checked_instead
+            );
         }
         out
     }

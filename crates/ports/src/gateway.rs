@@ -201,6 +201,17 @@ pub enum WebhookError {
     /// Signed, but not a webhook we can read.
     #[error("unreadable webhook: {0}")]
     Unparsable(String),
+    /// Signed, of a known type, but its session cannot be read: what it
+    /// says must be asked of the bank (`session/status`) instead.
+    #[error("unreadable {kind} webhook: {reason}")]
+    UnreadableKnown {
+        /// The webhook's type.
+        kind: String,
+        /// The session it names, when even that much can be read.
+        session_id: Option<BankSessionId>,
+        /// Why it could not be read.
+        reason: String,
+    },
 }
 
 /// Checks and reads the bank's webhooks (signature over the raw body first).

@@ -101,6 +101,14 @@ pub struct Service {
     /// The test clock, when business time moves only on request. It is also
     /// `deps.clock`: [`Service::with_test_clock`] sets both.
     test_clock: Option<Arc<ManualClock>>,
+    /// What this process counted, for operators.
+    counters: Arc<Counters>,
+}
+
+/// Counts kept in memory for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    webhooks_checked_instead: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -109,6 +117,7 @@ impl Service {
         Self {
             deps,
             test_clock: None,
+            counters: Arc::default(),
         }
     }
 

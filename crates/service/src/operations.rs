@@ -11,6 +11,9 @@ use crate::{Service, ServiceError};
 pub struct OperationalSnapshot {
     /// Outbox commands not yet carried out.
     pub outbox_depth: u64,
+    /// Signed webhooks of a known type that could not be read, whose payment
+    /// was checked with the bank instead (since this process started).
+    pub webhooks_checked_instead: u64,
 }
 
 /// How the test clock is asked to move.
@@ -80,6 +83,10 @@ impl Service {
     pub async fn operational_snapshot(&self) -> Result<OperationalSnapshot, ServiceError> {
         Ok(OperationalSnapshot {
             outbox_depth: self.deps.outbox.depth().await?,
+            webhooks_checked_instead: self
+                .counters
+                .webhooks_checked_instead
+                .load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }

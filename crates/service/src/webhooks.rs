@@ -2,7 +2,7 @@
 //! durably) and applied later from the inbox, each with its inbox mark.
 
 use domain::{Applied, BankFact, BankSessionId, PaymentId, PaymentStatus};
-use ports::{ChangeSet, InboxItem};
+use ports::{ChangeSet, InboxItem, WebhookError};
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
@@ -60,6 +60,30 @@ impl Service {
     async fn apply_webhook(&self, item: &InboxItem) -> Result<bool, ServiceError> {
         let decoded = match self.deps.webhooks.decode(&item.body) {
             Ok(decoded) => decoded,
+            Err(WebhookError::UnreadableKnown {
+                kind,
+                session_id: Some(session),
+                reason,
+            }) => {
+                // Never applied as if it said nothing: its payment is asked
+                // about at once, and the webhook is marked with that check.
+                warn!(inbox_id = item.id, %kind, %reason, "unreadable webhook; its payment is checked with the bank");
+                let Some(found) = self.deps.payments.by_session(&session).await? else {
+                    return Ok(false);
+                };
+                let id = found.value.id().clone();
+                self.change_read_payment(
+                    &id,
+                    Some(found),
+                    PaymentChange::OutcomeUnknown,
+                    Some(item.id),
+                )
+                .await?;
+                self.counters
+                    .webhooks_checked_instead
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(true);
+            }
             Err(error) => {
                 warn!(inbox_id = item.id, %error, "unreadable webhook kept for inspection");
                 self.deps.inbox.reject(item.id, &error.to_string()).await?;

@@ -261,7 +261,118 @@ async fn forged_webhooks_are_refused_and_duplicates_answered(kind: StoreKind) {
     app.stop().await;
 }
 
+/// A CIT waiting in 3-D Secure whose bank session the customer then paid,
+/// with the bank's own `payment_finished` lost; returns (payment id, session id).
+async fn paid_cit_without_its_webhook(app: &TestApp, customer: &str) -> (String, String) {
+    let c = &app.client;
+    let token = demo::saved_card_token(c, customer).await.unwrap();
+    let (_, created) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment(customer, &token, "client", 5_000),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let waiting = c.wait_status(&id, "requires_action").await.unwrap();
+    let session = waiting["bank"]["session_id"].as_str().unwrap().to_owned();
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        lose_webhooks: 1,
+        ..Default::default()
+    });
+    c.sandbox(
+        &format!("/sandbox/sessions/{session}/3ds"),
+        &json!({ "approve": true }),
+    )
+    .await;
+    (id, session)
+}
+
+async fn deliver_signed(app: &TestApp, body: &serde_json::Value) {
+    let body = body.to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhooks/bank131", app.base()))
+        .header(
+            "X-PARTNER-SIGN",
+            app.bank_signer().sign(body.as_bytes()).unwrap(),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn a_thin_payment_finished_with_unknown_fields_is_applied_at_once(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let (id, session) = paid_cit_without_its_webhook(&app, "cust-thin").await;
+    // No customer, a token without is_active or dates, fields nobody knows.
+    deliver_signed(
+        &app,
+        &json!({
+            "type": "payment_finished",
+            "delivered_by": "bank-v9",
+            "session": {
+                "id": session,
+                "status": "accepted",
+                "surprise": { "nested": [1, 2, 3] },
+                "acquiring_payments": [{
+                    "status": "succeeded",
+                    "recurrent": { "token": "thin-token-0001" },
+                    "payment_details": { "type": "card", "card": "masked" },
+                    "amounts": "not an object",
+                    "metadata": { "recur_payment_id": id },
+                }],
+            },
+        }),
+    )
+    .await;
+    let done = app
+        .client
+        .wait_payment(&id, |p| p["status"] == "succeeded")
+        .await
+        .unwrap();
+    assert!(
+        done["token"]["id"].is_string(),
+        "its token is saved: {done}"
+    );
+    app.stop().await;
+}
+
+async fn an_unreadable_known_webhook_makes_recur_ask_the_bank(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let (id, session) = paid_cit_without_its_webhook(&app, "cust-unreadable").await;
+    deliver_signed(
+        &app,
+        &json!({
+            "type": "payment_finished",
+            "session": { "id": session, "status": { "unexpected": true } },
+        }),
+    )
+    .await;
+    // Not marked applied with no effect: the payment is checked with
+    // session/status at once (no clock moves), and ends as the bank says.
+    let done = app
+        .client
+        .wait_payment(&id, |p| p["status"] == "succeeded")
+        .await
+        .unwrap();
+    assert!(done["token"]["id"].is_string(), "{done}");
+    let metrics = reqwest::get(format!("{}/metrics", app.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("recur_webhooks_checked_instead_total 1"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
 on_both_stores!(
+    a_thin_payment_finished_with_unknown_fields_is_applied_at_once,
+    an_unreadable_known_webhook_makes_recur_ask_the_bank,
     webhooks_tripled_and_reversed_end_in_the_same_state,
     a_restart_between_action_required_and_payment_finished_loses_nothing,
     a_bank_timeout_after_execution_is_reconciled_and_charged_once,
