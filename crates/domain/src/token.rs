@@ -192,8 +192,14 @@ impl RecurrentToken {
         now: OffsetDateTime,
     ) -> Applied<TokenStatus> {
         self.last_checked_at = Some(now);
-        if finished_at.is_some() {
-            self.finished_at = finished_at;
+        if let Some(finished) = finished_at {
+            // A disabled token reads as finished in the year 2000 (the bank's
+            // placeholder): what the merchant wants to know is when it ended.
+            self.finished_at = Some(if !is_active && finished < self.created_at {
+                self.finished_at.filter(|f| *f <= now).unwrap_or(now)
+            } else {
+                finished
+            });
         }
         if is_active || self.status == TokenStatus::Disabled {
             Applied::Ignored(Ignored::Duplicate)

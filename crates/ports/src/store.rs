@@ -238,6 +238,12 @@ pub struct DueCheck {
 pub trait TokenRepository: Send + Sync {
     /// By id.
     async fn get(&self, id: &TokenId) -> Result<Option<Versioned<RecurrentToken>>, StoreError>;
+    /// The token holding this raw bank token, if any (looked up by a keyed
+    /// fingerprint, never by the raw value).
+    async fn by_secret(
+        &self,
+        secret: &domain::RecurrentTokenSecret,
+    ) -> Result<Option<Versioned<RecurrentToken>>, StoreError>;
     /// A customer's tokens, newest first.
     async fn list_by_customer(
         &self,

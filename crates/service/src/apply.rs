@@ -129,6 +129,12 @@ impl Service {
                     .outbox
                     .push(OutboxCommand::CaptureSession(id.clone())),
                 Effect::SaveToken(issued) => {
+                    // The bank may hand back a token recur already holds (the
+                    // charged one, echoed): one bank token is one tok_.
+                    if let Some(known) = self.deps.tokens.by_secret(&issued.secret).await? {
+                        payment.attach_token(known.value.id.clone());
+                        continue;
+                    }
                     let token = self.new_token(payment, &issued, now).await?;
                     payment.attach_token(token.id.clone());
                     changes

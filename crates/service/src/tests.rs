@@ -132,6 +132,15 @@ impl Harness {
         tokens
             .expect_get()
             .returning(move |id| Ok(d.lock().unwrap().tokens.get(id).cloned()));
+        let d = db.clone();
+        tokens.expect_by_secret().returning(move |secret| {
+            Ok(d.lock()
+                .unwrap()
+                .tokens
+                .values()
+                .find(|t| t.value.secret == *secret)
+                .cloned())
+        });
         let mut subscriptions = MockSubscriptionRepository::new();
         subscriptions
             .expect_charge_by_payment()

@@ -57,10 +57,14 @@ impl Service {
                 "the bank still reports the token active".into(),
             ));
         }
-        self.change_token(id, |token, _| {
-            token
+        self.change_token(id, |token, now| {
+            let applied = token
                 .disable_confirmed()
-                .unwrap_or(Applied::Ignored(Ignored::Stale))
+                .unwrap_or(Applied::Ignored(Ignored::Stale));
+            // Its end as the bank reports it (the disable time when the bank
+            // answers with its year-2000 placeholder).
+            token.observe_info(false, info.finished_at, now);
+            applied
         })
         .await
         .map(|_| ())

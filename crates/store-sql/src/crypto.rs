@@ -6,6 +6,7 @@ use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -24,6 +25,8 @@ impl std::error::Error for CryptoError {}
 struct Key {
     id: String,
     key: LessSafeKey,
+    /// HMAC key for fingerprints, derived from the token key (never the key itself).
+    fingerprint: hmac::Key,
 }
 
 impl Key {
@@ -40,9 +43,14 @@ impl Key {
         let id = hex::encode(&digest(&SHA256, &bytes).as_ref()[..4]);
         let key = UnboundKey::new(&AES_256_GCM, &bytes)
             .map_err(|_| CryptoError(format!("{variable} is not a usable key")))?;
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+            b"recur token fingerprint v1",
+        );
         Ok(Self {
             id,
             key: LessSafeKey::new(key),
+            fingerprint: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
         })
     }
 }
@@ -99,6 +107,27 @@ impl TokenKeys {
     /// never touch tokens, such as migrations).
     pub fn ephemeral() -> Self {
         Self::from_base64(&Self::generate_base64(), None).expect("a generated key is valid")
+    }
+
+    /// The keyed fingerprint of a raw token under the current key: equal
+    /// tokens have equal fingerprints, and a fingerprint reveals nothing of
+    /// the token without the key (HMAC-SHA256 with a key derived from
+    /// `RECUR_TOKEN_KEY`).
+    pub fn fingerprint(&self, secret: &str) -> String {
+        Self::fingerprint_with(&self.current, secret)
+    }
+
+    /// The fingerprints of a raw token under every configured key, current
+    /// first (a row written before a rotation still matches).
+    pub fn fingerprints(&self, secret: &str) -> Vec<String> {
+        std::iter::once(&self.current)
+            .chain(&self.old)
+            .map(|k| Self::fingerprint_with(k, secret))
+            .collect()
+    }
+
+    fn fingerprint_with(key: &Key, secret: &str) -> String {
+        hex::encode(hmac::sign(&key.fingerprint, secret.as_bytes()).as_ref())
     }
 
     /// The id of the key new tokens are sealed with.

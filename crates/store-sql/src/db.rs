@@ -78,7 +78,9 @@ pub async fn connect(
     migrator.run(&pool).await.map_err(|e| {
         StoreError::Permanent(format!("migrating the {dialect:?} database failed: {e}"))
     })?;
-    Ok(SqlStore::new(pool, dialect, keys))
+    let store = SqlStore::new(pool, dialect, keys);
+    store.backfill_fingerprints().await?;
+    Ok(store)
 }
 
 impl SqlStore {

@@ -1,7 +1,7 @@
 //! [`TokenRepository`], the token rows a commit writes (sealed), and key rotation.
 
 use async_trait::async_trait;
-use domain::{CustomerReference, RecurrentToken, State, TokenId};
+use domain::{CustomerReference, RecurrentToken, RecurrentTokenSecret, State, TokenId};
 use ports::{StoreError, TokenRepository, Versioned, Write};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -31,31 +31,59 @@ impl SqlStore {
                 .open(&id, &sealed)
                 .map_err(|e| StoreError::Permanent(e.0))?;
             let resealed = self.keys.seal(&id, &secret);
-            sqlx::query("UPDATE tokens SET secret_ciphertext = $1, secret_nonce = $2, key_id = $3 WHERE id = $4 AND key_id = $5")
+            self.run(
+                sqlx::query(
+                    "UPDATE tokens SET secret_ciphertext = $1, secret_nonce = $2, key_id = $3, fingerprint = $4 \
+                     WHERE id = $5 AND key_id = $6",
+                )
                 .bind(resealed.ciphertext)
                 .bind(resealed.nonce)
                 .bind(resealed.key_id)
+                .bind(self.keys.fingerprint(&secret))
                 .bind(&id)
-                .bind(sealed.key_id)
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?;
+                .bind(sealed.key_id),
+            )
+            .await?;
             done += 1;
         }
         Ok(done)
     }
 
-    pub(crate) fn token_row(&self, row: &AnyRow) -> Result<RecurrentToken, StoreError> {
-        let id: String = get(row, "id")?;
+    /// Gives rows written before fingerprints existed theirs (run when the
+    /// store opens; nothing to do once every row has one).
+    pub async fn backfill_fingerprints(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .all(sqlx::query(
+                "SELECT id, secret_ciphertext, secret_nonce, key_id FROM tokens WHERE fingerprint IS NULL",
+            ))
+            .await?;
+        for row in &rows {
+            let id: String = get(row, "id")?;
+            let secret = self.open_secret(&id, row)?;
+            self.run(
+                sqlx::query("UPDATE tokens SET fingerprint = $1 WHERE id = $2")
+                    .bind(self.keys.fingerprint(&secret))
+                    .bind(&id),
+            )
+            .await?;
+        }
+        Ok(rows.len() as u64)
+    }
+
+    fn open_secret(&self, id: &str, row: &AnyRow) -> Result<String, StoreError> {
         let sealed = Sealed {
             ciphertext: get(row, "secret_ciphertext")?,
             nonce: get(row, "secret_nonce")?,
             key_id: get(row, "key_id")?,
         };
-        let secret = self
-            .keys
-            .open(&id, &sealed)
-            .map_err(|e| StoreError::Permanent(e.0))?;
+        self.keys
+            .open(id, &sealed)
+            .map_err(|e| StoreError::Permanent(e.0))
+    }
+
+    pub(crate) fn token_row(&self, row: &AnyRow) -> Result<RecurrentToken, StoreError> {
+        let id: String = get(row, "id")?;
+        let secret = self.open_secret(&id, row)?;
         let customer: String = get(row, "customer")?;
         let status: String = get(row, "status")?;
         let data: String = get(row, "data")?;
@@ -81,8 +109,8 @@ impl SqlStore {
             None => {
                 let sealed = self.keys.seal(t.id.as_str(), t.secret.expose());
                 sqlx::query(
-                    "INSERT INTO tokens (id, version, customer, status, secret_ciphertext, secret_nonce, key_id, created_at, data) \
-                     VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO tokens (id, version, customer, status, secret_ciphertext, secret_nonce, key_id, created_at, data, fingerprint) \
+                     VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(t.id.as_str())
                 .bind(t.customer.as_str())
@@ -92,6 +120,7 @@ impl SqlStore {
                 .bind(sealed.key_id)
                 .bind(micros(t.created_at))
                 .bind(data)
+                .bind(self.keys.fingerprint(t.secret.expose()))
                 .execute(&mut **tx)
                 .await
                 .map_err(store_error)?
@@ -122,6 +151,26 @@ impl TokenRepository for SqlStore {
             )
             .await?;
         row.map(|r| versioned(&r, self.token_row(&r)?)).transpose()
+    }
+
+    async fn by_secret(
+        &self,
+        secret: &RecurrentTokenSecret,
+    ) -> Result<Option<Versioned<RecurrentToken>>, StoreError> {
+        for fingerprint in self.keys.fingerprints(secret.expose()) {
+            let row = self
+                .optional(
+                    sqlx::query(&format!(
+                        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE fingerprint = $1"
+                    ))
+                    .bind(fingerprint),
+                )
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some(versioned(&row, self.token_row(&row)?)?));
+            }
+        }
+        Ok(None)
     }
 
     async fn list_by_customer(

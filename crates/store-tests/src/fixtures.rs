@@ -106,8 +106,13 @@ pub const SECRET: &str = "feda2b2106a2e8747bbdc4c9f53c7f5f6ab845ffa1b7cc68ca8397
 
 /// An active card token.
 pub fn token(customer_ref: &str) -> RecurrentToken {
+    token_with(customer_ref, &format!("{SECRET}{:08}", unique()))
+}
+
+/// A token of `customer_ref` holding the raw bank token `secret`.
+pub fn token_with(customer_ref: &str, secret: &str) -> RecurrentToken {
     let issued = IssuedToken {
-        secret: RecurrentTokenSecret::parse(SECRET).expect("valid"),
+        secret: RecurrentTokenSecret::parse(secret).expect("valid"),
         created_at: None,
         finished_at: Some(now() + Duration::days(3650)),
         is_active: true,

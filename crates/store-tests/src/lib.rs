@@ -58,7 +58,7 @@ pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = {
     use ColumnKind::{Bytes, Integer, Text};
     &[
         ("payments", &[("id", Text), ("version", Integer), ("customer", Text), ("session_id", Text), ("status", Text), ("outcome_unknown", Integer), ("created_at", Integer), ("updated_at", Integer), ("data", Text), ("next_check_at", Integer), ("checks", Integer)]),
-        ("tokens", &[("id", Text), ("version", Integer), ("customer", Text), ("status", Text), ("secret_ciphertext", Bytes), ("secret_nonce", Bytes), ("key_id", Text), ("created_at", Integer), ("data", Text)]),
+        ("tokens", &[("id", Text), ("version", Integer), ("customer", Text), ("status", Text), ("secret_ciphertext", Bytes), ("secret_nonce", Bytes), ("key_id", Text), ("created_at", Integer), ("data", Text), ("fingerprint", Text)]),
         ("subscriptions", &[("id", Text), ("version", Integer), ("customer", Text), ("status", Text), ("next_charge_at", Integer), ("created_at", Integer), ("data", Text)]),
         ("subscription_charges", &[("subscription_id", Text), ("period_index", Integer), ("attempt", Integer), ("period_start", Integer), ("payment_id", Text), ("status", Text)]),
         ("events", &[("seq", Integer), ("kind", Text), ("subject_id", Text), ("data", Text), ("created_at", Integer)]),
@@ -169,6 +169,7 @@ macro_rules! conformance {
             tokens_are_listed_by_customer,
             token_update_is_versioned,
             old_token_key_still_decrypts_and_rotation_reencrypts,
+            a_token_is_found_by_its_raw_token_and_held_once,
             subscription_round_trips,
             due_subscriptions_are_the_chargeable_ones_whose_time_came,
             each_subscription_period_attempt_exists_once,

@@ -33,5 +33,6 @@ mod flows;
 mod reconcile;
 mod subscriptions;
 mod support;
+mod tokens;
 mod webhooks;
 mod widget;

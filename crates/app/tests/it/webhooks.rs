@@ -42,14 +42,17 @@ async fn webhooks_tripled_and_reversed_end_in_the_same_state(kind: StoreKind) {
                 terminal_events, 1,
                 "{id} ({status}) must announce its end exactly once"
             );
-            let tokens_from_it = all
+            let created: Vec<_> = all
                 .iter()
                 .filter(|e| e["type"] == "token.created" && e["data"]["source_payment_id"] == id)
-                .count();
-            assert_eq!(
-                tokens_from_it,
-                usize::from(p["token"]["id"].is_string()),
-                "{id}: one token at most, and the one shown"
+                .map(|e| e["data"]["id"].clone())
+                .collect();
+            // A charge with a saved token may show that token (the bank
+            // echoes it) without creating one.
+            assert!(
+                created.len() <= 1 && created.iter().all(|t| *t == p["token"]["id"]),
+                "{id}: one token at most, and the one shown: {created:?} vs {}",
+                p["token"]
             );
         }
     }

@@ -606,3 +606,23 @@ fn a_widget_payment_is_confirmed_after_the_widget_and_keeps_it_through_3ds() {
         "a late widget answer never moves a payment back"
     );
 }
+
+#[test]
+fn a_token_the_bank_disabled_ends_when_it_was_disabled_not_in_2000() {
+    let issued = token("t");
+    let mut t = RecurrentToken::issued(
+        TokenId::parse("tok_1").unwrap(),
+        CustomerReference::parse("c").unwrap(),
+        &issued,
+        TokenMethod::Card,
+        PaymentId::parse("pay_1").unwrap(),
+        now(),
+    );
+    let placeholder = time::macros::datetime!(2000-01-01 00:00 +3);
+    let later = now() + time::Duration::days(3);
+    t.observe_info(false, Some(placeholder), later);
+    assert_eq!(t.status(), TokenStatus::Disabled);
+    assert_eq!(t.finished_at, Some(later));
+    t.observe_info(false, Some(placeholder), later + time::Duration::days(1));
+    assert_eq!(t.finished_at, Some(later), "the first disable time stays");
+}

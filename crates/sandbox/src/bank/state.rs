@@ -316,6 +316,13 @@ impl Bank {
         let now = now_text();
         let mut new_token = None;
         let mut ledger = None;
+        // A charge with a saved token reports that token back in `recurrent`
+        // (the bank may echo the charged token on a charge's result).
+        let echoed = self
+            .sessions
+            .get(session_id)
+            .and_then(|s| s.payment.as_ref()?.charged_token.clone())
+            .and_then(|t| self.tokens.get(&t).map(|r| r.info.clone()));
         let session = self.session_mut(session_id)?;
         session.awaiting = Awaiting::Nothing;
         session.view.next_action = None;
@@ -383,6 +390,8 @@ impl Bank {
                         dies_after_charge: payment.behavior == Behavior::TokenDies,
                         rail: rail.into(),
                     });
+                } else {
+                    payment.view.recurrent = echoed;
                 }
             }
             Err(code) => {

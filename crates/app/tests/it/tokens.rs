@@ -1,0 +1,63 @@
+//! Tokens: one bank token is one `tok_`, and its end reads as the bank ended it.
+
+use std::time::{Duration, Instant};
+
+use app::demo;
+use serde_json::json;
+
+use crate::support::{StoreKind, TestApp};
+
+async fn an_echoed_token_creates_no_twin_and_disabling_it_stops_every_charge(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-echo").await.unwrap();
+    let (status, created) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-echo", &token, "merchant", 1_000),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let paid = c
+        .wait_status(created["id"].as_str().unwrap(), "succeeded")
+        .await
+        .unwrap();
+    // The bank reported the charged token back: it is the same tok_.
+    assert_eq!(paid["token"]["id"], token.as_str(), "{paid}");
+    let (_, tokens) = c.get("/v1/tokens?customer_reference=cust-echo").await;
+    assert_eq!(
+        tokens["data"].as_array().unwrap().len(),
+        1,
+        "no twin: {tokens}"
+    );
+
+    let (status, _) = c
+        .post(&format!("/v1/tokens/{token}/disable"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let disabled = loop {
+        let (_, t) = c.get(&format!("/v1/tokens/{token}")).await;
+        if t["status"] == "disabled" {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "never disabled: {t}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let finished = disabled["finished_at"].as_str().unwrap();
+    assert!(
+        !finished.starts_with("2000") && finished >= disabled["created_at"].as_str().unwrap(),
+        "the disable time, not the bank's year-2000 placeholder: {disabled}"
+    );
+    let (status, refused) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-echo", &token, "merchant", 1_000),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "token_inactive");
+    app.stop().await;
+}
+
+on_both_stores!(an_echoed_token_creates_no_twin_and_disabling_it_stops_every_charge);
