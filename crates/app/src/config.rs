@@ -174,6 +174,9 @@ pub enum Bank {
         base_url: String,
         /// `BANK131_PROJECT`.
         project: String,
+        /// `BANK131_PROJECT_3DS`: the project for payments with the customer
+        /// present (card, widget, customer-initiated token payments).
+        project_3ds: Option<String>,
         /// `BANK131_PRIVATE_KEY_FILE`.
         private_key_file: PathBuf,
         /// `BANK131_PUBLIC_KEY_FILE` (comma-separated paths).
@@ -279,6 +282,7 @@ impl Config {
                 Bank::Remote {
                     base_url,
                     project,
+                    project_3ds: get("BANK131_PROJECT_3DS"),
                     private_key_file,
                     public_key_files,
                 }
@@ -441,12 +445,24 @@ mod tests {
         let c = config(&all).unwrap();
         assert!(!c.test_clock, "never on by default outside sandbox mode");
         let Bank::Remote {
-            public_key_files, ..
+            public_key_files,
+            project_3ds,
+            ..
         } = c.bank
         else {
             panic!()
         };
         assert_eq!(public_key_files.len(), 2);
+        assert_eq!(project_3ds, None, "the main project unless given");
+        let with_3ds: Vec<_> = all
+            .iter()
+            .copied()
+            .chain([("BANK131_PROJECT_3DS", "p-3ds")])
+            .collect();
+        let Bank::Remote { project_3ds, .. } = config(&with_3ds).unwrap().bank else {
+            panic!()
+        };
+        assert_eq!(project_3ds.as_deref(), Some("p-3ds"));
     }
 
     #[test]

@@ -85,10 +85,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let (base_url, project, sandbox, sandbox_addr) = match (&config.bank, sandbox_keys) {
+    let (base_url, (project, project_3ds), sandbox, sandbox_addr) = match (
+        &config.bank,
+        sandbox_keys,
+    ) {
         (Bank::Sandbox { listen, explicit }, Some(sandbox_keys)) => {
             let sandbox = Sandbox::start(SandboxConfig {
-                project: "sandbox".into(),
+                // Two projects, as the bank may issue: every end-to-end run
+                // checks that each session stays on the project that made it.
+                project: "sandbox,sandbox-3ds".into(),
                 partner_keys: sandbox_keys.partner_keys,
                 bank_signer: sandbox_keys.bank_signer,
                 webhook_url: format!("http://{api_addr}/webhooks/bank131"),
@@ -110,22 +115,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tasks.push(serve(listener, sandbox.router(), shutdown_rx.clone()));
             (
                 format!("http://{addr}"),
-                "sandbox".to_owned(),
+                ("sandbox".to_owned(), Some("sandbox-3ds".to_owned())),
                 Some(sandbox),
                 Some(addr),
             )
         }
         (
             Bank::Remote {
-                base_url, project, ..
+                base_url,
+                project,
+                project_3ds,
+                ..
             },
             _,
-        ) => (base_url.clone(), project.clone(), None, None),
+        ) => (
+            base_url.clone(),
+            (project.clone(), project_3ds.clone()),
+            None,
+            None,
+        ),
         (Bank::Sandbox { .. }, None) => return Err(StartError("sandbox keys missing".into())),
     };
 
     let observer_metrics = metrics.clone();
     let mut gateway_config = GatewayConfig::new(base_url, project);
+    gateway_config.project_3ds = project_3ds;
     gateway_config.request_timeout = config.bank_timeout;
     let gateway = HttpGateway::new(gateway_config, keys.signer.clone())
         .map_err(fail("bank gateway"))?

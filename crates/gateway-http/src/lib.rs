@@ -28,7 +28,7 @@ use bank131::dto::{
 use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, Signer, map, methods};
 use domain::{BankCode, BankSessionId, DeclineClass, Money, RecurrentTokenSecret};
 use ports::{
-    CreateSession, GatewayError, PaymentGateway, SessionSnapshot, StartPayment, TokenInfo,
+    CreateSession, GatewayError, PaymentGateway, Project, SessionSnapshot, StartPayment, TokenInfo,
     WidgetToken,
 };
 use serde::Serialize;
@@ -39,8 +39,11 @@ use tracing::{debug, warn};
 pub struct GatewayConfig {
     /// e.g. `https://demo.bank131.ru` (methods are under `/api/v1/`).
     pub base_url: String,
-    /// `X-PARTNER-PROJECT`.
+    /// `X-PARTNER-PROJECT` of the main project.
     pub project: String,
+    /// `X-PARTNER-PROJECT` of the 3-D Secure project for payments with the
+    /// customer present (`BANK131_PROJECT_3DS`); the main one when `None`.
+    pub project_3ds: Option<String>,
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
     /// Whole-request timeout.
@@ -48,11 +51,20 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// The `X-PARTNER-PROJECT` of `project`.
+    pub fn project_id(&self, project: Project) -> &str {
+        match (project, &self.project_3ds) {
+            (Project::CustomerPresent, Some(three_ds)) => three_ds,
+            _ => &self.project,
+        }
+    }
+
     /// Defaults: 5 s to connect, 30 s per request.
     pub fn new(base_url: impl Into<String>, project: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             project: project.into(),
+            project_3ds: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
         }
@@ -104,12 +116,13 @@ impl HttpGateway {
 
     async fn call<T: Serialize + Sync>(
         &self,
+        project: Project,
         method: &str,
         body: &T,
         idempotency_key: Option<&str>,
     ) -> Result<Response, GatewayError> {
         let started = Instant::now();
-        let result = self.send(method, body, idempotency_key).await;
+        let result = self.send(project, method, body, idempotency_key).await;
         if let Some(observe) = &self.observer {
             observe(method, started.elapsed(), result.is_ok());
         }
@@ -128,6 +141,7 @@ impl HttpGateway {
 
     async fn send<T: Serialize + Sync>(
         &self,
+        project: Project,
         method: &str,
         body: &T,
         idempotency_key: Option<&str>,
@@ -142,7 +156,7 @@ impl HttpGateway {
             .client
             .post(format!("{}/api/v1/{method}", self.config.base_url))
             .header("Content-Type", "application/json")
-            .header(PROJECT_HEADER, &self.config.project)
+            .header(PROJECT_HEADER, self.config.project_id(project))
             .header(SIGN_HEADER, signature);
         if let Some(key) = idempotency_key {
             request = request.header(IDEMPOTENCY_HEADER, key);
@@ -175,19 +189,20 @@ impl HttpGateway {
 
     async fn session_call<T: Serialize + Sync>(
         &self,
+        project: Project,
         method: &str,
         body: &T,
         session_id: Option<&BankSessionId>,
         idempotency_key: Option<&str>,
     ) -> Result<SessionSnapshot, GatewayError> {
-        match self.call(method, body, idempotency_key).await {
+        match self.call(project, method, body, idempotency_key).await {
             Ok(response) => snapshot(method, &response),
             Err(GatewayError::Permanent { code, .. })
                 if BankCode::IdempotencyKeyAlreadyExists.is(&code) =>
             {
                 // The same request ran before: its result is the session's state now.
                 match session_id {
-                    Some(id) => self.session_status(id.clone()).await,
+                    Some(id) => self.session_status(id.clone(), project).await,
                     None => Err(GatewayError::Conflict(format!(
                         "{method} already done with this idempotency key"
                     ))),
@@ -268,6 +283,7 @@ impl PaymentGateway for HttpGateway {
     ) -> Result<SessionSnapshot, GatewayError> {
         let body = map::create_session_request(&request);
         self.session_call(
+            request.project,
             methods::SESSION_CREATE,
             &body,
             None,
@@ -279,6 +295,7 @@ impl PaymentGateway for HttpGateway {
     async fn start_payment(&self, request: StartPayment) -> Result<SessionSnapshot, GatewayError> {
         let body = map::payment_request(&request);
         self.session_call(
+            request.project,
             methods::SESSION_START_PAYMENT,
             &body,
             Some(&request.session_id),
@@ -290,9 +307,11 @@ impl PaymentGateway for HttpGateway {
     async fn confirm(
         &self,
         session_id: BankSessionId,
+        project: Project,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError> {
         self.session_call(
+            project,
             methods::SESSION_CONFIRM,
             &session_body(&session_id),
             Some(&session_id),
@@ -304,9 +323,11 @@ impl PaymentGateway for HttpGateway {
     async fn cancel(
         &self,
         session_id: BankSessionId,
+        project: Project,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError> {
         self.session_call(
+            project,
             methods::SESSION_CANCEL,
             &session_body(&session_id),
             Some(&session_id),
@@ -318,9 +339,11 @@ impl PaymentGateway for HttpGateway {
     async fn capture(
         &self,
         session_id: BankSessionId,
+        project: Project,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError> {
         self.session_call(
+            project,
             methods::SESSION_CAPTURE,
             &session_body(&session_id),
             Some(&session_id),
@@ -332,6 +355,7 @@ impl PaymentGateway for HttpGateway {
     async fn refund(
         &self,
         session_id: BankSessionId,
+        project: Project,
         amount: Option<Money>,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError> {
@@ -340,6 +364,7 @@ impl PaymentGateway for HttpGateway {
             amount_details: amount.map(map::amount),
         };
         self.session_call(
+            project,
             methods::SESSION_REFUND,
             &body,
             Some(&session_id),
@@ -351,9 +376,15 @@ impl PaymentGateway for HttpGateway {
     async fn session_status(
         &self,
         session_id: BankSessionId,
+        project: Project,
     ) -> Result<SessionSnapshot, GatewayError> {
         let response = self
-            .call(methods::SESSION_STATUS, &session_body(&session_id), None)
+            .call(
+                project,
+                methods::SESSION_STATUS,
+                &session_body(&session_id),
+                None,
+            )
             .await?;
         snapshot(methods::SESSION_STATUS, &response)
     }
@@ -361,6 +392,7 @@ impl PaymentGateway for HttpGateway {
     async fn widget_token(
         &self,
         session_id: BankSessionId,
+        project: Project,
         show_recurrent_checkbox: bool,
     ) -> Result<WidgetToken, GatewayError> {
         let body = WidgetTokenRequest {
@@ -369,7 +401,7 @@ impl PaymentGateway for HttpGateway {
                 show_recurrent_checkbox: Some(show_recurrent_checkbox),
             },
         };
-        let response = self.call(methods::TOKEN, &body, None).await?;
+        let response = self.call(project, methods::TOKEN, &body, None).await?;
         let public_token = response.public_token.ok_or_else(|| {
             GatewayError::UnknownOutcome("token: no public_token in the answer".into())
         })?;
@@ -386,7 +418,10 @@ impl PaymentGateway for HttpGateway {
                 token: token.expose().to_owned(),
             },
         };
-        let response = self.call(methods::TOKEN_INFO, &body, None).await?;
+        // Tokens are the main project's: merchant-initiated charges run there.
+        let response = self
+            .call(Project::Main, methods::TOKEN_INFO, &body, None)
+            .await?;
         token_info_of(methods::TOKEN_INFO, &response)
     }
 
@@ -401,7 +436,12 @@ impl PaymentGateway for HttpGateway {
             },
         };
         match self
-            .call(methods::RECURRENT_DISABLE, &body, Some(&idempotency_key))
+            .call(
+                Project::Main,
+                methods::RECURRENT_DISABLE,
+                &body,
+                Some(&idempotency_key),
+            )
             .await
         {
             Ok(response) => token_info_of(methods::RECURRENT_DISABLE, &response),

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use domain::{
     AcquiringStatus, BankFact, BankSessionId, CardData, CustomerReference, ErrorCode, Initiator,
-    Money, PaymentId, RecurrentTokenSecret, SessionStatus, SubscriptionService,
+    Money, PaymentId, PaymentMethod, RecurrentTokenSecret, SessionStatus, SubscriptionService,
 };
 use time::OffsetDateTime;
 
@@ -52,9 +52,41 @@ pub enum Instrument {
     FpsBinding(Option<SubscriptionService>),
 }
 
+/// Which of the partner's projects a session runs in. The bank may issue a
+/// separate project for payments with the customer present (3-D Secure):
+/// card, widget and customer-initiated token payments run there; merchant-
+/// initiated charges and SBP on the main project. A session's every call
+/// goes to the project that created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Project {
+    /// `BANK131_PROJECT`.
+    Main,
+    /// `BANK131_PROJECT_3DS` (the main project when none is configured).
+    CustomerPresent,
+}
+
+impl Project {
+    /// The project a payment paid this way runs in.
+    pub fn for_method(method: &PaymentMethod) -> Self {
+        match method {
+            PaymentMethod::Card
+            | PaymentMethod::Widget { .. }
+            | PaymentMethod::Token {
+                initiator: Initiator::Client,
+                ..
+            } => Self::CustomerPresent,
+            PaymentMethod::Token { .. }
+            | PaymentMethod::Fps { .. }
+            | PaymentMethod::FpsBinding { .. } => Self::Main,
+        }
+    }
+}
+
 /// A `session/create` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateSession {
+    /// The project the session runs in.
+    pub project: Project,
     /// Our payment, sent in `metadata` so that any webhook can be matched.
     pub payment_id: PaymentId,
     /// The amount of the payment to come (the widget charges it).
@@ -70,6 +102,8 @@ pub struct CreateSession {
 /// A `session/start/payment` (or `session/init/payment`) request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartPayment {
+    /// The project the session runs in.
+    pub project: Project,
     /// The session from `session/create`.
     pub session_id: BankSessionId,
     /// Our payment, sent in `metadata`.
@@ -134,24 +168,28 @@ pub trait PaymentGateway: Send + Sync {
     async fn confirm(
         &self,
         session_id: BankSessionId,
+        project: Project,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/cancel`.
     async fn cancel(
         &self,
         session_id: BankSessionId,
+        project: Project,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/capture`.
     async fn capture(
         &self,
         session_id: BankSessionId,
+        project: Project,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/refund`, full when `amount` is `None`.
     async fn refund(
         &self,
         session_id: BankSessionId,
+        project: Project,
         amount: Option<Money>,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError>;
@@ -159,11 +197,13 @@ pub trait PaymentGateway: Send + Sync {
     async fn session_status(
         &self,
         session_id: BankSessionId,
+        project: Project,
     ) -> Result<SessionSnapshot, GatewayError>;
     /// `token` for the payment widget.
     async fn widget_token(
         &self,
         session_id: BankSessionId,
+        project: Project,
         show_recurrent_checkbox: bool,
     ) -> Result<WidgetToken, GatewayError>;
     /// `token/info` about a recurrent token.

@@ -59,8 +59,8 @@ use domain::{Payment, PaymentId, RecurrentToken, Subscription, SubscriptionId, T
 use time::{Duration, OffsetDateTime};
 
 pub use gateway::{
-    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, SessionSnapshot,
-    StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
+    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project,
+    SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
 };
 pub use store::{
     ChangeSet, ChargeAttempt, DueCheck, Event, EventLog, IDEMPOTENCY_TTL, IdempotencyBegin,

@@ -94,9 +94,10 @@ pub(crate) async fn api(
             .to_owned()
     };
     let config = &sandbox.inner.config;
-    if header(PROJECT_HEADER) != config.project
-        || !config.partner_keys.verify(&body, &header(SIGN_HEADER))
-    {
+    let project = header(PROJECT_HEADER);
+    // SANDBOX_PROJECT may list several projects (a main and a 3-D Secure one).
+    let known = config.project.split(',').any(|p| p.trim() == project);
+    if !known || !config.partner_keys.verify(&body, &header(SIGN_HEADER)) {
         warn!(%method, "refused: bad project or signature");
         return refusal(&Refusal {
             code: "authentication_error",
@@ -108,7 +109,26 @@ pub(crate) async fn api(
         .get(IDEMPOTENCY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if let Some(owner) = session_project(&sandbox, &body)
+        && !owner.is_empty()
+        && owner != project
+    {
+        return refusal(&Refusal {
+            code: "authorization_error",
+            description: format!("the session belongs to project {owner}"),
+        });
+    }
     let (result, lost) = dispatch(&sandbox, &method, &body, &base_url, key.as_deref());
+    if let Ok(response) = &result
+        && let Some(created) = response.session.as_ref()
+    {
+        // A session belongs to the project that created it.
+        if let Some(session) = lock(&sandbox.inner.bank).sessions.get_mut(&created.id)
+            && session.project.is_empty()
+        {
+            session.project = project.clone();
+        }
+    }
     info!(%method, ok = result.is_ok(), "sandbox API call");
     if let Some(ms) = drop.or(lost.then(|| hang_ms(&lock(&sandbox.inner.faults)))) {
         // Executed, but the answer never arrives in time.
@@ -118,6 +138,19 @@ pub(crate) async fn api(
         Ok(response) => envelope(StatusCode::OK, &response),
         Err(r) => refusal(&r),
     }
+}
+
+/// The project owning the session a request names (`session_id`), if any.
+fn session_project(sandbox: &Sandbox, body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let id = value
+        .get("session_id")
+        .or_else(|| value.get("acquiring_widget")?.get("session_id"))?
+        .as_str()?;
+    lock(&sandbox.inner.bank)
+        .sessions
+        .get(id)
+        .map(|s| s.project.clone())
 }
 
 /// Runs one API method. The flag says the answer must be lost (test card `…5126`).

@@ -2,7 +2,7 @@
 //! asks for one, and by the outbox, which retries every queued command.
 
 use domain::{BankFact, Payment, PaymentId, SessionCommand};
-use ports::{GatewayError, OutboxCommand};
+use ports::{GatewayError, OutboxCommand, Project};
 use time::Duration;
 use tracing::{debug, info, warn};
 
@@ -102,10 +102,23 @@ impl Service {
             return Ok(());
         };
         let gateway = &self.deps.gateway;
+        let project = Project::for_method(read.value.method());
         let result = match command {
-            SessionCommand::Confirm => gateway.confirm(session, format!("{id}:confirm")).await,
-            SessionCommand::Cancel => gateway.cancel(session, format!("{id}:cancel")).await,
-            SessionCommand::Capture => gateway.capture(session, format!("{id}:capture")).await,
+            SessionCommand::Confirm => {
+                gateway
+                    .confirm(session, project, format!("{id}:confirm"))
+                    .await
+            }
+            SessionCommand::Cancel => {
+                gateway
+                    .cancel(session, project, format!("{id}:cancel"))
+                    .await
+            }
+            SessionCommand::Capture => {
+                gateway
+                    .capture(session, project, format!("{id}:capture"))
+                    .await
+            }
         };
         let fact = match result {
             Ok(snapshot) => match (command, snapshot.fact) {

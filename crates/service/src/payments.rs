@@ -5,7 +5,7 @@ use domain::{
     BankFact, Confirmation, CustomerReference, Money, NewPayment, Payment, PaymentError, PaymentId,
     PaymentMethod, RecurrentToken, TokenId,
 };
-use ports::{ChangeSet, CreateSession, GatewayError, Instrument, StartPayment, Write};
+use ports::{ChangeSet, CreateSession, GatewayError, Instrument, Project, StartPayment, Write};
 use tracing::{info, warn};
 
 use crate::apply::{PaymentChange, failure_of};
@@ -130,6 +130,7 @@ impl Service {
         mut with: ChangeSet,
     ) -> Result<Payment, ServiceError> {
         let id = payment.id().clone();
+        let project = Project::for_method(payment.method());
         with.payments.push(Write::insert(payment.clone()));
         self.deps.uow.commit(with, self.now()).await?;
 
@@ -137,6 +138,7 @@ impl Service {
             .deps
             .gateway
             .create_session(CreateSession {
+                project,
                 payment_id: id.clone(),
                 amount: payment.amount(),
                 customer: payment.customer().clone(),
@@ -177,7 +179,11 @@ impl Service {
                         recurrent_checkbox: true
                     }
                 );
-                match self.deps.gateway.widget_token(session_id, checkbox).await {
+                let widget = self
+                    .deps
+                    .gateway
+                    .widget_token(session_id, project, checkbox);
+                match widget.await {
                     Ok(widget) => PaymentChange::ShowWidget(widget.public_token),
                     Err(error) => gateway_failure(&id, error),
                 }
@@ -187,6 +193,7 @@ impl Service {
                     .deps
                     .gateway
                     .start_payment(StartPayment {
+                        project,
                         session_id,
                         payment_id: id.clone(),
                         instrument,
@@ -254,7 +261,12 @@ impl Service {
             payment.refunded().minor(),
             amount.minor()
         );
-        let snapshot = self.deps.gateway.refund(session, Some(amount), key).await?;
+        let project = Project::for_method(payment.method());
+        let snapshot = self
+            .deps
+            .gateway
+            .refund(session, project, Some(amount), key)
+            .await?;
         match snapshot.fact {
             Some(fact @ BankFact::Refunded { .. }) => {
                 Ok(self.change_payment(id, PaymentChange::Fact(fact)).await?.0)

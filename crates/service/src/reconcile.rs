@@ -3,7 +3,7 @@
 //! backing off), never by sending it again.
 
 use domain::{BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionStatus};
-use ports::{DueCheck, GatewayError};
+use ports::{DueCheck, GatewayError, Project};
 use time::Duration;
 use tracing::{info, warn};
 
@@ -75,7 +75,13 @@ impl Service {
             ));
             return self.settle(payment, BankFact::Failed(failure)).await;
         };
-        let snapshot = match self.deps.gateway.session_status(session.clone()).await {
+        let project = Project::for_method(payment.method());
+        let snapshot = match self
+            .deps
+            .gateway
+            .session_status(session.clone(), project)
+            .await
+        {
             Ok(snapshot) => snapshot,
             Err(GatewayError::NotFound) => {
                 let reason = abandoned(
@@ -99,7 +105,7 @@ impl Service {
             match self
                 .deps
                 .gateway
-                .cancel(session, format!("{id}:cancel"))
+                .cancel(session, project, format!("{id}:cancel"))
                 .await
             {
                 // Conflict: the bank has nothing left to cancel either.

@@ -8,7 +8,7 @@ use bank131::dto::{PaymentRequest, Response, Session, Webhook, WidgetTokenReques
 use bank131::map;
 use bank131::{Bank131Webhooks, Signer, Verifier};
 use domain::*;
-use ports::{CreateSession, Instrument, StartPayment, WebhookDecoder, WebhookError};
+use ports::{CreateSession, Instrument, Project, StartPayment, WebhookDecoder, WebhookError};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -284,6 +284,7 @@ fn token_info_is_read_under_any_of_its_names() {
 
 fn start(instrument: Instrument, recurrent: bool, return_url: Option<&str>) -> StartPayment {
     StartPayment {
+        project: Project::Main,
         session_id: BankSessionId::parse("ps_3230").unwrap(),
         payment_id: PaymentId::parse("pay_1").unwrap(),
         instrument,
@@ -334,6 +335,7 @@ fn our_fps_binding_request_has_the_shape_of_seed_003() {
 #[test]
 fn create_session_carries_our_payment_id() {
     let request = map::create_session_request(&CreateSession {
+        project: Project::Main,
         payment_id: PaymentId::parse("pay_9").unwrap(),
         amount: Money::new(100, Currency::RUB).unwrap(),
         customer: CustomerReference::parse("lucky").unwrap(),
@@ -510,6 +512,7 @@ fn every_request_field_matches_the_official_sdk_or_is_argued() {
     let card = CardData::new("4242424242424242", "12", "2030", "123", Some("IVAN".into())).unwrap();
     let token = RecurrentTokenSecret::parse("tok_raw").unwrap();
     let create = map::create_session_request(&CreateSession {
+        project: Project::Main,
         payment_id: PaymentId::parse("pay_1").unwrap(),
         amount: Money::new(100, Currency::RUB).unwrap(),
         customer: CustomerReference::parse("c").unwrap(),

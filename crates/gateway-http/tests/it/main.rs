@@ -14,8 +14,8 @@ use bank131::{Bank131Webhooks, Signer, Verifier};
 use domain::*;
 use gateway_http::{GatewayConfig, HttpGateway};
 use ports::{
-    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, SessionSnapshot,
-    StartPayment, WebhookDecoder,
+    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project,
+    SessionSnapshot, StartPayment, WebhookDecoder,
 };
 use sandbox::bank::Faults;
 use sandbox::{Sandbox, SandboxConfig};
@@ -139,6 +139,7 @@ impl World {
     async fn session(&self, payment: &str, customer: &str, amount: Money) -> BankSessionId {
         self.gateway
             .create_session(CreateSession {
+                project: Project::Main,
                 payment_id: PaymentId::parse(payment).unwrap(),
                 amount,
                 customer: CustomerReference::parse(customer).unwrap(),
@@ -160,6 +161,7 @@ impl World {
     ) -> Result<SessionSnapshot, GatewayError> {
         self.gateway
             .start_payment(StartPayment {
+                project: Project::Main,
                 session_id: session.clone(),
                 payment_id: PaymentId::parse(payment).unwrap(),
                 instrument,
@@ -193,7 +195,7 @@ impl World {
         assert_eq!(started.fact, Some(BankFact::ReadyToConfirm));
         let confirmed = self
             .gateway
-            .confirm(session.clone(), format!("{payment}:confirm"))
+            .confirm(session.clone(), Project::Main, format!("{payment}:confirm"))
             .await
             .unwrap();
         (session, confirmed)
@@ -284,7 +286,7 @@ async fn seed_001_mit_with_a_token_succeeds_without_the_customer() {
     assert_eq!(started.fact, Some(BankFact::ReadyToConfirm));
     let done = w
         .gateway
-        .confirm(session.clone(), "pay_mit:confirm".into())
+        .confirm(session.clone(), Project::Main, "pay_mit:confirm".into())
         .await
         .unwrap();
     // The charge reports the charged token back (recur keeps one tok_ for it).
@@ -323,7 +325,7 @@ async fn seed_000_cit_with_a_token_redirects_to_3ds_and_issues_a_new_token() {
     .unwrap();
     let confirmed = w
         .gateway
-        .confirm(session.clone(), "pay_cit:confirm".into())
+        .confirm(session.clone(), Project::Main, "pay_cit:confirm".into())
         .await
         .unwrap();
     let Some(BankFact::ActionRequired(NextAction::Redirect {
@@ -365,7 +367,7 @@ async fn seed_000_failed_3ds_ends_with_3ds_error() {
     .await
     .unwrap();
     w.gateway
-        .confirm(session.clone(), "pay_3ds:confirm".into())
+        .confirm(session.clone(), Project::Main, "pay_3ds:confirm".into())
         .await
         .unwrap();
     w.control(
@@ -373,7 +375,11 @@ async fn seed_000_failed_3ds_ends_with_3ds_error() {
         serde_json::json!({"approve": true}),
     )
     .await;
-    let status = w.gateway.session_status(session).await.unwrap();
+    let status = w
+        .gateway
+        .session_status(session, Project::Main)
+        .await
+        .unwrap();
     assert!(
         matches!(status.fact, Some(BankFact::Failed(ref f)) if f.code.as_str() == "3DS_error"),
         "{:?}",
@@ -406,7 +412,11 @@ async fn declining_test_cards_fail_with_their_code_verbatim() {
 async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_token() {
     let w = World::new().await;
     let session = w.session("pay_w", "lucky", rub(10_000)).await;
-    let widget = w.gateway.widget_token(session.clone(), true).await.unwrap();
+    let widget = w
+        .gateway
+        .widget_token(session.clone(), Project::Main, true)
+        .await
+        .unwrap();
     assert!(widget.public_token.starts_with("pt_"));
     let paid = w
         .control(
@@ -419,7 +429,7 @@ async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_t
     assert_eq!(paid["session"]["next_action"], "confirm");
     let confirmed = w
         .gateway
-        .confirm(session, "pay_w:confirm".into())
+        .confirm(session, Project::Main, "pay_w:confirm".into())
         .await
         .unwrap();
     match confirmed.fact {
@@ -430,7 +440,7 @@ async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_t
     let unticked = w.session("pay_w2", "lucky", rub(10_000)).await;
     let widget = w
         .gateway
-        .widget_token(unticked.clone(), false)
+        .widget_token(unticked.clone(), Project::Main, false)
         .await
         .unwrap();
     w.control(
@@ -441,7 +451,7 @@ async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_t
     .await;
     let confirmed = w
         .gateway
-        .confirm(unticked, "pay_w2:confirm".into())
+        .confirm(unticked, Project::Main, "pay_w2:confirm".into())
         .await
         .unwrap();
     assert_eq!(confirmed.fact, Some(BankFact::Succeeded { token: None }));
@@ -464,13 +474,16 @@ async fn seed_002_manual_cancel_ends_the_session() {
     .unwrap();
     let cancelled = w
         .gateway
-        .cancel(session.clone(), "pay_c:cancel".into())
+        .cancel(session.clone(), Project::Main, "pay_c:cancel".into())
         .await
         .unwrap();
     assert!(
         matches!(cancelled.fact, Some(BankFact::Failed(ref f)) if f.code.as_str() == "session_cancelled_by_partner")
     );
-    let again = w.gateway.confirm(session, "pay_c:confirm".into()).await;
+    let again = w
+        .gateway
+        .confirm(session, Project::Main, "pay_c:confirm".into())
+        .await;
     assert!(matches!(again, Err(GatewayError::Conflict(_))), "{again:?}");
 }
 
@@ -494,7 +507,7 @@ async fn seed_003_fps_qr_paid_issues_a_token_and_expired_fails() {
             .unwrap();
         let confirmed = w
             .gateway
-            .confirm(session.clone(), format!("{payment}:confirm"))
+            .confirm(session.clone(), Project::Main, format!("{payment}:confirm"))
             .await
             .unwrap();
         assert!(
@@ -510,7 +523,11 @@ async fn seed_003_fps_qr_paid_issues_a_token_and_expired_fails() {
             serde_json::json!({"pay": pay}),
         )
         .await;
-        let status = w.gateway.session_status(session).await.unwrap();
+        let status = w
+            .gateway
+            .session_status(session, Project::Main)
+            .await
+            .unwrap();
         if pay {
             issued_token(status.fact.as_ref());
         } else {
@@ -563,7 +580,7 @@ async fn seed_001_token_info_and_disable() {
     .unwrap();
     let done = w
         .gateway
-        .confirm(session, "pay_after:confirm".into())
+        .confirm(session, Project::Main, "pay_after:confirm".into())
         .await
         .unwrap();
     assert!(
@@ -590,7 +607,7 @@ async fn a_token_can_die_after_its_first_charge() {
     .await
     .unwrap();
     w.gateway
-        .confirm(session, "pay_m1:confirm".into())
+        .confirm(session, Project::Main, "pay_m1:confirm".into())
         .await
         .unwrap();
     assert!(!w.gateway.token_info(token).await.unwrap().is_active);
@@ -603,7 +620,7 @@ async fn held_funds_are_captured() {
     assert_eq!(confirmed.fact, Some(BankFact::ReadyToCapture));
     let captured = w
         .gateway
-        .capture(session, "pay_hold:capture".into())
+        .capture(session, Project::Main, "pay_hold:capture".into())
         .await
         .unwrap();
     assert_eq!(captured.fact, Some(BankFact::Succeeded { token: None }));
@@ -614,7 +631,12 @@ async fn refunds_report_the_refunded_total() {
     let w = World::new().await;
     let (session, _) = w.card_payment("pay_r", "4242424242424242", false).await;
     w.gateway
-        .refund(session.clone(), Some(rub(4_000)), "r1".into())
+        .refund(
+            session.clone(),
+            Project::Main,
+            Some(rub(4_000)),
+            "r1".into(),
+        )
         .await
         .unwrap();
     let hooks = w.wait_webhooks(&session, 3).await;
@@ -631,7 +653,7 @@ async fn a_repeated_idempotency_key_reads_the_session_instead_of_failing() {
     let (session, first) = w.card_payment("pay_i", "4242424242424242", false).await;
     let again = w
         .gateway
-        .confirm(session, "pay_i:confirm".into())
+        .confirm(session, Project::Main, "pay_i:confirm".into())
         .await
         .unwrap();
     assert_eq!(again.fact, first.fact);
@@ -646,6 +668,7 @@ async fn a_wrong_signature_is_refused_with_authentication_error_and_nothing_done
         HttpGateway::new(GatewayConfig::new(&w.sandbox_url, "sandbox"), stranger).unwrap();
     let result = gateway
         .create_session(CreateSession {
+            project: Project::Main,
             payment_id: PaymentId::parse("pay_x").unwrap(),
             amount: rub(1),
             customer: CustomerReference::parse("c").unwrap(),
@@ -664,7 +687,7 @@ async fn a_wrong_signature_is_refused_with_authentication_error_and_nothing_done
     .unwrap();
     assert!(
         wrong_project
-            .session_status(BankSessionId::parse("ps_1").unwrap())
+            .session_status(BankSessionId::parse("ps_1").unwrap(), Project::Main)
             .await
             .is_err()
     );
@@ -714,6 +737,7 @@ async fn api_5xx_is_an_unknown_outcome_and_nothing_was_done() {
         ..Faults::default()
     });
     let request = CreateSession {
+        project: Project::Main,
         payment_id: PaymentId::parse("pay_5").unwrap(),
         amount: rub(100),
         customer: CustomerReference::parse("lucky").unwrap(),
@@ -750,13 +774,17 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
     });
     let lost = w
         .gateway
-        .confirm(session.clone(), "pay_lost:confirm".into())
+        .confirm(session.clone(), Project::Main, "pay_lost:confirm".into())
         .await;
     assert!(
         matches!(lost, Err(GatewayError::UnknownOutcome(_))),
         "{lost:?}"
     );
-    let status = w.gateway.session_status(session).await.unwrap();
+    let status = w
+        .gateway
+        .session_status(session, Project::Main)
+        .await
+        .unwrap();
     assert_eq!(
         status.fact,
         Some(BankFact::Succeeded { token: None }),
@@ -771,7 +799,7 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
     });
     let timed_out = w
         .gateway
-        .session_status(BankSessionId::parse("ps_1").unwrap())
+        .session_status(BankSessionId::parse("ps_1").unwrap(), Project::Main)
         .await;
     assert!(
         matches!(timed_out, Err(GatewayError::UnknownOutcome(_))),
@@ -790,6 +818,7 @@ async fn the_lost_answer_test_card_executes_and_times_out() {
     let sent = w
         .gateway
         .start_payment(StartPayment {
+            project: Project::Main,
             session_id: session.clone(),
             payment_id: PaymentId::parse("pay_5126").unwrap(),
             instrument: Instrument::Card(card("4000000000005126")),
@@ -805,7 +834,11 @@ async fn the_lost_answer_test_card_executes_and_times_out() {
         "{sent:?}"
     );
     assert_eq!(
-        w.gateway.session_status(session).await.unwrap().fact,
+        w.gateway
+            .session_status(session, Project::Main)
+            .await
+            .unwrap()
+            .fact,
         Some(BankFact::ReadyToConfirm)
     );
 }
@@ -874,7 +907,7 @@ async fn garbage_5xx_and_timeouts_are_unknown_outcomes() {
     let base = fault_server().await;
     for path in ["garbage", "html500", "slow"] {
         let result = gateway_at(&format!("{base}/{path}"))
-            .session_status(ps())
+            .session_status(ps(), Project::Main)
             .await;
         assert!(
             matches!(result, Err(GatewayError::UnknownOutcome(_))),
@@ -887,14 +920,14 @@ async fn garbage_5xx_and_timeouts_are_unknown_outcomes() {
 async fn error_envelopes_map_to_transient_or_conflict_by_code() {
     let base = fault_server().await;
     let result = gateway_at(&format!("{base}/error"))
-        .session_status(ps())
+        .session_status(ps(), Project::Main)
         .await;
     assert!(
         matches!(result, Err(GatewayError::Transient(_))),
         "{result:?}"
     );
     let result = gateway_at(&format!("{base}/wrong"))
-        .confirm(ps(), "k".into())
+        .confirm(ps(), Project::Main, "k".into())
         .await;
     assert!(
         matches!(result, Err(GatewayError::Conflict(_))),
@@ -908,7 +941,7 @@ async fn a_refused_connection_is_transient_and_a_reset_is_unknown() {
     let closed = listener.local_addr().unwrap();
     drop(listener);
     let result = gateway_at(&format!("http://{closed}"))
-        .session_status(ps())
+        .session_status(ps(), Project::Main)
         .await;
     assert!(
         matches!(result, Err(GatewayError::Transient(_))),
@@ -929,7 +962,7 @@ async fn a_refused_connection_is_transient_and_a_reset_is_unknown() {
         }
     });
     let result = gateway_at(&format!("http://{addr}"))
-        .session_status(ps())
+        .session_status(ps(), Project::Main)
         .await;
     assert!(
         matches!(result, Err(GatewayError::UnknownOutcome(_))),
@@ -976,7 +1009,7 @@ async fn card_numbers_and_cvv_never_reach_the_logs_or_errors() {
     .unwrap();
     let declined = w
         .gateway
-        .confirm(session, "pay_log:confirm".into())
+        .confirm(session, Project::Main, "pay_log:confirm".into())
         .await
         .unwrap();
     assert!(matches!(declined.fact, Some(BankFact::Failed(_))));
@@ -1027,7 +1060,11 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
     .unwrap();
     let confirmed = w
         .gateway
-        .confirm(qr_session.clone(), "pay_qrpage:confirm".into())
+        .confirm(
+            qr_session.clone(),
+            Project::Main,
+            "pay_qrpage:confirm".into(),
+        )
         .await
         .unwrap();
     let Some(BankFact::ActionRequired(NextAction::Qr { content })) = confirmed.fact else {
@@ -1048,7 +1085,11 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
     assert!(page.contains("id=\"pay\"") && page.contains("id=\"expire\""));
 
     let widget_session = w.session("pay_widgetpage", "lucky", rub(1_000)).await;
-    let widget = w.gateway.widget_token(widget_session, true).await.unwrap();
+    let widget = w
+        .gateway
+        .widget_token(widget_session, Project::Main, true)
+        .await
+        .unwrap();
     let page = http
         .get(format!("{}/widget/{}", w.sandbox_url, widget.public_token))
         .send()
@@ -1073,7 +1114,11 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
     .await
     .unwrap();
     w.gateway
-        .confirm(three_ds.clone(), "pay_3dspage:confirm".into())
+        .confirm(
+            three_ds.clone(),
+            Project::Main,
+            "pay_3dspage:confirm".into(),
+        )
         .await
         .unwrap();
     let page = http
@@ -1099,6 +1144,104 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
         "https://shop.example/return",
         "back to return_url"
     );
-    let status = w.gateway.session_status(three_ds).await.unwrap();
+    let status = w
+        .gateway
+        .session_status(three_ds, Project::Main)
+        .await
+        .unwrap();
     assert!(matches!(status.fact, Some(BankFact::Failed(ref f)) if f.code.as_str() == "3DS_error"));
+}
+
+#[tokio::test]
+async fn customer_present_payments_run_on_the_3ds_project_and_each_session_stays_on_its_own() {
+    let partner_signer = Arc::new(Signer::generate().unwrap());
+    let sandbox = Sandbox::start(SandboxConfig {
+        project: "main-project, three-ds-project".into(),
+        partner_keys: Verifier::from_pems([partner_signer.public_pem().unwrap().as_str()]).unwrap(),
+        bank_signer: Arc::new(Signer::generate().unwrap()),
+        webhook_url: "http://127.0.0.1:9/webhooks/bank131".into(),
+        state_file: None,
+    })
+    .unwrap();
+    let url = serve(sandbox.router()).await;
+    let mut config = GatewayConfig::new(&url, "main-project");
+    config.project_3ds = Some("three-ds-project".into());
+    let gateway = HttpGateway::new(config, partner_signer.clone()).unwrap();
+    let pay = |project: Project, id: &'static str, instrument: Instrument| {
+        let gateway = gateway.clone();
+        async move {
+            let session = gateway
+                .create_session(CreateSession {
+                    project,
+                    payment_id: PaymentId::parse(id).unwrap(),
+                    amount: rub(1_000),
+                    customer: CustomerReference::parse("lucky").unwrap(),
+                    recurrent: true,
+                    idempotency_key: format!("{id}:create"),
+                })
+                .await
+                .unwrap()
+                .session_id;
+            gateway
+                .start_payment(StartPayment {
+                    project,
+                    session_id: session.clone(),
+                    payment_id: PaymentId::parse(id).unwrap(),
+                    instrument,
+                    amount: rub(1_000),
+                    customer: CustomerReference::parse("lucky").unwrap(),
+                    recurrent: true,
+                    return_url: Some("https://shop.example/return".into()),
+                    idempotency_key: format!("{id}:start"),
+                })
+                .await
+                .unwrap();
+            let done = gateway
+                .confirm(session.clone(), project, format!("{id}:confirm"))
+                .await
+                .unwrap();
+            (session, done)
+        }
+    };
+    let (card_session, done) = pay(
+        Project::for_method(&PaymentMethod::Card),
+        "pay_card",
+        Instrument::Card(card("4242424242424242")),
+    )
+    .await;
+    let secret = issued_token(done.fact.as_ref());
+    let mit = PaymentMethod::Token {
+        token_id: TokenId::parse("tok_1").unwrap(),
+        initiator: Initiator::Merchant,
+    };
+    let (mit_session, _) = pay(
+        Project::for_method(&mit),
+        "pay_mit",
+        Instrument::Token {
+            secret,
+            initiator: Initiator::Merchant,
+        },
+    )
+    .await;
+    let project_of = |session: &BankSessionId| {
+        sandbox
+            .ledger()
+            .into_iter()
+            .find(|e| e.session_id == session.as_str())
+            .map(|e| e.project)
+    };
+    assert_eq!(
+        project_of(&card_session).as_deref(),
+        Some("three-ds-project")
+    );
+    assert_eq!(project_of(&mit_session).as_deref(), Some("main-project"));
+    // A session answers only the project that created it.
+    let wrong = gateway
+        .session_status(card_session, Project::Main)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&wrong, GatewayError::Permanent { code, .. } if code.as_str() == "authorization_error"),
+        "{wrong:?}"
+    );
 }

@@ -71,6 +71,10 @@ pub struct SessionRecord {
     pub amount: Option<Amount>,
     /// The customer given at `session/create`.
     pub customer: Option<bank131::dto::Customer>,
+    /// The project (`X-PARTNER-PROJECT`) that created it: every later call
+    /// about the session must come from the same project.
+    #[serde(default)]
+    pub project: String,
 }
 
 impl SessionRecord {
@@ -98,6 +102,9 @@ pub struct TokenRecord {
 /// One line of the ledger: money that moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
+    /// The project whose session moved the money.
+    #[serde(default)]
+    pub project: String,
     /// `charge`, `refund` or `binding` (SBP binding: nothing charged).
     pub kind: String,
     /// The session.

@@ -91,6 +91,7 @@ impl Bank {
             customer: body
                 .get("customer")
                 .and_then(|c| serde_json::from_value(c.clone()).ok()),
+            project: String::new(),
         };
         let wire = record.wire();
         self.sessions.insert(id, record);
@@ -346,6 +347,7 @@ impl Bank {
                     currency: "rub".into(),
                 });
                 ledger = Some(LedgerEntry {
+                    project: session.project.clone(),
                     kind: if binding { "binding" } else { "charge" }.into(),
                     session_id: session_id.to_owned(),
                     partner_payment_id: payment
@@ -555,7 +557,13 @@ impl Bank {
         });
         let token = payment.charged_token.clone();
         let wire = session.wire();
+        let project = self
+            .sessions
+            .get(session_id)
+            .map(|s| s.project.clone())
+            .unwrap_or_default();
         self.ledger.push(LedgerEntry {
+            project,
             kind: "refund".into(),
             session_id: session_id.to_owned(),
             partner_payment_id: None,
