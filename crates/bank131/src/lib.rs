@@ -8,6 +8,7 @@
 
 pub mod dto;
 pub mod map;
+pub mod requests;
 pub mod sign;
 
 pub use map::{Bank131Webhooks, PAYMENT_ID_KEY};

@@ -15,10 +15,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::dto::{
-    AcquiringPayment, Amount, ApiError, BankCard, CardDetails, CreateSessionRequest, Customer,
-    CustomerInteraction, FpsDetails, PaymentDetails, PaymentOptions, PaymentRequest,
-    RecurrentDetails, RecurrentTokenInfo, Session, SubscriptionServiceInfo, Webhook,
+    AcquiringPayment, Amount, ApiError, BankCard, CardDetails, Customer, CustomerInteraction,
+    FpsDetails, PaymentDetails, PaymentOptions, RecurrentDetails, RecurrentTokenInfo, Session,
+    SubscriptionServiceInfo, Webhook,
 };
+use crate::requests::{CreateSessionRequest, PaymentRequest};
 use crate::sign::Verifier;
 
 /// The `metadata` key that carries our payment id through the bank.
@@ -112,25 +113,24 @@ pub fn next_action(interaction: &CustomerInteraction) -> Option<NextAction> {
     })
 }
 
+/// The refunded total: the refunds the bank finished (`accepted`; the
+/// official SDK's `AcquiringPaymentRefundStatusEnum`, `succeeded` tolerated).
+/// Refunds in progress, declined or in error move no money. No `refunds` list
+/// means the total is unknown, never "all of it".
 fn refunded_total(payment: &AcquiringPayment) -> Option<Money> {
-    let full = payment
+    let paid = payment
         .amount_details
         .as_ref()
         .and_then(|a| money(a).ok())?;
-    let Some(refunds) = &payment.refunds else {
-        return Some(full);
-    };
-    let mut total = Money::zero(full.currency());
+    let refunds = payment.refunds.as_ref().filter(|r| !r.is_empty())?;
+    let mut total = Money::zero(paid.currency());
     for refund in refunds {
-        let done = refund
-            .status
-            .as_deref()
-            .is_none_or(|s| !matches!(s, "failed" | "error" | "cancelled"));
+        let done = matches!(refund.status.as_deref(), Some("accepted" | "succeeded"));
         if let (true, Some(a)) = (done, &refund.amount_details) {
             total = total.checked_add(money(a).ok()?).ok()?;
         }
     }
-    Some(if refunds.is_empty() { full } else { total })
+    Some(total)
 }
 
 /// What a session (from a webhook of type `kind`, or from an API answer when

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bank131::dto::{
-    AcquiringWidget, RecurrentRequest, RefundRequest, Response, SessionIdRequest, TokenInfoRequest,
-    TokenRef, WidgetTokenRequest,
+use bank131::dto::Response;
+use bank131::requests::{
+    AcquiringWidget, RecurrentRequest, RefundRequest, SessionIdRequest, TokenInfoRequest, TokenRef,
+    WidgetTokenRequest,
 };
 use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, Signer, map, methods};
 use domain::{BankCode, BankSessionId, DeclineClass, Money, RecurrentTokenSecret};

@@ -1,4 +1,7 @@
-//! The bank's API: `POST /api/v1/<method>`, signed, idempotent, with injectable faults.
+//! The bank's API: `POST /api/v1/<method>` and `/api/v2/<method>` (v2 names a
+//! session's payments `payment_list`), signed, idempotent, with injectable
+//! faults. Every answer, a refusal or an unknown path included, is the bank's
+//! JSON envelope.
 
 use std::time::Duration;
 
@@ -6,9 +9,10 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
-use bank131::dto::{
-    PaymentDetails, PaymentRequest, RecurrentRequest, RefundRequest, Response, SessionIdRequest,
-    TokenInfoRequest, WidgetTokenRequest,
+use bank131::dto::{PaymentDetails, RecurrentTokenInfo, Response};
+use bank131::requests::{
+    PaymentRequest, RecurrentRequest, RefundRequest, SessionIdRequest, TokenInfoRequest,
+    WidgetTokenRequest,
 };
 use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, methods};
 use serde::Deserialize;
@@ -61,9 +65,64 @@ pub(crate) fn take(counter: &mut u32) -> bool {
     fire
 }
 
+/// The API's versions: v2 renames a session's `acquiring_payments` to `payment_list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// Renders an answer as version `version` names its fields.
+async fn versioned(version: Version, response: HttpResponse) -> HttpResponse {
+    if version == Version::V1 {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return HttpResponse::from_parts(parts, axum::body::Body::empty());
+    };
+    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(session) = value.get_mut("session").and_then(Value::as_object_mut)
+        && let Some(payments) = session.remove("acquiring_payments")
+    {
+        session.insert("payment_list".into(), payments);
+    }
+    HttpResponse::from_parts(
+        parts,
+        axum::body::Body::from(serde_json::to_vec(&value).unwrap_or_default()),
+    )
+}
+
+/// Unknown paths answer with the bank's error envelope, not an empty body.
+pub(crate) async fn unknown_path(uri: axum::http::Uri) -> HttpResponse {
+    envelope(
+        StatusCode::NOT_FOUND,
+        &Response::error("invalid_request", &format!("unknown path {}", uri.path())),
+    )
+}
+
 pub(crate) async fn api(
+    state: State<Sandbox>,
+    UrlPath((version, method)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResponse {
+    let version = match version.as_str() {
+        "v1" => Version::V1,
+        "v2" => Version::V2,
+        other => {
+            return envelope(
+                StatusCode::NOT_FOUND,
+                &Response::error("invalid_request", &format!("unknown API version {other}")),
+            );
+        }
+    };
+    versioned(version, call(state, method, headers, body).await).await
+}
+
+async fn call(
     State(sandbox): State<Sandbox>,
-    UrlPath(method): UrlPath<String>,
+    method: String,
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResponse {
@@ -153,6 +212,27 @@ fn session_project(sandbox: &Sandbox, body: &[u8]) -> Option<String> {
         .map(|s| s.project.clone())
 }
 
+/// `token/info` about a card: its brand and last digits (never kept).
+fn card_info(card: &Value) -> Result<RecurrentTokenInfo, Refusal> {
+    let number = card["bank_card"]["number"].as_str().ok_or(Refusal {
+        code: "invalid_request",
+        description: "card.bank_card.number is required".into(),
+    })?;
+    cards::behavior(number).map_err(|e| Refusal {
+        code: "invalid_request",
+        description: e.into(),
+    })?;
+    Ok(RecurrentTokenInfo {
+        token: String::new(),
+        created_at: None,
+        finished_at: None,
+        is_active: true,
+        kind: Some("card".into()),
+        brand: Some(cards::brand(number).into()),
+        last4: Some(number[number.len().saturating_sub(4)..].to_owned()),
+    })
+}
+
 /// Runs one API method. The flag says the answer must be lost (test card `…5126`).
 pub(crate) fn dispatch(
     sandbox: &Sandbox,
@@ -220,8 +300,18 @@ pub(crate) fn dispatch(
                 b.widget_token(&r.acquiring_widget.session_id, checkbox)
             })
         }),
-        methods::TOKEN_INFO => parse::<TokenInfoRequest>(body).and_then(|r| {
-            let info = lock(&sandbox.inner.bank).token_info(&r.recurrent_token.token)?;
+        methods::TOKEN_INFO => parse::<Value>(body).and_then(|v| {
+            // The official SDK asks about a card ({"type": "card", "card":
+            // …}); seed 001 about a recurrent token.
+            let info = if v["type"] == "card" {
+                card_info(&v["card"])?
+            } else {
+                let r: TokenInfoRequest = serde_json::from_value(v).map_err(|e| Refusal {
+                    code: "invalid_request",
+                    description: format!("cannot read the request: {e}"),
+                })?;
+                lock(&sandbox.inner.bank).token_info(&r.recurrent_token.token)?
+            };
             Ok(Response {
                 info: Some(info),
                 ..Response::ok()

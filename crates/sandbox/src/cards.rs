@@ -79,6 +79,16 @@ pub const TEST_CARDS: &[TestCard] = &[
     },
 ];
 
+/// The card's brand by its first digit (test cards are Visa; 5 is
+/// Mastercard, 2 is Mir).
+pub fn brand(number: &str) -> &'static str {
+    match number.trim_start().chars().next() {
+        Some('5') => "mastercard",
+        Some('2') => "mir",
+        _ => "visa",
+    }
+}
+
 /// What a card number does. Invalid numbers are refused with `invalid_request`.
 pub fn behavior(number: &str) -> Result<Behavior, &'static str> {
     let digits: String = number.chars().filter(|c| !c.is_whitespace()).collect();

@@ -150,7 +150,7 @@ impl Sandbox {
     /// The HTTP routes: the bank API, the customer pages and the control API.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/api/v1/{*method}", post(api::api))
+            .route("/api/{version}/{*method}", post(api::api))
             .route(
                 "/3ds/{session}",
                 get(customer::three_ds_page).post(customer::three_ds_page),
@@ -179,6 +179,7 @@ impl Sandbox {
                 get(control::get_faults).post(control::set_faults),
             )
             .route("/sandbox/webhooks", get(control::control_webhooks))
+            .fallback(api::unknown_path)
             .with_state(self.clone())
     }
 

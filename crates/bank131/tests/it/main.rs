@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use bank131::dto::{PaymentRequest, Response, Session, Webhook, WidgetTokenRequest};
+use bank131::dto::{Response, Session, Webhook};
 use bank131::map;
+use bank131::requests::{PaymentRequest, WidgetTokenRequest};
 use bank131::{Bank131Webhooks, Signer, Verifier};
 use domain::*;
 use ports::{CreateSession, Instrument, Project, StartPayment, WebhookDecoder, WebhookError};
@@ -486,7 +487,7 @@ fn leaf_paths(value: &Value, prefix: &str, out: &mut std::collections::BTreeSet<
 
 #[test]
 fn every_request_field_matches_the_official_sdk_or_is_argued() {
-    use bank131::dto::{
+    use bank131::requests::{
         AcquiringWidget, RecurrentRequest, RefundRequest, SessionIdRequest, TokenInfoRequest,
         TokenRef,
     };

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bank131::dto::{
-    AcquiringPayment, Amount, ApiError, CardDetails, CustomerInteraction, Inform, PaymentDetails,
-    PaymentRequest, Qr, RecurrentTokenInfo, Redirect, Refund, Session, Webhook,
+    AcquiringPayment, Amount, Amounts, ApiError, CardDetails, CustomerInteraction, Inform,
+    PaymentDetails, Qr, RecurrentTokenInfo, Redirect, Refund, Session, Webhook,
 };
+use bank131::requests::PaymentRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -141,11 +142,11 @@ impl Bank {
             customer: Some(request.customer.clone()),
             payment_details: Some(details),
             amount_details: Some(request.amount_details.clone()),
-            amounts: None,
+            amounts: Some(amounts(&request.amount_details)),
             payment_options: request.payment_options.clone(),
             recurrent: None,
             customer_interaction: None,
-            refunds: None,
+            refunds: Some(Vec::new()),
             metadata: request
                 .metadata
                 .clone()
@@ -190,7 +191,7 @@ impl Bank {
                 let masked = CardDetails {
                     kind: None,
                     bank_card: None,
-                    brand: Some("visa".into()),
+                    brand: Some(cards::brand(n).into()),
                     last4: n.get(n.len().saturating_sub(4)..).map(str::to_owned),
                 };
                 Ok((behavior, PaymentDetails::Card { card: masked }, None, false))
@@ -362,6 +363,10 @@ impl Bank {
                     currency: amount.currency.to_ascii_uppercase(),
                     at: now.clone(),
                 });
+                let card = match &payment.view.payment_details {
+                    Some(PaymentDetails::Card { card }) => Some(card.clone()),
+                    _ => None,
+                };
                 if payment.issue_token {
                     let info = RecurrentTokenInfo {
                         token: random_hex(32),
@@ -373,6 +378,8 @@ impl Bank {
                         ),
                         is_active: true,
                         kind: Some("recurrent_token".into()),
+                        brand: card.as_ref().and_then(|c| c.brand.clone()),
+                        last4: card.as_ref().and_then(|c| c.last4.clone()),
                     };
                     payment.view.recurrent = Some(info.clone());
                     let rail = if matches!(payment.behavior, Behavior::Qr) {
@@ -552,7 +559,10 @@ impl Bank {
         }
         refunds.push(Refund {
             id: Some(format!("rf_{}", refunds.len() + 1)),
-            status: Some("succeeded".into()),
+            // The bank's refund statuses: accepted, in_progress, declined, error.
+            status: Some("accepted".into()),
+            created_at: Some(now.clone()),
+            finished_at: Some(now.clone()),
             amount_details: Some(amount.clone()),
         });
         let token = payment.charged_token.clone();
@@ -576,5 +586,19 @@ impl Bank {
             with_session(wire.clone()),
             vec![Webhook::PaymentRefunded(wire)],
         ))
+    }
+}
+
+/// The bank's fee (0.7 %, as in seed 003) and what reaches the merchant.
+fn amounts(amount: &Amount) -> Amounts {
+    let fee = (amount.amount * 7).div_euclid(1000);
+    let money = |value: i64| Amount {
+        amount: value,
+        currency: amount.currency.clone(),
+    };
+    Amounts {
+        gross: Some(money(amount.amount)),
+        net: Some(money(amount.amount - fee)),
+        fee: Some(json!({ "merchant_fee": money(fee) })),
     }
 }

@@ -1,8 +1,7 @@
 //! The widget (public tokens, the card form's payment) and recurrent tokens.
 
-use bank131::dto::{
-    CardDetails, PaymentDetails, PaymentOptions, PaymentRequest, RecurrentTokenInfo, Response,
-};
+use bank131::dto::{CardDetails, PaymentDetails, PaymentOptions, RecurrentTokenInfo, Response};
+use bank131::requests::PaymentRequest;
 use time::OffsetDateTime;
 
 use super::records::{Outcome, Refusal, WIDGET_TOKEN_TTL, Widget, random_hex, refuse};
