@@ -185,7 +185,7 @@ async fn call(
         if let Some(session) = lock(&sandbox.inner.bank).sessions.get_mut(&created.id)
             && session.project.is_empty()
         {
-            session.project = project.clone();
+            session.project.clone_from(&project);
         }
     }
     info!(%method, ok = result.is_ok(), "sandbox API call");
