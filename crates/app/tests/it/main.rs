@@ -30,6 +30,7 @@ mod binary;
 mod clock;
 mod events;
 mod flows;
+mod independent_client;
 mod reconcile;
 mod subscriptions;
 mod support;
