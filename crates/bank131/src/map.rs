@@ -2,9 +2,9 @@
 //! [`BankFact`]s and snapshots; use-case requests become wire requests.
 
 use domain::{
-    AcquiringStatus, BankCode, BankFact, BankSessionId, Currency, ErrorCode, Failure, Initiator,
-    IssuedToken, Money, NextAction, PaymentId, RecurrentTokenSecret, SessionStatus, State,
-    SubscriptionService,
+    AcquiringStatus, BankCode, BankDetails, BankFact, BankSessionId, CardSummary, Currency,
+    ErrorCode, Failure, Initiator, IssuedToken, Money, NextAction, PaymentId, RecurrentTokenSecret,
+    SessionStatus, State, SubscriptionService,
 };
 use ports::{
     CreateSession, DecodedWebhook, Instrument, SessionSnapshot, StartPayment, TokenInfo,
@@ -183,6 +183,34 @@ pub fn payment_id_of(session: &Session) -> Option<PaymentId> {
         .or_else(|| from(session.metadata.as_ref()))
 }
 
+/// What the bank reports about a session's payment beside its state: the
+/// acquiring payment's id, the card's brand and last digits, the merchant fee
+/// (`amounts.fee.merchant_fee`, seed 003).
+pub fn details_of(session: &Session) -> BankDetails {
+    let Some(payment) = session.payment() else {
+        return BankDetails::default();
+    };
+    let card = match &payment.payment_details {
+        Some(PaymentDetails::Card { card }) => card
+            .brand
+            .clone()
+            .zip(card.last4.clone())
+            .map(|(brand, last4)| CardSummary { brand, last4 }),
+        _ => None,
+    };
+    let fee = payment
+        .amounts
+        .as_ref()
+        .and_then(|a| a.fee.as_ref())
+        .and_then(|fee| serde_json::from_value::<Amount>(fee.get("merchant_fee")?.clone()).ok())
+        .and_then(|a| money(&a).ok());
+    BankDetails {
+        payment_id: Some(payment.id.clone()).filter(|id| !id.is_empty()),
+        card,
+        fee,
+    }
+}
+
 /// The session a child session was started from (`metadata.parent_session_id`
 /// of its payment or of the session, seed 003).
 pub fn parent_session_of(session: &Session) -> Option<BankSessionId> {
@@ -206,6 +234,7 @@ pub fn snapshot(session: &Session, kind: Option<&str>) -> Result<SessionSnapshot
             .and_then(|p| AcquiringStatus::parse(&p.status)),
         payment_id: payment_id_of(session),
         fact: fact_of(session, kind),
+        details: details_of(session),
     })
 }
 
@@ -336,6 +365,7 @@ impl WebhookDecoder for Bank131Webhooks {
                 payment_id: None,
                 parent_session_id: None,
                 fact: None,
+                details: BankDetails::default(),
             });
         };
         let snapshot = snapshot(session, Some(webhook.kind())).map_err(|e| unreadable(e.0))?;
@@ -345,6 +375,7 @@ impl WebhookDecoder for Bank131Webhooks {
             payment_id: snapshot.payment_id,
             parent_session_id: parent_session_of(session),
             fact: snapshot.fact,
+            details: snapshot.details,
         })
     }
 }

@@ -68,9 +68,9 @@ pub use ids::{
 pub use machine::{Applied, Ignored, State, TableView, Transition, TransitionError, all_tables};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{
-    BankFact, CardData, CardError, Confirmation, Effect, Failure, Initiator, IssuedToken,
-    NewPayment, NextAction, Outcome, Payment, PaymentError, PaymentEvent, PaymentMethod,
-    PaymentParts, PaymentStatus, SessionCommand, SubscriptionService,
+    BankDetails, BankFact, CardData, CardError, CardSummary, Confirmation, Effect, Failure,
+    Initiator, IssuedToken, NewPayment, NextAction, Outcome, Payment, PaymentError, PaymentEvent,
+    PaymentMethod, PaymentParts, PaymentStatus, SessionCommand, SubscriptionService,
 };
 pub use subscription::{
     ChargeStatus, DueCharge, Interval, IntervalUnit, NewSubscription, Period, Subscription,

@@ -18,7 +18,8 @@ mod status;
 
 pub use error::PaymentError;
 pub use fact::{
-    BankFact, Effect, Failure, IssuedToken, NextAction, Outcome, PaymentEvent, SessionCommand,
+    BankDetails, BankFact, CardSummary, Effect, Failure, IssuedToken, NextAction, Outcome,
+    PaymentEvent, SessionCommand,
 };
 pub use method::{
     CardData, CardError, Confirmation, Initiator, PaymentMethod, SubscriptionService,
@@ -119,6 +120,7 @@ impl Payment {
                 failure: None,
                 cancel_requested: false,
                 outcome_unknown: false,
+                bank: BankDetails::default(),
                 created_at: now,
                 updated_at: now,
             },
@@ -561,6 +563,23 @@ impl Payment {
     /// The longest wait between two checks of one payment.
     pub const MAX_CHECK_INTERVAL: time::Duration = time::Duration::hours(6);
 
+    /// What the bank reported beside the state.
+    pub fn bank_details(&self) -> &BankDetails {
+        &self.p.bank
+    }
+
+    /// Records what the bank reported about the payment (its id, the card,
+    /// the fee). Returns whether anything new was learnt.
+    pub fn observe_bank_details(&mut self, details: BankDetails, now: OffsetDateTime) -> bool {
+        let merged = self.p.bank.merged(details);
+        if merged == self.p.bank {
+            return false;
+        }
+        self.p.bank = merged;
+        self.p.updated_at = now;
+        true
+    }
+
     /// Whether the merchant asked to cancel.
     pub fn cancel_requested(&self) -> bool {
         self.p.cancel_requested
@@ -607,6 +626,8 @@ pub struct PaymentParts {
     pub cancel_requested: bool,
     /// Whether the last request's outcome is unknown.
     pub outcome_unknown: bool,
+    /// What the bank reported beside the state.
+    pub bank: BankDetails,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.

@@ -108,6 +108,8 @@ pub struct RecurrentToken {
     pub source_payment_id: PaymentId,
     /// The SBP subscription service it was bound for, if any.
     pub subscription_service_id: Option<String>,
+    /// The card behind it, as the bank showed it.
+    pub card: Option<crate::CardSummary>,
     /// The bank's expiry; kept but not enforced, as the bank does not enforce it.
     pub finished_at: Option<OffsetDateTime>,
     /// When the bank was last asked about it.
@@ -134,6 +136,7 @@ impl RecurrentToken {
             method,
             source_payment_id,
             subscription_service_id: None,
+            card: None,
             finished_at: issued.finished_at,
             last_checked_at: None,
             created_at: now,

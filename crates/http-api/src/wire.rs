@@ -13,10 +13,10 @@ pub use requests::{
     IntervalIn, MethodIn, RefundIn, TokenQuery, UpdateSubscriptionIn,
 };
 pub use responses::{
-    BankView, ChargeList, ChargeView, Clock, EventList, EventView, FailureView, IntervalView,
-    JsonPresenter, MethodView, NextActionView, ObjectKind, PaymentList, PaymentView, PeriodView,
-    StatusView, SubscriptionView, TokenList, TokenMethodName, TokenMethodView, TokenRef, TokenView,
-    event_body,
+    BankView, CardView, ChargeList, ChargeView, Clock, EventList, EventView, FailureView,
+    IntervalView, JsonPresenter, MethodView, NextActionView, ObjectKind, PaymentList, PaymentView,
+    PeriodView, StatusView, SubscriptionView, TokenList, TokenMethodName, TokenMethodView,
+    TokenRef, TokenView, event_body,
 };
 pub use shared::{
     Amount, ConfirmationName, Customer, InitiatorName, IntervalUnitName, SubscriptionServiceInfo,

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use domain::{
-    AcquiringStatus, BankFact, BankSessionId, CardData, CustomerReference, ErrorCode, Initiator,
-    Money, PaymentId, PaymentMethod, RecurrentTokenSecret, SessionStatus, SubscriptionService,
+    AcquiringStatus, BankDetails, BankFact, BankSessionId, CardData, CustomerReference, ErrorCode,
+    Initiator, Money, PaymentId, PaymentMethod, RecurrentTokenSecret, SessionStatus,
+    SubscriptionService,
 };
 use time::OffsetDateTime;
 
@@ -135,6 +136,8 @@ pub struct SessionSnapshot {
     pub payment_id: Option<PaymentId>,
     /// What the snapshot means for the payment, if anything yet.
     pub fact: Option<BankFact>,
+    /// What the bank reports beside the state (its payment id, the card, the fee).
+    pub details: BankDetails,
 }
 
 /// The answer of `token/info` and `recurrent/disable`.
@@ -230,6 +233,8 @@ pub struct DecodedWebhook {
     pub parent_session_id: Option<BankSessionId>,
     /// What it means for the payment (`None` for types that move nothing).
     pub fact: Option<BankFact>,
+    /// What the bank reports beside the state.
+    pub details: BankDetails,
 }
 
 /// Why a webhook was refused or could not be read.

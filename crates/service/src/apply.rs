@@ -2,10 +2,12 @@
 //! with everything it causes (tokens, events, commands, the subscription charge).
 
 use domain::{
-    Applied, BankCode, BankFact, Effect, Failure, Ignored, IssuedToken, Outcome, Payment,
-    PaymentId, PaymentMethod, PaymentStatus, RecurrentToken, State, TokenMethod,
+    Applied, BankCode, BankDetails, BankFact, Effect, Failure, Ignored, IssuedToken, Outcome,
+    Payment, PaymentId, PaymentMethod, PaymentStatus, RecurrentToken, State, TokenMethod,
 };
-use ports::{ChangeSet, GatewayError, NewEvent, OutboxCommand, Subject, Versioned, Write};
+use ports::{
+    ChangeSet, GatewayError, NewEvent, OutboxCommand, SessionSnapshot, Subject, Versioned, Write,
+};
 use time::OffsetDateTime;
 
 use crate::retry::Attempt;
@@ -24,6 +26,16 @@ pub(crate) enum PaymentChange {
     Cancel,
     /// The bank issued the widget's public token.
     ShowWidget(String),
+    /// What a bank answer or webhook said: a fact, if any, and the details
+    /// beside it (the bank's payment id, the card, the fee).
+    Bank(Option<BankFact>, BankDetails),
+}
+
+impl PaymentChange {
+    /// A snapshot's fact and details.
+    pub(crate) fn of(snapshot: SessionSnapshot) -> Self {
+        Self::Bank(snapshot.fact, snapshot.details)
+    }
 }
 
 /// The failure a refused request leaves on the payment: the bank's code
@@ -222,6 +234,7 @@ impl Service {
             now,
         );
         token.subscription_service_id = service;
+        token.card.clone_from(&payment.bank_details().card);
         Ok(token)
     }
 
@@ -266,5 +279,26 @@ fn apply(
             .cancel(now)
             .map_err(|e| ServiceError::State(e.to_string()))?,
         PaymentChange::ShowWidget(public_token) => payment.show_widget(public_token, now),
+        PaymentChange::Bank(fact, details) => {
+            let learnt = payment.observe_bank_details(details, now);
+            let outcome = match fact {
+                Some(fact) => payment.apply(fact, now),
+                None => Outcome {
+                    applied: Applied::Ignored(Ignored::Duplicate),
+                    effects: Vec::new(),
+                },
+            };
+            if learnt && !outcome.applied.is_changed() {
+                Outcome {
+                    applied: Applied::Changed {
+                        from: payment.status(),
+                        to: payment.status(),
+                    },
+                    effects: Vec::new(),
+                }
+            } else {
+                outcome
+            }
+        }
     })
 }

@@ -120,13 +120,16 @@ impl Service {
                     .await
             }
         };
-        let fact = match result {
-            Ok(snapshot) => match (command, snapshot.fact) {
-                (SessionCommand::Cancel, None | Some(BankFact::ReadyToConfirm)) => {
-                    Some(BankFact::CancelConfirmed)
-                }
-                (_, fact) => fact,
-            },
+        let change = match result {
+            Ok(snapshot) => {
+                let fact = match (command, snapshot.fact) {
+                    (SessionCommand::Cancel, None | Some(BankFact::ReadyToConfirm)) => {
+                        Some(BankFact::CancelConfirmed)
+                    }
+                    (_, fact) => fact,
+                };
+                Some(PaymentChange::Bank(fact, snapshot.details))
+            }
             Err(
                 error @ (GatewayError::Permanent { .. }
                 | GatewayError::Conflict(_)
@@ -138,8 +141,8 @@ impl Service {
             }
             Err(error) => return Err(error.into()),
         };
-        if let Some(fact) = fact {
-            self.change_read_payment(id, Some(read), PaymentChange::Fact(fact), None)
+        if let Some(change) = change {
+            self.change_read_payment(id, Some(read), change, None)
                 .await?;
         }
         Ok(())

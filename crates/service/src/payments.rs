@@ -205,10 +205,7 @@ impl Service {
                     })
                     .await;
                 match started {
-                    Ok(snapshot) => match snapshot.fact {
-                        Some(fact) => PaymentChange::Fact(fact),
-                        None => return self.payment(&id).await,
-                    },
+                    Ok(snapshot) => PaymentChange::of(snapshot),
                     Err(error) => gateway_failure(&id, error),
                 }
             }
@@ -268,9 +265,10 @@ impl Service {
             .refund(session, project, Some(amount), key)
             .await?;
         match snapshot.fact {
-            Some(fact @ BankFact::Refunded { .. }) => {
-                Ok(self.change_payment(id, PaymentChange::Fact(fact)).await?.0)
-            }
+            Some(fact @ BankFact::Refunded { .. }) => Ok(self
+                .change_payment(id, PaymentChange::Bank(Some(fact), snapshot.details))
+                .await?
+                .0),
             _ => self.payment(id).await,
         }
     }

@@ -73,7 +73,9 @@ impl Service {
             let failure = failure_of(&GatewayError::Transient(
                 "the bank session was never created".into(),
             ));
-            return self.settle(payment, BankFact::Failed(failure)).await;
+            return self
+                .settle(payment, PaymentChange::Fact(BankFact::Failed(failure)))
+                .await;
         };
         let project = Project::for_method(payment.method());
         let snapshot = match self
@@ -88,12 +90,14 @@ impl Service {
                     BankCode::SessionCancelled,
                     "the bank does not know this session",
                 );
-                return self.settle(payment, reason).await;
+                return self.settle(payment, PaymentChange::Fact(reason)).await;
             }
             Err(error) => return Err(error.into()),
         };
         if let Some(fact) = snapshot.fact {
-            return self.settle(payment, fact).await;
+            return self
+                .settle(payment, PaymentChange::Bank(Some(fact), snapshot.details))
+                .await;
         }
         let widget_expired = matches!(payment.method(), PaymentMethod::Widget { .. })
             && payment.status() == PaymentStatus::RequiresAction
@@ -116,15 +120,17 @@ impl Service {
                 BankCode::SessionCancelledByPartner,
                 "the widget expired unused",
             );
-            return self.settle(payment, reason).await;
+            return self.settle(payment, PaymentChange::Fact(reason)).await;
         }
         Ok(Found::Nothing)
     }
 
-    async fn settle(&self, payment: &Payment, fact: BankFact) -> Result<Found, ServiceError> {
-        let (_, applied) = self
-            .change_payment(payment.id(), PaymentChange::Fact(fact))
-            .await?;
+    async fn settle(
+        &self,
+        payment: &Payment,
+        change: PaymentChange,
+    ) -> Result<Found, ServiceError> {
+        let (_, applied) = self.change_payment(payment.id(), change).await?;
         if applied.is_changed() {
             info!(payment_id = %payment.id(), "reconciled with session/status");
             Ok(Found::News)

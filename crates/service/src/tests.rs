@@ -217,6 +217,7 @@ fn snapshot(session: &str, fact: Option<BankFact>) -> SessionSnapshot {
         payment_status: None,
         payment_id: None,
         fact,
+        details: BankDetails::default(),
     }
 }
 
@@ -438,6 +439,7 @@ async fn a_webhook_for_an_unknown_session_is_kept_and_applied_once_the_session_a
             payment_id: None,
             parent_session_id: None,
             fact: Some(BankFact::Succeeded { token: None }),
+            details: BankDetails::default(),
         })
     });
     let mut deps = service.deps.clone();
@@ -572,6 +574,7 @@ async fn a_failure_reported_on_a_child_session_ends_the_parents_payment() {
                 code: ErrorCode::parse("qr_expired").unwrap(),
                 message: "QR expired".into(),
             })),
+            details: BankDetails::default(),
         })
     });
     let mut deps = service.deps.clone();

@@ -109,7 +109,7 @@ impl Service {
                         decoded.session_id.as_ref(),
                         decoded.parent_session_id.as_ref(),
                     ],
-                    fact,
+                    PaymentChange::Bank(Some(fact), decoded.details),
                     Some(item.id),
                 )
                 .await?
@@ -130,7 +130,8 @@ impl Service {
         session_id: Option<&BankSessionId>,
         fact: BankFact,
     ) -> Result<Option<Applied<PaymentStatus>>, ServiceError> {
-        self.apply_fact(payment_id, &[session_id], fact, None).await
+        self.apply_fact(payment_id, &[session_id], PaymentChange::Fact(fact), None)
+            .await
     }
 
     /// [`Service::apply_bank_fact`], reading the payment once and committing
@@ -141,7 +142,7 @@ impl Service {
         &self,
         payment_id: Option<&PaymentId>,
         sessions: &[Option<&BankSessionId>],
-        fact: BankFact,
+        change: PaymentChange,
         inbox_item: Option<i64>,
     ) -> Result<Option<Applied<PaymentStatus>>, ServiceError> {
         let mut found = match payment_id {
@@ -157,7 +158,7 @@ impl Service {
         let Some(found) = found else { return Ok(None) };
         let id = found.value.id().clone();
         let (_, applied) = self
-            .change_read_payment(&id, Some(found), PaymentChange::Fact(fact), inbox_item)
+            .change_read_payment(&id, Some(found), change, inbox_item)
             .await?;
         Ok(Some(applied))
     }

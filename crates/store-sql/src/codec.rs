@@ -3,10 +3,11 @@
 //! is encrypted in its own columns) and no card data exists to store.
 
 use domain::{
-    AcquiringStatus, BankSessionId, Confirmation, Currency, CustomerReference, ErrorCode, Failure,
-    Initiator, Interval, IntervalUnit, Money, NewPayment, NewSubscription, NextAction, PaymentId,
-    PaymentMethod, PaymentParts, PaymentStatus, SessionStatus, State, SubscriptionId,
-    SubscriptionParts, SubscriptionService, SubscriptionStatus, TokenId, TokenMethod, TokenStatus,
+    AcquiringStatus, BankDetails, BankSessionId, CardSummary, Confirmation, Currency,
+    CustomerReference, ErrorCode, Failure, Initiator, Interval, IntervalUnit, Money, NewPayment,
+    NewSubscription, NextAction, PaymentId, PaymentMethod, PaymentParts, PaymentStatus,
+    SessionStatus, State, SubscriptionId, SubscriptionParts, SubscriptionService,
+    SubscriptionStatus, TokenId, TokenMethod, TokenStatus,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -125,8 +126,44 @@ struct PaymentDoc {
     refunded: MoneyDoc,
     cancel_requested: bool,
     outcome_unknown: bool,
+    #[serde(default)]
+    bank: BankDoc,
     created_at: i64,
     updated_at: i64,
+}
+
+/// What the bank reported beside the state (documents written before it
+/// existed read as empty).
+#[derive(Serialize, Deserialize, Default)]
+struct BankDoc {
+    #[serde(default)]
+    payment_id: Option<String>,
+    #[serde(default)]
+    card: Option<CardDoc>,
+    #[serde(default)]
+    fee: Option<MoneyDoc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CardDoc {
+    brand: String,
+    last4: String,
+}
+
+impl CardDoc {
+    fn of(c: &CardSummary) -> Self {
+        Self {
+            brand: c.brand.clone(),
+            last4: c.last4.clone(),
+        }
+    }
+
+    fn summary(self) -> CardSummary {
+        CardSummary {
+            brand: self.brand,
+            last4: self.last4,
+        }
+    }
 }
 
 fn service_doc(s: Option<&SubscriptionService>) -> Option<ServiceDoc> {
@@ -209,6 +246,11 @@ pub fn payment_json(p: &domain::Payment) -> String {
         refunded: MoneyDoc::of(parts.refunded),
         cancel_requested: parts.cancel_requested,
         outcome_unknown: parts.outcome_unknown,
+        bank: BankDoc {
+            payment_id: parts.bank.payment_id.clone(),
+            card: parts.bank.card.as_ref().map(CardDoc::of),
+            fee: parts.bank.fee.map(MoneyDoc::of),
+        },
         created_at: micros(parts.created_at),
         updated_at: micros(parts.updated_at),
     };
@@ -299,6 +341,11 @@ pub fn payment_from_json(text: &str) -> Result<domain::Payment, Corrupt> {
         refunded: d.refunded.money()?,
         cancel_requested: d.cancel_requested,
         outcome_unknown: d.outcome_unknown,
+        bank: BankDetails {
+            payment_id: d.bank.payment_id,
+            card: d.bank.card.map(CardDoc::summary),
+            fee: d.bank.fee.map(|m| m.money()).transpose()?,
+        },
         created_at: from_micros(d.created_at)?,
         updated_at: from_micros(d.updated_at)?,
     }))
@@ -317,6 +364,9 @@ pub struct TokenDoc {
     pub finished_at: Option<i64>,
     /// Last `token/info`.
     pub last_checked_at: Option<i64>,
+    /// The card behind it (brand and last digits only).
+    #[serde(default)]
+    card: Option<CardDoc>,
 }
 
 /// A token's document.
@@ -327,6 +377,7 @@ pub fn token_json(t: &domain::RecurrentToken) -> String {
         subscription_service_id: t.subscription_service_id.clone(),
         finished_at: t.finished_at.map(micros),
         last_checked_at: t.last_checked_at.map(micros),
+        card: t.card.as_ref().map(CardDoc::of),
     };
     serde_json::to_string(&doc).expect("a token document always serializes")
 }
@@ -374,6 +425,7 @@ pub fn token_from(c: &TokenColumns<'_>) -> Result<domain::RecurrentToken, Corrup
     .with_status(state::<TokenStatus>(c.status)?);
     token.subscription_service_id = d.subscription_service_id;
     token.last_checked_at = d.last_checked_at.map(from_micros).transpose()?;
+    token.card = d.card.map(CardDoc::summary);
     Ok(token)
 }
 

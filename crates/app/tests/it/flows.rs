@@ -102,6 +102,7 @@ async fn the_demo_passes_every_flow() {
 }
 
 on_both_stores!(
+    the_merchant_sees_the_banks_payment_id_card_and_fee,
     seed_000_card_cit_with_3ds_issues_a_new_token,
     seed_001_mit_widget_refresh_and_disable,
     seed_002_automatic_manual_confirm_and_cancel,
@@ -109,3 +110,33 @@ on_both_stores!(
     every_declining_card_fails_with_its_code_verbatim,
     refunds_are_partial_or_full_and_never_exceed_the_payment,
 );
+
+async fn the_merchant_sees_the_banks_payment_id_card_and_fee(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-details").await.unwrap();
+    let (_, payments) = c.get("/v1/payments?customer_reference=cust-details").await;
+    let paid = &payments["data"][0];
+    assert!(
+        paid["bank"]["payment_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("pm_")),
+        "{paid}"
+    );
+    assert_eq!(
+        paid["method"]["card"],
+        json!({ "brand": "visa", "last4": "4242" })
+    );
+    assert_eq!(
+        paid["bank"]["fee"],
+        json!({ "value": 70, "currency": "RUB" })
+    );
+    let serialized = paid.to_string();
+    assert!(!serialized.contains("4242424242424242"), "never the PAN");
+    let (_, shown) = c.get(&format!("/v1/tokens/{token}")).await;
+    assert_eq!(
+        shown["method"]["card"],
+        json!({ "brand": "visa", "last4": "4242" })
+    );
+    app.stop().await;
+}

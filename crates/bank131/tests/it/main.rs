@@ -615,3 +615,26 @@ fn seed_003_names_the_parent_session_of_a_child_sessions_failure() {
         Some("ps_1667788995".to_owned())
     );
 }
+
+#[test]
+fn the_banks_payment_id_card_and_fee_are_read_from_the_seeds() {
+    let read = |name: &str| {
+        let webhook = Webhook::parse(read_fixture(name).as_bytes()).unwrap();
+        map::details_of(webhook.session().unwrap())
+    };
+    let fps = read("003_webhook_payment_finished_qr_expired.json");
+    assert_eq!(
+        fps.fee,
+        Some(Money::new(1607, Currency::RUB).unwrap()),
+        "amounts.fee.merchant_fee"
+    );
+    let card = read("001_webhook_payment_finished.json");
+    assert_eq!(
+        card.card,
+        Some(CardSummary {
+            brand: "visa".into(),
+            last4: "4242".into()
+        })
+    );
+    assert!(card.payment_id.is_some_and(|id| id.starts_with("pm_")));
+}

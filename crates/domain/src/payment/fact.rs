@@ -189,3 +189,36 @@ pub enum SessionCommand {
     /// `session/cancel`.
     Cancel,
 }
+
+/// A card as the bank shows it: never more than its brand and last digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CardSummary {
+    /// `visa`, `mastercard`, `mir`, …
+    pub brand: String,
+    /// The last four digits.
+    pub last4: String,
+}
+
+/// What the bank reported about a payment beside its state: the merchant's
+/// reference for support tickets, the card, the bank's fee.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BankDetails {
+    /// The bank's id of the acquiring payment (`pm_…`).
+    pub payment_id: Option<String>,
+    /// The card paid with.
+    pub card: Option<CardSummary>,
+    /// The bank's fee.
+    pub fee: Option<Money>,
+}
+
+impl BankDetails {
+    /// `self` with whatever `newer` reports; what it leaves out is kept.
+    #[must_use]
+    pub fn merged(&self, newer: BankDetails) -> Self {
+        Self {
+            payment_id: newer.payment_id.or_else(|| self.payment_id.clone()),
+            card: newer.card.or_else(|| self.card.clone()),
+            fee: newer.fee.or(self.fee),
+        }
+    }
+}

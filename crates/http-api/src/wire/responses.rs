@@ -3,9 +3,9 @@
 //! present; the ones that may be `null` are `Option`s, and the document says so.
 
 use domain::{
-    ChargeStatus, Confirmation, Initiator, IntervalUnit, NextAction, Payment, PaymentMethod,
-    PaymentStatus, RecurrentToken, State, Subscription, SubscriptionService, SubscriptionStatus,
-    TokenMethod, TokenStatus,
+    CardSummary, ChargeStatus, Confirmation, Initiator, IntervalUnit, NextAction, Payment,
+    PaymentMethod, PaymentStatus, RecurrentToken, State, Subscription, SubscriptionService,
+    SubscriptionStatus, TokenMethod, TokenStatus,
 };
 use ports::{ChargeAttempt, Event, Presenter};
 use serde::Serialize;
@@ -62,17 +62,43 @@ pub enum TokenMethodName {
     Fps,
 }
 
+/// A card as the bank showed it: its brand and last four digits, never more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = CardSummary)]
+pub struct CardView {
+    /// `visa`, `mastercard`, `mir`, …
+    pub brand: String,
+    /// The last four digits.
+    pub last4: String,
+}
+
+impl From<&CardSummary> for CardView {
+    fn from(c: &CardSummary) -> Self {
+        Self {
+            brand: c.brand.clone(),
+            last4: c.last4.clone(),
+        }
+    }
+}
+
 /// How a payment is paid, as the merchant sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[schema(as = PaymentMethod)]
 pub enum MethodView {
     /// Card data.
-    Card,
+    Card {
+        /// The card, once the bank showed it.
+        #[schema(required = true)]
+        card: Option<CardView>,
+    },
     /// The bank's widget.
     Widget {
         /// Whether the widget shows the bank's recurring-payments box.
         recurrent_checkbox: bool,
+        /// The card paid with, once the bank showed it.
+        #[schema(required = true)]
+        card: Option<CardView>,
     },
     /// A saved token.
     Token {
@@ -80,6 +106,9 @@ pub enum MethodView {
         token_id: String,
         /// MIT or CIT.
         initiator: InitiatorName,
+        /// The card behind the token, once the bank showed it.
+        #[schema(required = true)]
+        card: Option<CardView>,
     },
     /// SBP payment.
     Fps {
@@ -95,8 +124,10 @@ pub enum MethodView {
     },
 }
 
-impl From<&PaymentMethod> for MethodView {
-    fn from(m: &PaymentMethod) -> Self {
+impl MethodView {
+    /// The method of `m`, with the card the bank showed (`card`).
+    fn new(m: &PaymentMethod, card: Option<&CardSummary>) -> Self {
+        let card = card.map(CardView::from);
         let service = |s: &Option<SubscriptionService>| {
             s.as_ref().map(|s| SubscriptionServiceInfo {
                 id: s.id().to_owned(),
@@ -104,9 +135,10 @@ impl From<&PaymentMethod> for MethodView {
             })
         };
         match m {
-            PaymentMethod::Card => Self::Card,
+            PaymentMethod::Card => Self::Card { card },
             PaymentMethod::Widget { recurrent_checkbox } => Self::Widget {
                 recurrent_checkbox: *recurrent_checkbox,
+                card,
             },
             PaymentMethod::Token {
                 token_id,
@@ -117,6 +149,7 @@ impl From<&PaymentMethod> for MethodView {
                     Initiator::Client => InitiatorName::Client,
                     Initiator::Merchant => InitiatorName::Merchant,
                 },
+                card,
             },
             PaymentMethod::Fps {
                 subscription_service,
@@ -189,6 +222,12 @@ impl From<&NextAction> for NextActionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(as = PaymentBank)]
 pub struct BankView {
+    /// The bank's id of the payment (`pm_…`), for support tickets.
+    #[schema(required = true)]
+    pub payment_id: Option<String>,
+    /// The bank's fee, when it reported one.
+    #[schema(required = true)]
+    pub fee: Option<Amount>,
     /// The bank session (`ps_…`), once created.
     #[schema(required = true)]
     pub session_id: Option<String>,
@@ -283,13 +322,15 @@ impl PaymentView {
             amount: p.amount().into(),
             refunded_amount: p.refunded().into(),
             customer: p.customer().into(),
-            method: p.method().into(),
+            method: MethodView::new(p.method(), p.bank_details().card.as_ref()),
             save_token: p.save_token(),
             confirmation: match p.confirmation() {
                 Confirmation::Manual => ConfirmationName::Manual,
                 Confirmation::Automatic => ConfirmationName::Automatic,
             },
             bank: BankView {
+                payment_id: p.bank_details().payment_id.clone(),
+                fee: p.bank_details().fee.map(Amount::from),
                 session_id: p.session_id().map(|s| s.as_str().to_owned()),
                 session_status: p.session_status().map(|s| s.as_str().to_owned()),
                 payment_status: p.acquiring_status().map(|s| s.as_str().to_owned()),
@@ -319,6 +360,9 @@ pub struct TokenMethodView {
     /// `card` or `fps`.
     #[serde(rename = "type")]
     pub kind: TokenMethodName,
+    /// The card behind a card token, once the bank showed it.
+    #[schema(required = true)]
+    pub card: Option<CardView>,
 }
 
 /// A recurrent token (never the raw bank token).
@@ -365,6 +409,7 @@ impl From<&RecurrentToken> for TokenView {
                     TokenMethod::Card => TokenMethodName::Card,
                     TokenMethod::Fps => TokenMethodName::Fps,
                 },
+                card: t.card.as_ref().map(CardView::from),
             },
             source_payment_id: t.source_payment_id.as_str().to_owned(),
             subscription_service_id: t.subscription_service_id.clone(),
