@@ -49,6 +49,9 @@ impl HttpEventSink {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
+            // A redirect is not a delivery: the merchant's URL answers, or the
+            // event is retried (never re-sent to wherever a 3xx points).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -77,10 +80,21 @@ impl EventSink for HttpEventSink {
             .send()
             .await
             .map_err(|e| format!("event {} not delivered: {e}", event.id))?;
-        if response.status().is_success() {
+        let status = response.status();
+        if status.is_success() {
             Ok(())
+        } else if status.is_redirection() {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nowhere");
+            Err(format!(
+                "event {} answered {status} to {location}; redirects are not followed",
+                event.id
+            ))
         } else {
-            Err(format!("event {} answered {}", event.id, response.status()))
+            Err(format!("event {} answered {status}", event.id))
         }
     }
 }
@@ -88,6 +102,52 @@ impl EventSink for HttpEventSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-shot HTTP server answering `answer` and counting requests.
+    async fn answering(answer: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = vec![0u8; 8192];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_a_failed_delivery_naming_where_it_pointed() {
+        let (target, target_hits) = answering("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        let redirect: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let (url, _) = answering(redirect).await;
+        let render: EventRenderer = Arc::new(|_| "{}".to_owned());
+        let sink = HttpEventSink::new(url, "secret", render).unwrap();
+        let event = Event {
+            id: domain::EventId::parse("evt_000000000001").unwrap(),
+            kind: "payment.succeeded".into(),
+            subject_id: "pay_1".into(),
+            data: "{}".into(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let error = sink.deliver(&event).await.unwrap_err();
+        assert!(error.contains("307") && error.contains(&target), "{error}");
+        assert_eq!(
+            target_hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "never followed"
+        );
+    }
 
     #[test]
     fn signature_is_hmac_sha256_of_t_dot_body() {

@@ -98,6 +98,9 @@ impl HttpGateway {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            // A signed request goes to the configured bank only: a 3xx is an
+            // unreadable answer (unknown outcome), never followed elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GatewayError::Transient(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {

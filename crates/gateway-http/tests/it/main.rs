@@ -874,6 +874,21 @@ async fn fault_server() -> String {
             }),
         )
         .route(
+            "/elsewhere/api/v1/session/status",
+            post(|| async { r#"{"status":"ok","session":{"id":"ps_1","status":"accepted"}}"# }),
+        )
+        .route(
+            "/redirect/api/v1/session/status",
+            post(|| async {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    // Followed, this would read as a valid, accepted session.
+                    [("location", "/elsewhere/api/v1/session/status")],
+                    "",
+                )
+            }),
+        )
+        .route(
             "/wrong/api/v1/session/confirm",
             post(|| async {
                 r#"{"status":"error","error":{"code":"session_wrong_state","description":"no"}}"#
@@ -903,9 +918,10 @@ fn ps() -> BankSessionId {
 }
 
 #[tokio::test]
-async fn garbage_5xx_and_timeouts_are_unknown_outcomes() {
+async fn garbage_5xx_timeouts_and_redirects_are_unknown_outcomes() {
     let base = fault_server().await;
-    for path in ["garbage", "html500", "slow"] {
+    // A redirect is not followed: the signed request never goes elsewhere.
+    for path in ["garbage", "html500", "slow", "redirect"] {
         let result = gateway_at(&format!("{base}/{path}"))
             .session_status(ps(), Project::Main)
             .await;
