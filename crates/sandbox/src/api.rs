@@ -126,14 +126,18 @@ async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResponse {
-    let (fail_5xx, hang, drop) = {
+    let (fail_5xx, hang, drop, delay) = {
         let mut f = lock(&sandbox.inner.faults);
         (
             take(&mut f.api_5xx),
             take(&mut f.api_timeouts).then(|| hang_ms(&f)),
             take(&mut f.drop_responses).then(|| hang_ms(&f)),
+            f.api_delay_ms,
         )
     };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     if fail_5xx {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,8 +2,8 @@
 
 use domain::CardData;
 use domain::{
-    BankFact, Confirmation, CustomerReference, Money, NewPayment, Payment, PaymentError, PaymentId,
-    PaymentMethod, RecurrentToken, TokenId,
+    BankCode, BankFact, Confirmation, CustomerReference, Failure, Money, NewPayment, Payment,
+    PaymentError, PaymentId, PaymentMethod, RecurrentToken, TokenId,
 };
 use ports::{ChangeSet, CreateSession, GatewayError, Instrument, Project, StartPayment, Write};
 use tracing::{info, warn};
@@ -188,6 +188,13 @@ impl Service {
                     Err(error) => gateway_failure(&id, error),
                 }
             }
+            Some(_) if !self.token_still_chargeable(&payment).await? => {
+                // Disabled since the check: nothing was sent, nothing moved.
+                PaymentChange::Fact(BankFact::Failed(Failure {
+                    code: BankCode::TokenInactive.code(),
+                    message: "the token was disabled before the payment was sent".into(),
+                }))
+            }
             Some(instrument) => {
                 let started = self
                     .deps
@@ -212,6 +219,21 @@ impl Service {
         };
         let (payment, _) = self.change_payment(&id, change).await?;
         self.follow_up(payment).await
+    }
+
+    /// Whether a token payment's token can still be charged, read right
+    /// before the payment is sent (a disable may have landed since the
+    /// first check). Payments without a token always can.
+    async fn token_still_chargeable(&self, payment: &Payment) -> Result<bool, ServiceError> {
+        let PaymentMethod::Token { token_id, .. } = payment.method() else {
+            return Ok(true);
+        };
+        Ok(self
+            .deps
+            .tokens
+            .get(token_id)
+            .await?
+            .is_some_and(|t| t.value.can_charge()))
     }
 
     /// A payment by id.

@@ -593,3 +593,28 @@ async fn a_failure_reported_on_a_child_session_ends_the_parents_payment() {
     assert_eq!(stored.status(), PaymentStatus::Failed);
     assert_eq!(stored.failure().unwrap().code.as_str(), "qr_expired");
 }
+
+#[tokio::test]
+async fn a_token_disabled_while_the_session_was_created_is_never_charged() {
+    let mut h = Harness::new().with_token(true);
+    let db = h.db.clone();
+    h.gateway.expect_create_session().returning(move |_| {
+        // The merchant disables the token while session/create is on its way.
+        let mut db = db.lock().unwrap();
+        let token = db
+            .tokens
+            .get_mut(&TokenId::parse("tok_1").unwrap())
+            .unwrap();
+        token.value.request_disable();
+        token.version += 1;
+        Ok(snapshot("ps_1", None))
+    });
+    h.gateway.expect_start_payment().times(0);
+    let (service, _db) = h.service();
+    let payment = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await
+        .unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Failed);
+    assert_eq!(payment.failure().unwrap().code.as_str(), "token_inactive");
+}

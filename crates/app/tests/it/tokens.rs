@@ -60,4 +60,50 @@ async fn an_echoed_token_creates_no_twin_and_disabling_it_stops_every_charge(kin
     app.stop().await;
 }
 
-on_both_stores!(an_echoed_token_creates_no_twin_and_disabling_it_stops_every_charge);
+on_both_stores!(
+    an_echoed_token_creates_no_twin_and_disabling_it_stops_every_charge,
+    a_token_disabled_while_a_charge_starts_is_never_charged,
+);
+
+async fn a_token_disabled_while_a_charge_starts_is_never_charged(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let token = demo::saved_card_token(&app.client, "cust-race")
+        .await
+        .unwrap();
+    // A slow bank: session/create takes a moment, and the merchant disables
+    // the token meanwhile.
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        api_delay_ms: 400,
+        ..Default::default()
+    });
+    let client = app.client.clone();
+    let charge = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            client
+                .post(
+                    "/v1/payments",
+                    &demo::token_payment("cust-race", &token, "merchant", 1_000),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, _) = app
+        .client
+        .post(&format!("/v1/tokens/{token}/disable"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let (status, payment) = charge.await.unwrap();
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(payment["status"], "failed", "{payment}");
+    assert_eq!(payment["error"]["code"], "token_inactive");
+    let charged = app
+        .sandbox()
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "charge" && e.partner_payment_id.as_deref() == payment["id"].as_str())
+        .count();
+    assert_eq!(charged, 0, "not charged");
+    app.stop().await;
+}
