@@ -140,6 +140,8 @@ impl Payment {
             None => {
                 self.p.session_id = Some(session_id);
                 self.p.session_status.get_or_insert(SessionStatus::Created);
+                // A session/create whose answer was awaited has answered.
+                self.p.outcome_unknown = false;
                 self.p.updated_at = now;
                 Applied::Changed {
                     from: self.p.status,

@@ -265,6 +265,25 @@ pub(crate) fn dispatch(
             })
         }),
         methods::SESSION_START_PAYMENT | methods::SESSION_INIT_PAYMENT => {
+            let refused = {
+                let mut faults = lock(&sandbox.inner.faults);
+                (!faults.refuse_starts.is_empty()).then(|| faults.refuse_starts.remove(0))
+            };
+            if let Some(code) = refused {
+                let code: &'static str = match code.as_str() {
+                    "internal_error" => "internal_error",
+                    "provider_unavailable" => "provider_unavailable",
+                    "invalid_request" => "invalid_request",
+                    _ => "provider_error",
+                };
+                return (
+                    Err(Refusal {
+                        code,
+                        description: "fault: refused without being executed".into(),
+                    }),
+                    false,
+                );
+            }
             parse::<PaymentRequest>(body).and_then(|request| {
                 lost = matches!(&request.payment_details, PaymentDetails::Card { card } if card
                 .bank_card

@@ -2,8 +2,8 @@
 //! with everything it causes (tokens, events, commands, the subscription charge).
 
 use domain::{
-    Applied, BankCode, BankDetails, BankFact, Effect, Failure, Ignored, IssuedToken, Outcome,
-    Payment, PaymentId, PaymentMethod, PaymentStatus, RecurrentToken, State, TokenMethod,
+    Applied, BankCode, BankDetails, BankFact, BankSessionId, Effect, Failure, Ignored, IssuedToken,
+    Outcome, Payment, PaymentId, PaymentMethod, PaymentStatus, RecurrentToken, State, TokenMethod,
 };
 use ports::{
     ChangeSet, GatewayError, NewEvent, OutboxCommand, SessionSnapshot, Subject, Versioned, Write,
@@ -26,6 +26,11 @@ pub(crate) enum PaymentChange {
     Cancel,
     /// The bank issued the widget's public token.
     ShowWidget(String),
+    /// `session/create` answered: the payment runs in this session.
+    AttachSession(BankSessionId),
+    /// Fails a payment that was never started in a bank session; ignored
+    /// when another path has attached a session since (it carries the payment).
+    FailUnstarted(Failure),
     /// What a bank answer or webhook said: a fact, if any, and the details
     /// beside it (the bank's payment id, the card, the fee).
     Bank(Option<BankFact>, BankDetails),
@@ -279,6 +284,20 @@ fn apply(
             .cancel(now)
             .map_err(|e| ServiceError::State(e.to_string()))?,
         PaymentChange::ShowWidget(public_token) => payment.show_widget(public_token, now),
+        PaymentChange::FailUnstarted(failure) => {
+            if payment.session_id().is_some() {
+                Outcome {
+                    applied: Applied::Ignored(Ignored::Stale),
+                    effects: Vec::new(),
+                }
+            } else {
+                payment.apply(BankFact::Failed(failure), now)
+            }
+        }
+        PaymentChange::AttachSession(session) => Outcome {
+            applied: payment.attach_session(session, now),
+            effects: Vec::new(),
+        },
         PaymentChange::Bank(fact, details) => {
             let learnt = payment.observe_bank_details(details, now);
             let outcome = match fact {

@@ -2,8 +2,8 @@
 
 use domain::CardData;
 use domain::{
-    BankCode, BankFact, Confirmation, CustomerReference, Failure, Money, NewPayment, Payment,
-    PaymentError, PaymentId, PaymentMethod, RecurrentToken, TokenId,
+    BankCode, BankFact, BankSessionId, Confirmation, CustomerReference, DeclineClass, Failure,
+    Money, NewPayment, Payment, PaymentError, PaymentId, PaymentMethod, RecurrentToken, TokenId,
 };
 use ports::{ChangeSet, CreateSession, GatewayError, Instrument, Project, StartPayment, Write};
 use tracing::{info, warn};
@@ -40,7 +40,38 @@ impl Service {
     /// and our payment id travels in the session's metadata, so every unknown
     /// outcome stays resolvable.
     pub async fn start_payment(&self, cmd: StartPaymentCommand) -> Result<Payment, ServiceError> {
-        let instrument = match (&cmd.method, cmd.card) {
+        let instrument = self
+            .instrument(&cmd.method, &cmd.customer, cmd.card)
+            .await?;
+        let payment = Payment::new(
+            NewPayment {
+                id: self.deps.ids.payment_id(),
+                customer: cmd.customer,
+                amount: cmd.amount,
+                method: cmd.method,
+                save_token: cmd.save_token,
+                confirmation: cmd.confirmation,
+                return_url: cmd.return_url,
+                description: cmd.description,
+                metadata: cmd.metadata,
+            },
+            self.now(),
+        )
+        .map_err(ServiceError::invalid)?;
+        self.run_payment(payment, instrument, ChangeSet::default())
+            .await
+    }
+
+    /// How a payment paid by `method` is paid at the bank: the card data of a
+    /// card payment, the raw token of a token payment (checked chargeable),
+    /// nothing for the widget (the bank's widget collects the card).
+    async fn instrument(
+        &self,
+        method: &PaymentMethod,
+        customer: &CustomerReference,
+        card: Option<CardData>,
+    ) -> Result<Option<Instrument>, ServiceError> {
+        Ok(match (method, card) {
             (PaymentMethod::Card, Some(card)) => Some(Instrument::Card(card)),
             (PaymentMethod::Card, None) => {
                 return Err(ServiceError::Invalid(
@@ -60,7 +91,7 @@ impl Service {
                 },
                 None,
             ) => {
-                let token = self.chargeable_token(token_id, &cmd.customer).await?;
+                let token = self.chargeable_token(token_id, customer).await?;
                 Some(Instrument::Token {
                     secret: token.secret,
                     initiator: *initiator,
@@ -78,24 +109,79 @@ impl Service {
                 },
                 None,
             ) => Some(Instrument::FpsBinding(subscription_service.clone())),
+        })
+    }
+
+    /// Sends again a payment whose bank session was never created (the
+    /// process died, or `session/create` did not answer): before
+    /// `session/start` nothing can have moved money, so it goes on with a new
+    /// session, as the same payment.
+    pub(crate) async fn resume(
+        &self,
+        payment: &Payment,
+        resumption: u32,
+    ) -> Result<Payment, ServiceError> {
+        let instrument = match self.instrument_again(payment, false).await? {
+            Ok(instrument) => instrument,
+            Err(ended) => return Ok(ended),
         };
-        let payment = Payment::new(
-            NewPayment {
-                id: self.deps.ids.payment_id(),
-                customer: cmd.customer,
-                amount: cmd.amount,
-                method: cmd.method,
-                save_token: cmd.save_token,
-                confirmation: cmd.confirmation,
-                return_url: cmd.return_url,
-                description: cmd.description,
-                metadata: cmd.metadata,
+        info!(payment_id = %payment.id(), resumption, "resuming a payment whose bank session was never created");
+        self.send(payment.clone(), instrument, resumption).await
+    }
+
+    /// Starts again, in its session, a payment the bank never started
+    /// (`session/status` shows the session created and empty): its start was
+    /// refused or lost before execution, so nothing moved.
+    pub(crate) async fn restart(
+        &self,
+        payment: &Payment,
+        session: BankSessionId,
+        restart: u32,
+    ) -> Result<Payment, ServiceError> {
+        let instrument = match self.instrument_again(payment, true).await? {
+            Ok(instrument) => instrument,
+            Err(ended) => return Ok(ended),
+        };
+        let key = format!("{}:start:{restart}", payment.id());
+        info!(payment_id = %payment.id(), restart, "starting again a payment the bank never started");
+        self.begin(payment.clone(), session, instrument, key).await
+    }
+
+    /// The instrument to send a stored payment again with, or the payment
+    /// ended without a bank call when it cannot be sent: card data is never
+    /// kept, and a token may have been disabled since. Without `in_session`
+    /// the end applies only while no path has opened a session since.
+    async fn instrument_again(
+        &self,
+        payment: &Payment,
+        in_session: bool,
+    ) -> Result<Result<Option<Instrument>, Payment>, ServiceError> {
+        let ended = |code: BankCode, message: &str| {
+            let failure = Failure {
+                code: code.code(),
+                message: message.to_owned(),
+            };
+            if in_session {
+                PaymentChange::Fact(BankFact::Failed(failure))
+            } else {
+                PaymentChange::FailUnstarted(failure)
+            }
+        };
+        let end = match payment.method() {
+            PaymentMethod::Card => ended(
+                BankCode::ProviderUnavailable,
+                "the bank never started the payment, and card data is not kept to send it again",
+            ),
+            method => match self.instrument(method, payment.customer(), None).await {
+                Ok(instrument) => return Ok(Ok(instrument)),
+                Err(ServiceError::TokenInactive) => ended(
+                    BankCode::TokenInactive,
+                    "the token was disabled before the payment was sent",
+                ),
+                Err(error) => return Err(error),
             },
-            self.now(),
-        )
-        .map_err(ServiceError::invalid)?;
-        self.run_payment(payment, instrument, ChangeSet::default())
-            .await
+        };
+        Ok(Err(self.change_payment(payment.id(), end).await?.0))
     }
 
     /// A token that exists, belongs to `customer` and can be charged. No bank call.
@@ -125,15 +211,32 @@ impl Service {
     /// Stores `payment` (with `with`), creates its bank session and starts it.
     pub(crate) async fn run_payment(
         &self,
-        mut payment: Payment,
+        payment: Payment,
         instrument: Option<Instrument>,
         mut with: ChangeSet,
     ) -> Result<Payment, ServiceError> {
-        let id = payment.id().clone();
-        let project = Project::for_method(payment.method());
         with.payments.push(Write::insert(payment.clone()));
         self.deps.uow.commit(with, self.now()).await?;
+        self.send(payment, instrument, 0).await
+    }
 
+    /// Creates the stored payment's bank session (a new `session/create`
+    /// key for each `resumption`), records it, and starts the payment in it.
+    /// A `session/create` that does not answer leaves the payment pending,
+    /// marked to be resumed at once; one the bank refuses fails it (nothing
+    /// moved either way).
+    async fn send(
+        &self,
+        payment: Payment,
+        instrument: Option<Instrument>,
+        resumption: u32,
+    ) -> Result<Payment, ServiceError> {
+        let id = payment.id().clone();
+        let project = Project::for_method(payment.method());
+        let key = match resumption {
+            0 => format!("{id}:create"),
+            n => format!("{id}:create:{n}"),
+        };
         let created = self
             .deps
             .gateway
@@ -143,32 +246,60 @@ impl Service {
                 amount: payment.amount(),
                 customer: payment.customer().clone(),
                 recurrent: payment.save_token(),
-                idempotency_key: format!("{id}:create"),
+                idempotency_key: key,
             })
             .await;
         let session_id = match created {
             Ok(snapshot) => snapshot.session_id,
+            Err(error @ GatewayError::Permanent { .. }) => {
+                // The bank refused to open a session: nothing moved, and
+                // trying again cannot help (unless another path has opened one).
+                warn!(payment_id = %id, %error, "session/create refused");
+                let (payment, _) = self
+                    .change_payment(&id, PaymentChange::FailUnstarted(failure_of(&error)))
+                    .await?;
+                return if payment.session_id().is_some() {
+                    Ok(payment)
+                } else {
+                    Err(error.into())
+                };
+            }
             Err(error) => {
-                // No session means no money could move: the payment failed.
-                warn!(payment_id = %id, %error, "session/create failed");
-                self.change_payment(
-                    &id,
-                    PaymentChange::Fact(BankFact::Failed(failure_of(&error))),
-                )
-                .await?;
-                return Err(error.into());
+                // No answer, or the key was already used by another path:
+                // not our customer's failure. The payment goes on with a new
+                // session as soon as reconciliation runs (a path that
+                // attached a session meanwhile carries it instead).
+                warn!(payment_id = %id, %error, "session/create did not answer; the payment will be resumed");
+                let (payment, _) = self
+                    .change_payment(&id, PaymentChange::OutcomeUnknown)
+                    .await?;
+                return Ok(payment);
             }
         };
-        payment.attach_session(session_id.clone(), self.now());
-        let changes = ChangeSet {
-            payments: vec![Write {
-                value: payment.clone(),
-                expected_version: Some(1),
-            }],
-            ..ChangeSet::default()
-        };
-        self.deps.uow.commit(changes, self.now()).await?;
+        let (payment, attached) = self
+            .change_payment(&id, PaymentChange::AttachSession(session_id.clone()))
+            .await?;
+        if !attached.is_changed() {
+            // Another path attached its own session first and carries the payment.
+            return Ok(payment);
+        }
 
+        self.begin(payment, session_id, instrument, format!("{id}:start"))
+            .await
+    }
+
+    /// Starts the payment in its recorded session: the widget's public
+    /// token, or `session/start/payment` with `start_key`. The token of a
+    /// token payment is read again first: one disabled since is not charged.
+    async fn begin(
+        &self,
+        payment: Payment,
+        session_id: BankSessionId,
+        instrument: Option<Instrument>,
+        start_key: String,
+    ) -> Result<Payment, ServiceError> {
+        let id = payment.id().clone();
+        let project = Project::for_method(payment.method());
         let change = match instrument {
             None => {
                 // save_token: the merchant holds the consent (recurrent at
@@ -185,15 +316,13 @@ impl Service {
                     .widget_token(session_id, project, checkbox);
                 match widget.await {
                     Ok(widget) => PaymentChange::ShowWidget(widget.public_token),
-                    Err(error) => gateway_failure(&id, error),
+                    // Only a public token was asked for: nothing moved.
+                    Err(error) => PaymentChange::Fact(BankFact::Failed(failure_of(&error))),
                 }
             }
             Some(_) if !self.token_still_chargeable(&payment).await? => {
                 // Disabled since the check: nothing was sent, nothing moved.
-                PaymentChange::Fact(BankFact::Failed(Failure {
-                    code: BankCode::TokenInactive.code(),
-                    message: "the token was disabled before the payment was sent".into(),
-                }))
+                token_inactive()
             }
             Some(instrument) => {
                 let started = self
@@ -208,12 +337,12 @@ impl Service {
                         customer: payment.customer().clone(),
                         recurrent: payment.save_token(),
                         return_url: payment.return_url().map(str::to_owned),
-                        idempotency_key: format!("{id}:start"),
+                        idempotency_key: start_key,
                     })
                     .await;
                 match started {
                     Ok(snapshot) => PaymentChange::of(snapshot),
-                    Err(error) => gateway_failure(&id, error),
+                    Err(error) => gateway_failure(&id, &error),
                 }
             }
         };
@@ -304,16 +433,36 @@ impl Service {
     }
 }
 
-/// What a failed bank call means for the payment.
-fn gateway_failure(id: &PaymentId, error: GatewayError) -> PaymentChange {
-    match error {
-        GatewayError::UnknownOutcome(reason) => {
-            warn!(payment_id = %id, %reason, "outcome unknown; left pending for reconciliation");
-            PaymentChange::OutcomeUnknown
-        }
-        other => {
-            info!(payment_id = %id, error = %other, "the bank refused the payment");
-            PaymentChange::Fact(BankFact::Failed(failure_of(&other)))
-        }
+/// What a failed `session/start/payment` means for the payment. Only a
+/// documented decline ends it; anything else (a provider error, a 5xx, a
+/// timeout, an unreadable answer, a code nobody documented) may have moved
+/// money or not: the payment stays pending for `session/status` to settle.
+fn gateway_failure(id: &PaymentId, error: &GatewayError) -> PaymentChange {
+    let declined = match error {
+        GatewayError::Permanent { code, .. } => matches!(
+            BankCode::parse(code.as_str()).map(BankCode::class),
+            Some(
+                DeclineClass::SoftDecline
+                    | DeclineClass::HardDecline
+                    | DeclineClass::NeedsCustomer
+                    | DeclineClass::Cancelled
+            )
+        ),
+        _ => false,
+    };
+    if declined {
+        info!(payment_id = %id, %error, "the bank declined the payment");
+        PaymentChange::Fact(BankFact::Failed(failure_of(error)))
+    } else {
+        warn!(payment_id = %id, %error, "outcome unknown; left pending for session/status");
+        PaymentChange::OutcomeUnknown
     }
+}
+
+/// The payment fails without a bank call: its token can no longer be charged.
+fn token_inactive() -> PaymentChange {
+    PaymentChange::Fact(BankFact::Failed(Failure {
+        code: BankCode::TokenInactive.code(),
+        message: "the token was disabled before the payment was sent".into(),
+    }))
 }

@@ -2,17 +2,16 @@
 //! `session/status` on its own schedule (`Payment::next_check_at`, then
 //! backing off), never by sending it again.
 
-use domain::{BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionStatus};
+use domain::{
+    BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionStatus, State,
+};
 use ports::{DueCheck, GatewayError, Project};
 use time::Duration;
 use tracing::{info, warn};
 
-use crate::apply::{PaymentChange, failure_of};
+use crate::apply::PaymentChange;
 use crate::work::{BATCH, WorkReport};
 use crate::{Service, ServiceError};
-
-/// A payment whose bank session was never recorded is failed after this long.
-const ABANDONED_AFTER: Duration = Duration::minutes(10);
 
 /// How long the bank's widget public token works (its documented 24 hours).
 const WIDGET_TOKEN_LIFETIME: Duration = Duration::hours(24);
@@ -37,7 +36,7 @@ impl Service {
         let mut report = WorkReport::default();
         for DueCheck { payment, checks } in self.deps.payments.due_for_check(now, BATCH).await? {
             let id = payment.id().clone();
-            match self.check(&payment).await {
+            match self.check(&payment, checks).await {
                 Ok(Found::News) => report.count(true),
                 Ok(Found::Nothing) => {
                     self.deps
@@ -60,22 +59,17 @@ impl Service {
     }
 
     /// Asks the bank about one payment and applies what it says.
-    async fn check(&self, payment: &Payment) -> Result<Found, ServiceError> {
+    async fn check(&self, payment: &Payment, checks: u32) -> Result<Found, ServiceError> {
         let id = payment.id();
         let now = self.now();
         let Some(session) = payment.session_id().cloned() else {
-            // Stored but the session was never created: no money can have
-            // moved. Wait long enough that a slow session/create is not
-            // still on its way, then fail it.
-            if payment.updated_at() > now - ABANDONED_AFTER {
-                return Ok(Found::Nothing);
-            }
-            let failure = failure_of(&GatewayError::Transient(
-                "the bank session was never created".into(),
-            ));
-            return self
-                .settle(payment, PaymentChange::Fact(BankFact::Failed(failure)))
-                .await;
+            // Stored, but its bank session was never created (the process
+            // died, or session/create did not answer): nothing can have moved
+            // money. It goes on with a new session: never failed for our own
+            // trouble, never a new dunning attempt.
+            let resumed = self.resume(payment, checks + 1).await?;
+            let moved = resumed.session_id().is_some() || resumed.status().is_terminal();
+            return Ok(if moved { Found::News } else { Found::Nothing });
         };
         let project = Project::for_method(payment.method());
         let snapshot = match self
@@ -98,6 +92,17 @@ impl Service {
             return self
                 .settle(payment, PaymentChange::Bank(Some(fact), snapshot.details))
                 .await;
+        }
+        let never_started = payment.status() == PaymentStatus::Pending
+            && snapshot.status == SessionStatus::Created
+            && snapshot.payment_status.is_none()
+            && !matches!(payment.method(), PaymentMethod::Widget { .. });
+        if never_started {
+            // Its start was refused (a provider error) or lost before the
+            // bank executed it: nothing moved, so it starts again.
+            let restarted = self.restart(payment, session, checks + 1).await?;
+            let moved = restarted.acquiring_status().is_some() || restarted.status().is_terminal();
+            return Ok(if moved { Found::News } else { Found::Nothing });
         }
         let widget_expired = matches!(payment.method(), PaymentMethod::Widget { .. })
             && payment.status() == PaymentStatus::RequiresAction

@@ -386,20 +386,59 @@ async fn a_webhook_for_an_unknown_session_reports_not_found_so_it_can_be_deferre
 }
 
 #[tokio::test]
-async fn session_create_failure_fails_the_payment_and_reports_the_provider() {
+async fn a_session_create_that_does_not_answer_is_resumed_and_charged_once() {
     let mut h = Harness::new().with_token(true);
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let seen = keys.clone();
+    h.gateway.expect_create_session().returning(move |request| {
+        let mut seen = seen.lock().unwrap();
+        seen.push(request.idempotency_key.clone());
+        if seen.len() == 1 {
+            Err(GatewayError::Transient("connection refused".into()))
+        } else {
+            Ok(snapshot("ps_2", None))
+        }
+    });
     h.gateway
-        .expect_create_session()
-        .returning(|_| Err(GatewayError::Transient("connection refused".into())));
-    let (service, db) = h.service();
-    let err = service
+        .expect_start_payment()
+        .times(1)
+        .returning(|_| Ok(snapshot("ps_2", Some(BankFact::Succeeded { token: None }))));
+    let (service, _db) = h.service();
+    let payment = service
         .start_payment(token_payment(Initiator::Merchant))
         .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        ServiceError::Gateway(GatewayError::Transient(_))
-    ));
+        .unwrap();
+    assert_eq!(
+        payment.status(),
+        PaymentStatus::Pending,
+        "not failed: our trouble"
+    );
+    assert!(payment.outcome_unknown(), "due for resumption at once");
+
+    service.reconcile().await.unwrap();
+    let payment = service.payment(payment.id()).await.unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    let keys = keys.lock().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1], "a new session/create idempotency key");
+}
+
+#[tokio::test]
+async fn a_session_create_the_bank_refuses_fails_the_payment() {
+    let mut h = Harness::new().with_token(true);
+    h.gateway.expect_create_session().returning(|_| {
+        Err(GatewayError::Permanent {
+            code: ErrorCode::parse("invalid_request").unwrap(),
+            message: "bad amount".into(),
+        })
+    });
+    let (service, db) = h.service();
+    assert!(
+        service
+            .start_payment(token_payment(Initiator::Merchant))
+            .await
+            .is_err()
+    );
     let db = db.lock().unwrap();
     let stored = db.payments.values().next().unwrap();
     assert_eq!(stored.value.status(), PaymentStatus::Failed);
@@ -472,24 +511,35 @@ async fn a_webhook_for_an_unknown_session_is_kept_and_applied_once_the_session_a
 }
 
 #[tokio::test]
-async fn a_payment_whose_session_was_never_recorded_is_failed_only_after_ten_minutes() {
-    // No gateway expectation: reconciling it must not call the bank.
-    let (service, db) = Harness::new().service();
-    let stored = |minutes_ago: i64| {
-        let at = now() - time::Duration::minutes(minutes_ago);
+async fn a_payment_whose_session_was_never_created_goes_on_and_a_card_one_fails_having_moved_nothing()
+ {
+    let mut h = Harness::new().with_token(true);
+    h.gateway
+        .expect_create_session()
+        .times(1)
+        .returning(|_| Ok(snapshot("ps_resumed", None)));
+    h.gateway.expect_start_payment().times(1).returning(|_| {
+        Ok(snapshot(
+            "ps_resumed",
+            Some(BankFact::Succeeded { token: None }),
+        ))
+    });
+    let (service, db) = h.service();
+    // Both were stored, then the process died before session/create.
+    let stored = |id: &str, method: PaymentMethod| {
         let p = Payment::new(
             NewPayment {
-                id: PaymentId::parse(&format!("pay_old{minutes_ago}")).unwrap(),
+                id: PaymentId::parse(id).unwrap(),
                 customer: CustomerReference::parse("lucky").unwrap(),
                 amount: Money::new(100, Currency::RUB).unwrap(),
-                method: PaymentMethod::Card,
+                method,
                 save_token: false,
                 confirmation: Confirmation::Automatic,
                 return_url: None,
                 description: None,
                 metadata: None,
             },
-            at,
+            now() - time::Duration::minutes(1),
         )
         .unwrap();
         db.lock().unwrap().payments.insert(
@@ -501,16 +551,27 @@ async fn a_payment_whose_session_was_never_recorded_is_failed_only_after_ten_min
         );
         p.id().clone()
     };
-    let (recent, abandoned) = (stored(1), stored(11));
+    let token = stored(
+        "pay_token",
+        PaymentMethod::Token {
+            token_id: TokenId::parse("tok_1").unwrap(),
+            initiator: Initiator::Merchant,
+        },
+    );
+    let card = stored("pay_card", PaymentMethod::Card);
     service.reconcile().await.unwrap();
     let db = db.lock().unwrap();
     assert_eq!(
-        db.payments[&recent].value.status(),
-        PaymentStatus::Pending,
-        "its session/create may still be on its way"
+        db.payments[&token].value.status(),
+        PaymentStatus::Succeeded,
+        "resumed with a new session, never failed"
     );
-    let failed = &db.payments[&abandoned].value;
-    assert_eq!(failed.status(), PaymentStatus::Failed);
+    let failed = &db.payments[&card].value;
+    assert_eq!(
+        failed.status(),
+        PaymentStatus::Failed,
+        "card data is not kept to resume"
+    );
     assert_eq!(
         failed.failure().unwrap().code.as_str(),
         "provider_unavailable"

@@ -95,7 +95,93 @@ async fn a_widget_nobody_used_is_cancelled_once_its_token_expired(kind: StoreKin
     app.stop().await;
 }
 
+/// Charges of `payment` in the sandbox's ledger.
+fn charges_of(app: &TestApp, payment: &str) -> usize {
+    app.sandbox()
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "charge" && e.partner_payment_id.as_deref() == Some(payment))
+        .count()
+}
+
+async fn a_provider_error_on_start_is_settled_with_the_bank_never_failed(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-provider").await.unwrap();
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        refuse_starts: vec!["provider_error".into()],
+        ..Default::default()
+    });
+    let (status, created) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-provider", &token, "merchant", 2_000),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "pending", "not failed: {created}");
+    let id = created["id"].as_str().unwrap();
+    // session/status shows the session empty: the start never ran, so it is
+    // sent again (no clock moves: an unknown outcome is checked at once).
+    c.wait_status(id, "succeeded").await.unwrap();
+    assert_eq!(charges_of(&app, id), 1, "charged exactly once");
+    app.stop().await;
+}
+
+async fn a_charge_whose_session_create_failed_goes_on_as_the_same_attempt(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-resume").await.unwrap();
+    let (status, sub) = c
+        .post(
+            "/v1/subscriptions",
+            &json!({
+                "customer": { "reference": "cust-resume" }, "token_id": token,
+                "amount": { "value": 99_000, "currency": "RUB" },
+                "interval": { "unit": "month", "count": 1 },
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    let sub = sub["id"].as_str().unwrap().to_owned();
+    // The charge's session/create does not answer (an HTML 500).
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        api_5xx: 1,
+        ..Default::default()
+    });
+    let (status, _) = c
+        .post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let charges = loop {
+        let (_, charges) = c.get(&format!("/v1/subscriptions/{sub}/charges")).await;
+        if charges["data"][0]["status"] == "succeeded" {
+            break charges;
+        }
+        assert!(std::time::Instant::now() < deadline, "{charges}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let data = charges["data"].as_array().unwrap();
+    assert_eq!(
+        data.len(),
+        1,
+        "one attempt, resumed, not a second one: {charges}"
+    );
+    assert_eq!(data[0]["attempt"], 1);
+    let payment = data[0]["payment_id"].as_str().unwrap();
+    assert_eq!(charges_of(&app, payment), 1, "charged exactly once");
+    let (_, s) = c.get(&format!("/v1/subscriptions/{sub}")).await;
+    assert_eq!(
+        s["failed_attempts"], 0,
+        "our trouble is not the customer's: {s}"
+    );
+    app.stop().await;
+}
+
 on_both_stores!(
+    a_provider_error_on_start_is_settled_with_the_bank_never_failed,
+    a_charge_whose_session_create_failed_goes_on_as_the_same_attempt,
     a_3ds_payment_whose_payment_finished_is_lost_ends_succeeded_once_checked,
     a_widget_nobody_used_is_cancelled_once_its_token_expired,
 );
