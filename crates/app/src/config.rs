@@ -79,6 +79,23 @@ impl Vars<'_> {
     }
 }
 
+/// `7d`, `12h`, `30m`, `3600s` (or bare seconds): a positive duration.
+fn retention(text: &str) -> Option<time::Duration> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "d" => n.checked_mul(86_400)?,
+        "h" => n.checked_mul(3_600)?,
+        "m" => n.checked_mul(60)?,
+        "s" | "" => n,
+        _ => return None,
+    };
+    Some(time::Duration::seconds(seconds))
+}
+
 /// Where sandbox mode keeps what it generates.
 pub const STATE_DIR: &str = ".recur";
 
@@ -219,6 +236,8 @@ pub struct Config {
     /// `RECUR_BANK_TIMEOUT_MS`: how long a bank request may take before its
     /// outcome is unknown (default 30 s).
     pub bank_timeout: std::time::Duration,
+    /// `RECUR_INBOX_RETENTION`: how long handled bank webhooks are kept (7 days).
+    pub inbox_retention: time::Duration,
 }
 
 impl Config {
@@ -246,6 +265,7 @@ impl Config {
             log_format: LogFormat::Human,
             state_dir,
             bank_timeout: std::time::Duration::from_secs(30),
+            inbox_retention: time::Duration::days(7),
         }
     }
 
@@ -352,6 +372,15 @@ impl Config {
             log_format,
             state_dir: PathBuf::from(STATE_DIR),
             bank_timeout,
+            inbox_retention: match get("RECUR_INBOX_RETENTION") {
+                None => time::Duration::days(7),
+                Some(text) => retention(&text).ok_or_else(|| {
+                    error(
+                        "RECUR_INBOX_RETENTION",
+                        "must be like 7d, 12h, 30m or 3600s",
+                    )
+                })?,
+            },
         })
     }
 }
@@ -398,6 +427,27 @@ mod tests {
         assert_eq!(bad.unwrap_err().variable, "SANDBOX_LISTEN");
         let bad = StoreCommand::from_env(&vars(&[("DATABASE_URL", "mysql://x")]));
         assert_eq!(bad.unwrap_err().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn inbox_retention_reads_days_hours_minutes_and_seconds() {
+        assert_eq!(
+            config(&[]).unwrap().inbox_retention,
+            time::Duration::days(7)
+        );
+        for (text, expected) in [
+            ("7d", time::Duration::days(7)),
+            ("12h", time::Duration::hours(12)),
+            ("30m", time::Duration::minutes(30)),
+            ("3600", time::Duration::hours(1)),
+        ] {
+            let c = config(&[("RECUR_INBOX_RETENTION", text)]).unwrap();
+            assert_eq!(c.inbox_retention, expected, "{text}");
+        }
+        for bad in ["0d", "-1d", "7 days", "d"] {
+            let e = config(&[("RECUR_INBOX_RETENTION", bad)]).unwrap_err();
+            assert_eq!(e.variable, "RECUR_INBOX_RETENTION", "{bad}");
+        }
     }
 
     #[test]

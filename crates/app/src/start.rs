@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::config::{Bank, Config};
 use crate::keys::keys;
 use crate::store::{open_store, redact};
-use crate::workers::workers;
+use crate::workers::{housekeeping, workers};
 use crate::{StartError, fail, ids};
 
 /// A running service.
@@ -198,6 +198,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown_rx.clone(),
     ));
     tasks.extend(workers(&service, &inbox_signal, &shutdown_rx));
+    tasks.push(housekeeping(
+        &service,
+        store.clone(),
+        config.inbox_retention,
+        &shutdown_rx,
+    ));
     info!(%api_addr, sandbox = ?sandbox_addr, database = %redact(&config.database_url), "recur is running");
     Ok(Running {
         api_addr,

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_api::BoxFuture;
+use ports::IdempotencyStore;
 use service::Service;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// The background loops: inbox (woken by each webhook), outbox, scheduler, reconciliation.
 pub(crate) fn workers(
@@ -56,4 +57,32 @@ pub(crate) fn workers(
             })
         }),
     ]
+}
+
+/// What is kept only for a while goes, once a minute: handled bank webhooks
+/// older than `retention`, idempotency keys past their 24 hours.
+pub(crate) fn housekeeping(
+    service: &Service,
+    idempotency: Arc<dyn IdempotencyStore>,
+    retention: time::Duration,
+    shutdown: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let service = service.clone();
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            match service.purge_inbox(retention).await {
+                Ok(0) => {}
+                Ok(n) => info!(webhooks = n, "purged handled webhooks past their retention"),
+                Err(e) => warn!(error = %e, "purging the inbox failed"),
+            }
+            if let Err(e) = idempotency.purge_expired(service.now()).await {
+                warn!(error = %e, "purging idempotency keys failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    })
 }

@@ -314,6 +314,8 @@ pub trait IdempotencyStore: Send + Sync {
     async fn finish(&self, key: &str, response: StoredResponse) -> Result<(), StoreError>;
     /// Forgets a started key whose work did not happen, so it can be retried.
     async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Deletes keys older than [`IDEMPOTENCY_TTL`] at `now`; returns how many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// A verified webhook to store.
@@ -353,6 +355,9 @@ pub trait WebhookInbox: Send + Sync {
     async fn defer(&self, id: i64, until: OffsetDateTime, note: &str) -> Result<(), StoreError>;
     /// Keeps it for inspection, never applied.
     async fn reject(&self, id: i64, note: &str) -> Result<(), StoreError>;
+    /// Deletes applied and rejected webhooks received before `received_before`
+    /// (pending ones are kept whatever their age); returns how many.
+    async fn purge(&self, received_before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// Commands for background workers, enqueued through a [`ChangeSet`] and due

@@ -194,6 +194,12 @@ impl Sandbox {
         lock(&self.inner.bank).ledger.clone()
     }
 
+    /// Every raw recurrent token the bank issued (for tests that check no
+    /// copy of one is stored anywhere in plaintext).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.inner.bank).tokens.keys().cloned().collect()
+    }
+
     /// Webhook delivery counters.
     pub fn webhook_stats(&self) -> DeliveryStats {
         self.inner.webhooks.stats()

@@ -79,6 +79,12 @@ impl Service {
         }
     }
 
+    /// Deletes handled bank webhooks received more than `retention` ago
+    /// (their bodies, sealed, carry raw tokens); returns how many went.
+    pub async fn purge_inbox(&self, retention: Duration) -> Result<u64, ServiceError> {
+        Ok(self.deps.inbox.purge(self.now() - retention).await?)
+    }
+
     /// The figures for `/metrics`.
     pub async fn operational_snapshot(&self) -> Result<OperationalSnapshot, ServiceError> {
         Ok(OperationalSnapshot {

@@ -137,17 +137,23 @@ impl TokenKeys {
 
     /// Seals `secret` for the row of `token_id`.
     pub fn seal(&self, token_id: &str, secret: &str) -> Sealed {
+        self.seal_bytes(token_id, secret.as_bytes())
+    }
+
+    /// Seals any bytes bound to `aad` (a row's id or key), with the current
+    /// key: stored webhook bodies carry raw tokens and are sealed like tokens.
+    pub fn seal_bytes(&self, aad: &str, bytes: &[u8]) -> Sealed {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).expect("system randomness");
-        let mut data = secret.as_bytes().to_vec();
+        let mut data = bytes.to_vec();
         self.current
             .key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(token_id.as_bytes()),
+                Aad::from(aad.as_bytes()),
                 &mut data,
             )
-            .expect("AES-GCM sealing does not fail for short inputs");
+            .expect("AES-GCM sealing does not fail for stored sizes");
         Sealed {
             ciphertext: data,
             nonce: nonce.to_vec(),
@@ -157,12 +163,18 @@ impl TokenKeys {
 
     /// Opens a sealed token of row `token_id` with the key it names.
     pub fn open(&self, token_id: &str, sealed: &Sealed) -> Result<String, CryptoError> {
+        String::from_utf8(self.open_bytes(token_id, sealed)?)
+            .map_err(|_| CryptoError("decrypted token is not text".into()))
+    }
+
+    /// Opens bytes sealed for `aad` with the key they name.
+    pub fn open_bytes(&self, aad: &str, sealed: &Sealed) -> Result<Vec<u8>, CryptoError> {
         let key = std::iter::once(&self.current)
             .chain(&self.old)
             .find(|k| k.id == sealed.key_id)
             .ok_or_else(|| {
                 CryptoError(format!(
-                    "token {token_id} is sealed with key {} which is not configured",
+                    "{aad} is sealed with key {} which is not configured",
                     sealed.key_id
                 ))
             })?;
@@ -171,10 +183,9 @@ impl TokenKeys {
         let mut data = sealed.ciphertext.clone();
         let plain = key
             .key
-            .open_in_place(nonce, Aad::from(token_id.as_bytes()), &mut data)
-            .map_err(|_| CryptoError(format!("token {token_id} does not decrypt")))?;
-        String::from_utf8(plain.to_vec())
-            .map_err(|_| CryptoError("decrypted token is not text".into()))
+            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut data)
+            .map_err(|_| CryptoError(format!("{aad} does not decrypt")))?;
+        Ok(plain.to_vec())
     }
 }
 

@@ -80,6 +80,7 @@ pub async fn connect(
     })?;
     let store = SqlStore::new(pool, dialect, keys);
     store.backfill_fingerprints().await?;
+    store.seal_inbox_bodies().await?;
     Ok(store)
 }
 

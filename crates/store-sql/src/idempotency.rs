@@ -68,4 +68,13 @@ impl IdempotencyStore for SqlStore {
         )
         .await
     }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(micros(now - IDEMPOTENCY_TTL))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected())
+    }
 }

@@ -46,6 +46,8 @@ impl SqlStore {
             .await?;
             done += 1;
         }
+        // Stored webhook bodies carry raw tokens too.
+        self.seal_inbox_bodies().await?;
         Ok(done)
     }
 

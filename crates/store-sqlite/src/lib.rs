@@ -42,7 +42,7 @@ pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreErro
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
                 )
                 .await?;
                 Ok(())

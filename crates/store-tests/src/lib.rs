@@ -63,7 +63,7 @@ pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = {
         ("subscription_charges", &[("subscription_id", Text), ("period_index", Integer), ("attempt", Integer), ("period_start", Integer), ("payment_id", Text), ("status", Text)]),
         ("events", &[("seq", Integer), ("kind", Text), ("subject_id", Text), ("data", Text), ("created_at", Integer)]),
         ("outbox", &[("id", Integer), ("kind", Text), ("subject", Text), ("object_id", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("locked_until", Integer), ("last_error", Text), ("created_at", Integer)]),
-        ("inbox", &[("id", Integer), ("dedupe_key", Text), ("body", Bytes), ("received_at", Integer), ("status", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("note", Text)]),
+        ("inbox", &[("id", Integer), ("dedupe_key", Text), ("body", Bytes), ("received_at", Integer), ("status", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("note", Text), ("body_nonce", Bytes), ("key_id", Text)]),
         ("idempotency_keys", &[("key", Text), ("fingerprint", Text), ("status", Text), ("response_status", Integer), ("response_body", Bytes), ("created_at", Integer)]),
     ]
 };
@@ -188,6 +188,8 @@ macro_rules! conformance {
             inbox_deferred_webhook_waits_until_due,
             inbox_rejected_webhook_is_kept_but_not_pending,
             inbox_applied_in_a_change_set_is_no_longer_pending,
+            inbox_bodies_are_sealed_at_rest_and_old_handled_ones_purged,
+            expired_idempotency_keys_are_purged,
             outbox_command_enqueued_in_a_change_set_is_claimed,
             outbox_claimed_command_is_leased,
             outbox_completed_command_is_gone,

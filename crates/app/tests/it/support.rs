@@ -113,6 +113,25 @@ impl TestApp {
         Signer::from_pem(&pem).unwrap()
     }
 
+    /// Every byte the database holds on disk (SQLite: the file and its
+    /// write-ahead log) or dumps (`pg_dump` of the PostgreSQL database).
+    pub fn database_bytes(&self) -> Vec<u8> {
+        match &self.database {
+            None => ["recur.db", "recur.db-wal"]
+                .iter()
+                .flat_map(|f| std::fs::read(self.dir.join(f)).unwrap_or_default())
+                .collect(),
+            Some(name) => {
+                let out = std::process::Command::new("pg_dump")
+                    .args(["-h", "127.0.0.1", "-U", "postgres", "-d", name])
+                    .output()
+                    .expect("pg_dump runs");
+                assert!(out.status.success(), "pg_dump: {out:?}");
+                out.stdout
+            }
+        }
+    }
+
     /// Closes the service's database pool (as if the database went away).
     pub async fn close_database(&self) {
         self.running().store.pool().close().await;

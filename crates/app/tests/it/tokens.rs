@@ -63,6 +63,7 @@ async fn an_echoed_token_creates_no_twin_and_disabling_it_stops_every_charge(kin
 on_both_stores!(
     an_echoed_token_creates_no_twin_and_disabling_it_stops_every_charge,
     a_token_disabled_while_a_charge_starts_is_never_charged,
+    no_raw_token_or_card_number_is_stored_in_plaintext,
 );
 
 async fn a_token_disabled_while_a_charge_starts_is_never_charged(kind: StoreKind) {
@@ -105,5 +106,28 @@ async fn a_token_disabled_while_a_charge_starts_is_never_charged(kind: StoreKind
         .filter(|e| e.kind == "charge" && e.partner_payment_id.as_deref() == payment["id"].as_str())
         .count();
     assert_eq!(charged, 0, "not charged");
+    app.stop().await;
+}
+
+async fn no_raw_token_or_card_number_is_stored_in_plaintext(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    // Flows that make the bank send raw tokens in answers and webhooks.
+    demo::cit_with_3ds(c).await.unwrap();
+    demo::mit_with_token(c).await.unwrap();
+    demo::widget(c).await.unwrap();
+    demo::fps_paid(c).await.unwrap();
+    demo::token_lifecycle(c).await.unwrap();
+    let tokens = app.sandbox().issued_tokens();
+    assert!(tokens.len() >= 4, "{tokens:?}");
+    let stored = app.database_bytes();
+    assert!(!stored.is_empty());
+    let found = |needle: &str| stored.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for token in &tokens {
+        assert!(!found(token), "a raw bank token is stored in plaintext");
+    }
+    for pan in ["4242424242424242", "4000000000003220"] {
+        assert!(!found(pan), "a card number is stored");
+    }
     app.stop().await;
 }

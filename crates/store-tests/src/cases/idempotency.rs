@@ -107,3 +107,27 @@ pub async fn idempotency_concurrent_duplicates_start_once<H: Harness>(h: &H) {
     }
     assert_eq!(started, 1);
 }
+
+/// Keys older than 24 hours are deleted; younger ones stay.
+pub async fn expired_idempotency_keys_are_purged<H: Harness>(h: &H) {
+    let s = h.store();
+    answered(&*s, "old", "f").await;
+    assert_eq!(
+        s.purge_expired(now() + Duration::hours(1)).await.unwrap(),
+        0,
+        "still young"
+    );
+    assert_eq!(
+        s.purge_expired(now() + IDEMPOTENCY_TTL + Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.begin("old", "f", now() + IDEMPOTENCY_TTL + Duration::seconds(2))
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started,
+        "the key is free again"
+    );
+}

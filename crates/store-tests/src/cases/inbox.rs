@@ -74,3 +74,65 @@ pub async fn inbox_applied_in_a_change_set_is_no_longer_pending<H: Harness>(h: &
     assert_eq!(left.len(), 1);
     assert_ne!(left[0].id, id);
 }
+
+/// A stored webhook body (it carries raw bank tokens) is never in the
+/// database in plaintext; handled webhooks older than the retention are
+/// deleted, pending ones never.
+pub async fn inbox_bodies_are_sealed_at_rest_and_old_handled_ones_purged<H: Harness>(h: &H) {
+    let s = h.store();
+    let marker = b"raw-token-4f1c9e2a7b";
+    let body = [b"{\"recurrent\":{\"token\":\"".as_slice(), marker, b"\"}}"].concat();
+    let mut sealed = webhook("sealed");
+    sealed.body = body.clone();
+    assert!(s.store(sealed).await.unwrap());
+    let dump = h.raw_dump().await;
+    assert!(
+        !dump.windows(marker.len()).any(|w| w == marker),
+        "a webhook body is stored in plaintext"
+    );
+    let pending = s.pending(now(), 10).await.unwrap();
+    assert_eq!(pending[0].body, body, "read back exactly");
+
+    let old = webhook("old-applied");
+    assert!(
+        s.store(InboundWebhook {
+            received_at: now() - Duration::days(8),
+            ..old
+        })
+        .await
+        .unwrap()
+    );
+    let stale_pending = webhook("old-pending");
+    assert!(
+        s.store(InboundWebhook {
+            received_at: now() - Duration::days(8),
+            ..stale_pending
+        })
+        .await
+        .unwrap()
+    );
+    let ids: Vec<i64> = s
+        .pending(now(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    // The sealed one (recent) and the old one are applied; old-pending is not.
+    commit(&*s, changes::inbox_applied(vec![ids[0], ids[1]]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.purge(now() - Duration::days(7)).await.unwrap(),
+        1,
+        "only the old handled one"
+    );
+    let left: Vec<i64> = s
+        .pending(now(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(left, vec![ids[2]], "a pending webhook is never purged");
+}
