@@ -400,6 +400,12 @@ impl Payment {
                 "refund",
             )));
         }
+        if self.p.refunded.minor() >= self.p.new.amount.minor() {
+            return Err(PaymentError::AlreadyRefunded);
+        }
+        if amount.currency() != self.p.new.amount.currency() {
+            return Err(PaymentError::CurrencyMismatch);
+        }
         if amount.is_zero() {
             return Err(PaymentError::ZeroAmount);
         }
@@ -409,7 +415,7 @@ impl Payment {
             .amount
             .checked_sub(self.p.refunded)
             .map_err(|_| PaymentError::RefundTooLarge)?;
-        if amount.currency() != left.currency() || amount.minor() > left.minor() {
+        if amount.minor() > left.minor() {
             return Err(PaymentError::RefundTooLarge);
         }
         Ok(())

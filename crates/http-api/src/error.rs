@@ -59,6 +59,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(m) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_request", m)
             }
+            ServiceError::Refused { code, message } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::TokenInactive => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -6,6 +6,14 @@ pub enum ServiceError {
     /// The request is well-formed but not acceptable (`422`).
     #[error("{0}")]
     Invalid(String),
+    /// Refused for a named reason (`422` with that code).
+    #[error("{message}")]
+    Refused {
+        /// Machine-readable (`already_refunded`, `currency_mismatch`, …).
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// No such object (`404`).
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -392,11 +392,14 @@ impl Service {
         let left = payment
             .amount()
             .checked_sub(payment.refunded())
-            .map_err(ServiceError::invalid)?;
+            .unwrap_or_else(|_| Money::zero(payment.amount().currency()));
         let amount = amount.unwrap_or(left);
         payment.check_refund(amount).map_err(|e| match e {
             PaymentError::Transition(t) => ServiceError::State(t.to_string()),
-            other => ServiceError::invalid(other),
+            other => ServiceError::Refused {
+                code: other.code(),
+                message: other.to_string(),
+            },
         })?;
         let session = payment
             .session_id()

@@ -51,6 +51,15 @@ async fn refunds_are_partial_or_full_and_never_exceed_the_payment(kind: StoreKin
         )
         .await;
     assert_eq!(status, 422, "{too_much}");
+    assert_eq!(too_much["error"]["code"], "refund_too_large");
+    let (status, dollars) = c
+        .post(
+            &format!("/v1/payments/{id}/refund"),
+            &json!({ "amount": { "value": 100, "currency": "USD" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{dollars}");
+    assert_eq!(dollars["error"]["code"], "currency_mismatch");
     let (status, rest) = c
         .post(&format!("/v1/payments/{id}/refund"), &json!({}))
         .await;
@@ -59,10 +68,11 @@ async fn refunds_are_partial_or_full_and_never_exceed_the_payment(kind: StoreKin
         rest["refunded_amount"]["value"], 10_000,
         "the default is what is left"
     );
-    let (status, _) = c
+    let (status, nothing) = c
         .post(&format!("/v1/payments/{id}/refund"), &json!({}))
         .await;
-    assert_eq!(status, 422, "nothing left to refund");
+    assert_eq!(status, 422, "nothing left to refund: {nothing}");
+    assert_eq!(nothing["error"]["code"], "already_refunded");
     let refunds: i64 = app
         .sandbox()
         .ledger()

@@ -477,13 +477,24 @@ fn refunds_are_limited_to_what_was_paid() {
     p.apply(BankFact::Succeeded { token: None }, now());
     assert!(p.check_refund(rub(10_000)).is_ok());
     p.apply(BankFact::Refunded { total: rub(6_000) }, now());
-    assert!(p.check_refund(rub(4_001)).is_err());
+    assert_eq!(
+        p.check_refund(rub(4_001)),
+        Err(PaymentError::RefundTooLarge)
+    );
+    assert_eq!(
+        p.check_refund(Money::new(1, Currency::USD).unwrap()),
+        Err(PaymentError::CurrencyMismatch)
+    );
     assert!(p.check_refund(rub(4_000)).is_ok());
     assert!(
         !p.apply(BankFact::Refunded { total: rub(6_000) }, now())
             .applied
             .is_changed()
     );
+    p.apply(BankFact::Refunded { total: rub(10_000) }, now());
+    let refused = p.check_refund(rub(1)).unwrap_err();
+    assert_eq!(refused, PaymentError::AlreadyRefunded);
+    assert_eq!(refused.code(), "already_refunded");
 }
 
 #[test]
