@@ -3,135 +3,17 @@
 //! Periods are computed from the anchor (`start_at`), never by adding to the
 //! previous period, so month-end dates do not drift: Jan 31 → Feb 28/29 → Mar 31.
 
-use time::{Duration, Month, OffsetDateTime};
+use time::OffsetDateTime;
+
+mod error;
+mod interval;
+
+pub use error::SubscriptionError;
+pub use interval::{Interval, IntervalUnit, Period};
 
 use crate::decline::{DeclineClass, Dunning, DunningPolicy};
 use crate::machine::{Applied, Ignored, State, Transition, TransitionError};
 use crate::{CustomerReference, Money, SubscriptionId, TokenId};
-
-/// The unit of a billing interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IntervalUnit {
-    /// Calendar days (24 h in UTC).
-    Day,
-    /// Seven days.
-    Week,
-    /// Calendar months, clamped to the month's last day.
-    Month,
-}
-
-impl IntervalUnit {
-    /// `day`, `week` or `month`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Day => "day",
-            Self::Week => "week",
-            Self::Month => "month",
-        }
-    }
-
-    /// Parses `day`, `week` or `month`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "day" => Some(Self::Day),
-            "week" => Some(Self::Week),
-            "month" => Some(Self::Month),
-            _ => None,
-        }
-    }
-}
-
-/// A billing interval: `count` units (1–365 days, 1–52 weeks, 1–12 months).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Interval {
-    unit: IntervalUnit,
-    count: u32,
-}
-
-/// Why a subscription could not be created or changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubscriptionError {
-    /// The interval count is out of range for its unit.
-    InvalidInterval,
-    /// The amount is zero.
-    ZeroAmount,
-    /// The charge does not belong to the period/attempt in flight.
-    UnexpectedCharge,
-    /// The command is not legal in this state.
-    Transition(TransitionError),
-}
-
-impl std::fmt::Display for SubscriptionError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::InvalidInterval => {
-                f.write_str("interval.count must be 1–365 days, 1–52 weeks or 1–12 months")
-            }
-            Self::ZeroAmount => f.write_str("amount must be greater than zero"),
-            Self::UnexpectedCharge => f.write_str("no such charge attempt is in flight"),
-            Self::Transition(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for SubscriptionError {}
-
-impl Interval {
-    /// Builds an interval, refusing counts of zero or more than a year.
-    pub fn new(unit: IntervalUnit, count: u32) -> Result<Self, SubscriptionError> {
-        let max = match unit {
-            IntervalUnit::Day => 365,
-            IntervalUnit::Week => 52,
-            IntervalUnit::Month => 12,
-        };
-        if (1..=max).contains(&count) {
-            Ok(Self { unit, count })
-        } else {
-            Err(SubscriptionError::InvalidInterval)
-        }
-    }
-
-    /// The unit.
-    pub fn unit(&self) -> IntervalUnit {
-        self.unit
-    }
-
-    /// How many units.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
-    /// The start of period `n` (0-based) of a subscription anchored at `anchor`.
-    /// `None` past the year 9999.
-    pub fn period_start(&self, anchor: OffsetDateTime, n: u32) -> Option<OffsetDateTime> {
-        let steps = i64::from(n) * i64::from(self.count);
-        match self.unit {
-            IntervalUnit::Day => anchor.checked_add(Duration::days(steps)),
-            IntervalUnit::Week => anchor.checked_add(Duration::weeks(steps)),
-            IntervalUnit::Month => add_months(anchor, steps),
-        }
-    }
-}
-
-fn add_months(at: OffsetDateTime, months: i64) -> Option<OffsetDateTime> {
-    let index = i64::from(at.year()) * 12 + i64::from(u8::from(at.month())) - 1 + months;
-    let year = i32::try_from(index.div_euclid(12)).ok()?;
-    let month = Month::try_from(u8::try_from(index.rem_euclid(12) + 1).ok()?).ok()?;
-    let day = at.day().min(month.length(year));
-    let date = time::Date::from_calendar_date(year, month, day).ok()?;
-    Some(at.replace_date(date))
-}
-
-/// One billing period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    /// 0-based index from the anchor.
-    pub index: u32,
-    /// Inclusive start.
-    pub start: OffsetDateTime,
-    /// Exclusive end (the next period's start).
-    pub end: OffsetDateTime,
-}
 
 /// A subscription's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,23 +93,27 @@ pub enum ChargeStatus {
     Succeeded,
     /// Declined.
     Failed,
+    /// Never attempted: the period ended while nothing ran (downtime), and
+    /// only the current period is charged.
+    Skipped,
 }
 
 impl ChargeStatus {
     /// Every status.
-    pub const ALL: &'static [Self] = &[Self::Pending, Self::Succeeded, Self::Failed];
+    pub const ALL: &'static [Self] = &[Self::Pending, Self::Succeeded, Self::Failed, Self::Skipped];
 
     /// The status named `name`, if any.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|s| s.as_str() == name)
     }
 
-    /// `pending`, `succeeded` or `failed`.
+    /// `pending`, `succeeded`, `failed` or `skipped`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -252,6 +138,8 @@ pub enum SubscriptionEvent {
     PastDue,
     /// `subscription.cancelled`
     Cancelled,
+    /// `subscription.period_skipped`: a period ended unpaid while nothing ran.
+    PeriodSkipped,
 }
 
 impl SubscriptionEvent {
@@ -262,6 +150,7 @@ impl SubscriptionEvent {
             Self::ChargeFailed => "subscription.charge_failed",
             Self::PastDue => "subscription.past_due",
             Self::Cancelled => "subscription.cancelled",
+            Self::PeriodSkipped => "subscription.period_skipped",
         }
     }
 }
@@ -279,7 +168,9 @@ pub struct NewSubscription {
     pub amount: Money,
     /// How long a period is.
     pub interval: Interval,
-    /// Start of the first period (and the anchor of all others).
+    /// The anchor of all periods. When it is in the past, periods that ended
+    /// before the subscription was created are never charged: the first
+    /// charge is for the period that contains the creation time.
     pub start_at: OffsetDateTime,
     /// Free text.
     pub description: Option<String>,
@@ -350,17 +241,22 @@ pub struct SubscriptionParts {
 }
 
 impl Subscription {
-    /// Creates an active subscription whose first charge is due at `start_at`.
+    /// Creates an active subscription. Its first charge is due at `start_at`
+    /// or, for a backdated anchor, now, for the period that contains now.
     pub fn new(new: NewSubscription, now: OffsetDateTime) -> Result<Self, SubscriptionError> {
         if new.amount.is_zero() {
             return Err(SubscriptionError::ZeroAmount);
         }
+        let period_index = new
+            .interval
+            .index_at(new.start_at, now)
+            .ok_or(SubscriptionError::InvalidInterval)?;
         Ok(Self {
             p: SubscriptionParts {
-                next_charge_at: Some(new.start_at),
+                next_charge_at: Some(new.start_at.max(now)),
                 new,
                 status: SubscriptionStatus::Active,
-                period_index: 0,
+                period_index,
                 attempts_in_period: 0,
                 in_flight: None,
                 failed_attempts: 0,
@@ -387,9 +283,40 @@ impl Subscription {
         Some(Period { index, start, end })
     }
 
-    /// The period being paid (or next to be paid).
-    pub fn current_period(&self) -> Option<Period> {
+    /// The period being paid, or next to be paid.
+    pub fn billing_period(&self) -> Option<Period> {
         self.period(self.p.period_index)
+    }
+
+    /// The period the customer is in at `now`: the first period before it
+    /// starts; once period N is paid, period N until it ends; while a period
+    /// is being paid (or dunned), that period.
+    pub fn current_period(&self, now: OffsetDateTime) -> Option<Period> {
+        let (interval, anchor) = (self.p.new.interval, self.p.new.start_at);
+        let at = interval.index_at(anchor, now)?;
+        self.period(at.min(self.p.period_index))
+    }
+
+    /// Periods that ended unattempted before `now` (the service was not
+    /// running) are skipped, so that only the current period is charged and
+    /// a customer is never billed back to back for time that is over.
+    /// Returns the skipped periods; a period being dunned is never skipped.
+    pub fn skip_missed(&mut self, now: OffsetDateTime) -> Vec<Period> {
+        let mut skipped = Vec::new();
+        if self.p.status != SubscriptionStatus::Active
+            || self.p.in_flight.is_some()
+            || self.p.attempts_in_period > 0
+        {
+            return skipped;
+        }
+        while let Some(period) = self.billing_period().filter(|p| p.end <= now) {
+            skipped.push(period);
+            self.p.period_index += 1;
+        }
+        if !skipped.is_empty() {
+            self.p.next_charge_at = self.billing_period().map(|p| p.start.max(now));
+        }
+        skipped
     }
 
     /// The charge to start at `now`, if one is due and none is in flight.
@@ -403,7 +330,7 @@ impl Subscription {
             return None;
         }
         Some(DueCharge {
-            period: self.current_period()?,
+            period: self.billing_period()?,
             attempt: self.p.attempts_in_period + 1,
         })
     }
@@ -453,7 +380,7 @@ impl Subscription {
             self.p.status = SubscriptionStatus::Active;
         }
         if self.p.status != SubscriptionStatus::Cancelled {
-            self.p.next_charge_at = self.current_period().map(|p| p.start);
+            self.p.next_charge_at = self.billing_period().map(|p| p.start);
         }
         (
             Applied::Changed {
@@ -524,12 +451,12 @@ impl Subscription {
             SubscriptionStatus::Cancelled => Err(self.refuse("resume")),
             SubscriptionStatus::Paused => {
                 if self.p.in_flight.is_none() {
-                    while self.current_period().is_some_and(|p| p.end <= now) {
+                    while self.billing_period().is_some_and(|p| p.end <= now) {
                         self.p.period_index += 1;
                         self.p.attempts_in_period = 0;
                     }
                     self.p.failed_attempts = 0;
-                    self.p.next_charge_at = self.current_period().map(|p| p.start.max(now));
+                    self.p.next_charge_at = self.billing_period().map(|p| p.start.max(now));
                 }
                 Ok(self.move_to(SubscriptionStatus::Active))
             }

@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{Payment, PaymentId, SubscriptionId, TokenId};
-use service::{ClockMove, ServiceError};
+use service::{ClockMove, Meanwhile, ServiceError};
 use time::Duration;
 
 use crate::error::ErrorBody;
@@ -223,7 +223,7 @@ pub(crate) async fn create_subscription(
     let subscription = state.service.create_subscription(command).await?;
     Ok((
         StatusCode::CREATED,
-        Json(SubscriptionView::from(&subscription)),
+        Json(SubscriptionView::at(&subscription, state.service.now())),
     ))
 }
 
@@ -238,9 +238,8 @@ pub(crate) async fn get_subscription(
     State(state): State<ApiState>,
     PathId(id): PathId<SubscriptionId>,
 ) -> Reply<SubscriptionView> {
-    Ok(ok(SubscriptionView::from(
-        &state.service.subscription(&id).await?,
-    )))
+    let subscription = state.service.subscription(&id).await?;
+    Ok(ok(SubscriptionView::at(&subscription, state.service.now())))
 }
 
 /// Change the token, amount or metadata.
@@ -260,7 +259,7 @@ pub(crate) async fn update_subscription(
 ) -> Reply<SubscriptionView> {
     let command = json_body::<UpdateSubscriptionIn>(&body)?.command()?;
     let s = state.service.update_subscription(&id, command).await?;
-    Ok(ok(SubscriptionView::from(&s)))
+    Ok(ok(SubscriptionView::at(&s, state.service.now())))
 }
 
 /// A subscription's charge attempts, oldest first.
@@ -313,7 +312,7 @@ pub(crate) async fn change_subscription(
         SubscriptionAction::Resume => service.resume_subscription(&id).await?,
         SubscriptionAction::Cancel => service.cancel_subscription(&id).await?,
     };
-    Ok(ok(SubscriptionView::from(&subscription)))
+    Ok(ok(SubscriptionView::at(&subscription, service.now())))
 }
 
 // ---- events -----------------------------------------------------------------------------
@@ -365,7 +364,14 @@ pub(crate) async fn advance_clock(State(state): State<ApiState>, body: Bytes) ->
     };
     let now = state
         .service
-        .advance_clock(step)
+        .advance_clock(
+            step,
+            if input.service_down {
+                Meanwhile::ServiceDown
+            } else {
+                Meanwhile::ServiceRunning
+            },
+        )
         .await
         .map_err(|e| match e {
             ServiceError::State(m) => ApiError::new(StatusCode::CONFLICT, "clock_backwards", m),

@@ -211,7 +211,7 @@ mod tests {
         .unwrap();
         check(
             "Subscription",
-            &render(&wire::SubscriptionView::from(&subscription)),
+            &render(&wire::SubscriptionView::at(&subscription, now())),
             &[
                 "id",
                 "status",
@@ -229,7 +229,7 @@ mod tests {
             period_index: 0,
             period_start: now(),
             attempt: 1,
-            payment_id: PaymentId::parse("pay_1").unwrap(),
+            payment_id: Some(PaymentId::parse("pay_1").unwrap()),
             status: ChargeStatus::Pending,
         };
         check(

@@ -187,8 +187,8 @@ pub trait Presenter: Send + Sync {
     fn payment(&self, payment: &Payment) -> String;
     /// A token, JSON.
     fn token(&self, token: &RecurrentToken) -> String;
-    /// A subscription, JSON.
-    fn subscription(&self, subscription: &Subscription) -> String;
+    /// A subscription as it stands at `now`, JSON.
+    fn subscription(&self, subscription: &Subscription, now: OffsetDateTime) -> String;
 }
 
 /// Delivers merchant events to `RECUR_EVENTS_URL`.

@@ -75,10 +75,10 @@ pub struct ChargeAttempt {
     pub period_index: u32,
     /// The period's start.
     pub period_start: OffsetDateTime,
-    /// 1-based attempt number within the period.
+    /// 1-based attempt number within the period (0 for a skipped period).
     pub attempt: u32,
-    /// The payment that carries it.
-    pub payment_id: PaymentId,
+    /// The payment that carries it (`None` for a skipped period).
+    pub payment_id: Option<PaymentId>,
     /// Its outcome.
     pub status: ChargeStatus,
 }

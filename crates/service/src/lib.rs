@@ -43,7 +43,7 @@ use ports::{
 };
 
 pub use error::ServiceError;
-pub use operations::{ClockMove, OperationalSnapshot};
+pub use operations::{ClockMove, Meanwhile, OperationalSnapshot};
 pub use payments::StartPaymentCommand;
 pub use subscriptions::{CreateSubscriptionCommand, UpdateSubscriptionCommand};
 pub use work::WorkReport;

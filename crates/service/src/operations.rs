@@ -25,6 +25,15 @@ pub enum ClockMove {
     To(OffsetDateTime),
 }
 
+/// What the service did while the test clock moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meanwhile {
+    /// It ran: every due moment is visited in order.
+    ServiceRunning,
+    /// It was down: jobs run only at the end.
+    ServiceDown,
+}
+
 impl Service {
     /// Business time now (the test clock's time when it is on).
     pub fn now(&self) -> OffsetDateTime {
@@ -36,20 +45,59 @@ impl Service {
         self.test_clock.is_some()
     }
 
-    /// Moves the test clock forward, then runs every job that became due, as
-    /// if the service had run the whole time. Returns the new time.
-    pub async fn advance_clock(&self, step: ClockMove) -> Result<OffsetDateTime, ServiceError> {
+    /// Moves the test clock forward. While the service "runs", the clock
+    /// stops at every subscription charge or retry that falls due on the way,
+    /// in order, and runs the jobs there, so a year in one advance bills
+    /// twelve months; while it is "down", jobs run once, at the end. Returns
+    /// the new time.
+    pub async fn advance_clock(
+        &self,
+        step: ClockMove,
+        meanwhile: Meanwhile,
+    ) -> Result<OffsetDateTime, ServiceError> {
         let clock = self
             .test_clock
             .as_ref()
             .ok_or(ServiceError::NotFound("test clock"))?;
-        let moved = match step {
-            ClockMove::By(by) => clock.advance(by),
-            ClockMove::To(to) => clock.advance_to(to),
-        };
-        moved.map_err(|e| ServiceError::State(e.to_string()))?;
+        let backwards = |e: ports::ClockBackwards| ServiceError::State(e.to_string());
+        let target = match step {
+            ClockMove::By(by) => self.now().checked_add(by),
+            ClockMove::To(to) => Some(to),
+        }
+        .ok_or_else(|| ServiceError::invalid("the clock cannot move that far"))?;
+        if target < self.now() {
+            clock.advance_to(target).map_err(backwards)?;
+        }
+        if meanwhile == Meanwhile::ServiceRunning {
+            // What is due now runs first: it was due before the clock moved.
+            self.run_due_jobs().await;
+            while let Some(at) = self.next_due_moment(target).await? {
+                clock.advance_to(at).map_err(backwards)?;
+                self.run_due_jobs().await;
+            }
+        }
+        clock.advance_to(target).map_err(backwards)?;
         self.run_due_jobs().await;
         Ok(self.now())
+    }
+
+    /// The earliest subscription charge or retry due after now and no later
+    /// than `until` (charges already due now are the scheduler's, not a stop).
+    async fn next_due_moment(
+        &self,
+        until: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, ServiceError> {
+        let now = self.now();
+        let due = self
+            .deps
+            .subscriptions
+            .due(until, crate::work::BATCH)
+            .await?;
+        Ok(due
+            .iter()
+            .filter_map(|s| s.value.next_charge_at())
+            .filter(|at| *at > now)
+            .min())
     }
 
     /// Runs every job that is due now: subscription charges (until nothing is

@@ -3,8 +3,8 @@
 use domain::{
     Applied, BankCode, BankFact, ChargeStatus, Confirmation, CustomerReference, DeclineClass,
     Failure, Initiator, Interval, Money, NewPayment, NewSubscription, Payment, PaymentMethod,
-    PaymentStatus, RecurrentToken, State, Subscription, SubscriptionError, SubscriptionEvent,
-    SubscriptionId, TokenId,
+    PaymentStatus, Period, RecurrentToken, State, Subscription, SubscriptionError,
+    SubscriptionEvent, SubscriptionId, TokenId,
 };
 use ports::{
     ChangeSet, ChargeAttempt, Instrument, NewEvent, StoreError, Subject, Versioned, Write,
@@ -182,7 +182,7 @@ impl Service {
                     return Ok(Attempt::Unchanged(subscription));
                 }
                 let changes = ChangeSet {
-                    events: self.subscription_events(&subscription, &events),
+                    events: self.subscription_events(&subscription, &events, now),
                     subscriptions: vec![Write {
                         value: subscription.clone(),
                         expected_version: Some(read.version),
@@ -199,13 +199,14 @@ impl Service {
         &self,
         subscription: &Subscription,
         events: &[SubscriptionEvent],
+        now: OffsetDateTime,
     ) -> Vec<NewEvent> {
         events
             .iter()
             .map(|e| NewEvent {
                 kind: e.as_str(),
                 subject: Subject::Subscription(subscription.id().clone()),
-                data: self.deps.presenter.subscription(subscription),
+                data: self.deps.presenter.subscription(subscription, now),
             })
             .collect()
     }
@@ -232,8 +233,11 @@ impl Service {
         now: OffsetDateTime,
     ) -> Result<bool, ServiceError> {
         let mut subscription = read.value;
+        let skipped = subscription.skip_missed(now);
         let Some(due) = subscription.due_charge(now) else {
-            return Ok(false);
+            return self
+                .commit_skipped(subscription, read.version, &skipped, now)
+                .await;
         };
         subscription.start_charge(due).map_err(state_error)?;
         let payment = Payment::new(
@@ -259,15 +263,19 @@ impl Service {
             period_index: due.period.index,
             period_start: due.period.start,
             attempt: due.attempt,
-            payment_id: payment.id().clone(),
+            payment_id: Some(payment.id().clone()),
             status: ChargeStatus::Pending,
         };
+        // The charge first: settling a dead token's attempt edits `charges[0]`.
+        let mut charges = vec![charge];
+        charges.extend(skipped_charges(subscription.id(), &skipped));
         let with = ChangeSet {
             subscriptions: vec![Write {
                 value: subscription.clone(),
                 expected_version: Some(read.version),
             }],
-            charges: vec![charge],
+            charges,
+            events: self.skipped_events(&subscription, &skipped, now),
             ..ChangeSet::default()
         };
         let token = self
@@ -287,8 +295,9 @@ impl Service {
                 now,
             );
             let mut with = with;
-            with.events =
+            let settled =
                 self.settle_charge_in(&payment, &mut subscription, &mut with.charges[0], now);
+            with.events.extend(settled);
             with.subscriptions[0].value = subscription;
             with.payments.push(Write::insert(payment));
             return match self.deps.uow.commit(with, now).await {
@@ -309,6 +318,47 @@ impl Service {
             Err(ServiceError::Store(StoreError::Conflict(_))) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Records periods skipped while nothing ran, when no charge is due after
+    /// all (the subscription changed since it was read as due).
+    async fn commit_skipped(
+        &self,
+        subscription: Subscription,
+        version: i64,
+        skipped: &[Period],
+        now: OffsetDateTime,
+    ) -> Result<bool, ServiceError> {
+        if skipped.is_empty() {
+            return Ok(false);
+        }
+        let changes = ChangeSet {
+            charges: skipped_charges(subscription.id(), skipped),
+            events: self.skipped_events(&subscription, skipped, now),
+            subscriptions: vec![Write {
+                value: subscription,
+                expected_version: Some(version),
+            }],
+            ..ChangeSet::default()
+        };
+        match self.deps.uow.commit(changes, now).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn skipped_events(
+        &self,
+        subscription: &Subscription,
+        skipped: &[Period],
+        now: OffsetDateTime,
+    ) -> Vec<NewEvent> {
+        let events = vec![SubscriptionEvent::PeriodSkipped; skipped.len()];
+        if !skipped.is_empty() {
+            warn!(subscription_id = %subscription.id(), periods = skipped.len(), "periods ended unpaid while nothing ran; skipped");
+        }
+        self.subscription_events(subscription, &events, now)
     }
 
     /// When a payment that carries a subscription charge finishes, records the
@@ -369,6 +419,21 @@ impl Service {
         if let Applied::Ignored(why) = applied {
             warn!(subscription_id = %subscription.id(), ?why, "charge outcome did not match the subscription");
         }
-        self.subscription_events(subscription, &new_events)
+        self.subscription_events(subscription, &new_events, now)
     }
+}
+
+/// The charge rows of skipped periods: no attempt, no payment.
+fn skipped_charges(id: &SubscriptionId, skipped: &[Period]) -> Vec<ChargeAttempt> {
+    skipped
+        .iter()
+        .map(|period| ChargeAttempt {
+            subscription_id: id.clone(),
+            period_index: period.index,
+            period_start: period.start,
+            attempt: 0,
+            payment_id: None,
+            status: ChargeStatus::Skipped,
+        })
+        .collect()
 }

@@ -171,7 +171,7 @@ impl Harness {
             .returning(|t| format!("{{\"id\":\"{}\"}}", t.id));
         presenter
             .expect_subscription()
-            .returning(|s| format!("{{\"id\":\"{}\"}}", s.id()));
+            .returning(|s, _| format!("{{\"id\":\"{}\"}}", s.id()));
         let deps = Deps {
             gateway: Arc::new(self.gateway),
             webhooks: Arc::new(MockWebhookDecoder::new()),

@@ -62,7 +62,7 @@ impl SqlStore {
         .bind(c.subscription_id.as_str())
         .bind(sql_int(c.period_index))
         .bind(sql_int(c.attempt))
-        .bind(c.payment_id.as_str())
+        .bind(c.payment_id.as_ref().map(PaymentId::as_str))
         .execute(&mut **tx)
         .await
         .map_err(store_error)?;
@@ -77,7 +77,7 @@ impl SqlStore {
         .bind(sql_int(c.period_index))
         .bind(sql_int(c.attempt))
         .bind(micros(c.period_start))
-        .bind(c.payment_id.as_str())
+        .bind(c.payment_id.as_ref().map(PaymentId::as_str))
         .bind(c.status.as_str())
         .execute(&mut **tx)
         .await
@@ -100,7 +100,9 @@ pub(crate) fn charge_row(row: &AnyRow) -> Result<ChargeAttempt, StoreError> {
         period_index: to_u32(get(row, "period_index")?)?,
         period_start: from_micros(get(row, "period_start")?).map_err(corrupt)?,
         attempt: to_u32(get(row, "attempt")?)?,
-        payment_id: PaymentId::parse(&get::<String>(row, "payment_id")?).map_err(bad)?,
+        payment_id: get::<Option<String>>(row, "payment_id")?
+            .map(|id| PaymentId::parse(&id).map_err(bad))
+            .transpose()?,
         status: ChargeStatus::parse(&status).ok_or_else(|| {
             StoreError::Permanent(format!("stored charge status {status:?} is unknown"))
         })?,

@@ -160,7 +160,7 @@ pub fn charge(
         period_index: period,
         period_start: sub.period(period).expect("in range").start,
         attempt,
-        payment_id: PaymentId::parse(&format!("pay_{}", unique())).expect("valid id"),
+        payment_id: Some(PaymentId::parse(&format!("pay_{}", unique())).expect("valid id")),
         status,
     }
 }

@@ -177,6 +177,7 @@ macro_rules! conformance {
             charge_outcome_updates_in_place,
             charges_are_listed_in_period_and_attempt_order,
             charge_is_found_by_its_payment,
+            skipped_periods_are_charges_without_a_payment,
             idempotency_first_use_starts,
             idempotency_same_request_is_in_flight_then_replayed,
             idempotency_other_request_with_the_key_is_a_mismatch,

@@ -104,7 +104,7 @@ async fn a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once
         (0..13).collect::<Vec<_>>(),
         "periods 0 to 12, each once: {charges}"
     );
-    assert!(data.iter().all(|c| c["status"] == "succeeded"));
+    assert!(data.iter().all(|c| c["status"] == "succeeded"), "{charges}");
     let charged = app
         .sandbox()
         .ledger()

@@ -294,9 +294,142 @@ async fn a_token_the_bank_deactivated_is_disabled_and_never_charged_again(kind: 
 }
 
 on_both_stores!(
+    a_backdated_anchor_charges_the_current_period_once_not_every_past_one,
+    after_downtime_only_the_current_period_is_charged_and_missed_ones_are_skipped,
+    current_period_is_the_paid_period_until_it_ends,
     a_subscription_is_charged_each_period_through_the_test_clock,
     declined_charges_are_dunned_and_a_new_token_pays_a_past_due_subscription,
     a_subscription_pauses_resumes_changes_and_cancels,
     a_subscription_never_charges_a_disabled_token,
     a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
 );
+
+fn charge_summary(charges: &[serde_json::Value]) -> Vec<(u64, String)> {
+    charges
+        .iter()
+        .map(|c| {
+            (
+                c["period_index"].as_u64().unwrap(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn a_backdated_anchor_charges_the_current_period_once_not_every_past_one(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-backdated").await.unwrap();
+    let (_, clock) = c.get("/v1/test/clock").await;
+    let now = time::OffsetDateTime::parse(
+        clock["now"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let month_ago = (now - time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body = json!({ "customer": { "reference": "cust-backdated" }, "token_id": token, "amount": { "value": 777, "currency": "RUB" }, "interval": { "unit": "day", "count": 1 }, "start_at": month_ago });
+    let (status, sub) = c.post("/v1/subscriptions", &body).await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().unwrap().to_owned();
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    let charges = wait_charges(c, &id, 1).await;
+    assert_eq!(
+        charge_summary(&charges),
+        vec![(30, "succeeded".to_owned())],
+        "only the period that contains today: {charges:?}"
+    );
+    let charged = app
+        .sandbox()
+        .ledger()
+        .into_iter()
+        .filter(|e| e.kind == "charge" && e.amount == 777)
+        .count();
+    assert_eq!(charged, 1, "the customer paid one day, not thirty-one");
+    app.stop().await;
+}
+
+async fn after_downtime_only_the_current_period_is_charged_and_missed_ones_are_skipped(
+    kind: StoreKind,
+) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-downtime").await.unwrap();
+    let body = json!({ "customer": { "reference": "cust-downtime" }, "token_id": token, "amount": { "value": 333, "currency": "RUB" }, "interval": { "unit": "day", "count": 1 } });
+    let (_, sub) = c.post("/v1/subscriptions", &body).await;
+    let id = sub["id"].as_str().unwrap().to_owned();
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    wait_charges(c, &id, 1).await;
+    let (status, _) = c
+        .post(
+            "/v1/test/clock/advance",
+            &json!({ "seconds": 4 * 86_400 + 3_600, "service_down": true }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let charges = wait_charges(c, &id, 5).await;
+    let expected: Vec<(u64, String)> = [
+        (0, "succeeded"),
+        (1, "skipped"),
+        (2, "skipped"),
+        (3, "skipped"),
+        (4, "succeeded"),
+    ]
+    .into_iter()
+    .map(|(i, s)| (i, s.to_owned()))
+    .collect();
+    assert_eq!(charge_summary(&charges), expected, "{charges:?}");
+    assert!(
+        charges
+            .iter()
+            .filter(|c| c["status"] == "skipped")
+            .all(|c| c["payment_id"].is_null() && c["attempt"] == 0),
+        "{charges:?}"
+    );
+    let skipped_events = events(c)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "subscription.period_skipped" && e["data"]["id"] == id.as_str())
+        .count();
+    assert_eq!(skipped_events, 3, "one event per skipped period");
+    let charged = app
+        .sandbox()
+        .ledger()
+        .into_iter()
+        .filter(|e| e.kind == "charge" && e.amount == 333)
+        .count();
+    assert_eq!(charged, 2, "periods 0 and 4, nothing back to back");
+    app.stop().await;
+}
+
+async fn current_period_is_the_paid_period_until_it_ends(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-period").await.unwrap();
+    let body = json!({ "customer": { "reference": "cust-period" }, "token_id": token, "amount": { "value": 444, "currency": "RUB" }, "interval": { "unit": "month", "count": 1 } });
+    let (_, before) = c.post("/v1/subscriptions", &body).await;
+    let id = before["id"].as_str().unwrap().to_owned();
+    assert_eq!(before["current_period"]["start"], before["start_at"]);
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    wait_charges(c, &id, 1).await;
+    let (_, paid) = c.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(
+        paid["current_period"]["start"], before["start_at"],
+        "the paid period is the current one: {paid}"
+    );
+    assert_eq!(
+        paid["next_charge_at"], paid["current_period"]["end"],
+        "the next charge is when the paid period ends"
+    );
+    let end = paid["current_period"]["end"].clone();
+    c.post("/v1/test/clock/advance", &json!({ "to": end }))
+        .await;
+    wait_charges(c, &id, 2).await;
+    let (_, second) = c.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(second["current_period"]["start"], end, "{second}");
+    app.stop().await;
+}

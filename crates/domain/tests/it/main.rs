@@ -339,6 +339,15 @@ proptest! {
 }
 
 fn subscription(unit: IntervalUnit, count: u32, start: OffsetDateTime) -> Subscription {
+    subscription_created_at(unit, count, start, start)
+}
+
+fn subscription_created_at(
+    unit: IntervalUnit,
+    count: u32,
+    start: OffsetDateTime,
+    created: OffsetDateTime,
+) -> Subscription {
     Subscription::new(
         NewSubscription {
             id: SubscriptionId::parse("sub_1").unwrap(),
@@ -350,7 +359,7 @@ fn subscription(unit: IntervalUnit, count: u32, start: OffsetDateTime) -> Subscr
             description: None,
             metadata: None,
         },
-        start,
+        created,
     )
     .unwrap()
 }
@@ -409,13 +418,13 @@ proptest! {
             match op {
                 0 => clock += Duration::days(3),
                 1 => if let Some(due) = sub.due_charge(clock) { sub.start_charge(due).unwrap(); },
-                2 => if let (Some(a), Some(p)) = (sub.in_flight(), sub.current_period()) {
+                2 => if let (Some(a), Some(p)) = (sub.in_flight(), sub.billing_period()) {
                     let (applied, _) = sub.charge_succeeded(p.index, a);
                     if applied.is_changed() { prop_assert!(paid.insert(p.index), "period {} paid twice", p.index); }
                     // A duplicate report is ignored.
                     prop_assert!(!sub.charge_succeeded(p.index, a).0.is_changed());
                 },
-                3 => if let (Some(a), Some(p)) = (sub.in_flight(), sub.current_period()) {
+                3 => if let (Some(a), Some(p)) = (sub.in_flight(), sub.billing_period()) {
                     sub.charge_failed(p.index, a, DeclineClass::SoftDecline, &policy, clock);
                 },
                 4 => { let _ = sub.pause(); }
@@ -427,6 +436,158 @@ proptest! {
             cancelled |= sub.status() == SubscriptionStatus::Cancelled;
         }
     }
+}
+
+/// What the scheduler does with a run at `clock`, as the service does it.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Paid,
+    Declined,
+    /// The process died between the claim and the bank: the charge stays in
+    /// flight until reconciliation settles it at a later run.
+    Crashed,
+}
+
+proptest! {
+    #[test]
+    fn backdated_anchors_downtime_and_crashes_never_bill_time_that_is_over(
+        unit in any_unit(),
+        count in 1u32..=3,
+        backdated_days in 0i64..400,
+        runs in proptest::collection::vec((0i64..90 * 24, 0..3u8), 1..40),
+    ) {
+        let created = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let anchor = created - Duration::days(backdated_days);
+        let mut sub = subscription_created_at(unit, count, anchor, created);
+        let first = sub.interval().index_at(anchor, created).unwrap();
+        prop_assert_eq!(sub.current_period(created).unwrap().index, first);
+        let policy = DunningPolicy::default();
+        let mut clock = created;
+        let mut paid = std::collections::BTreeSet::new();
+        let mut settled = std::collections::BTreeSet::new();
+        let mut crashed: Option<(u32, u32)> = None;
+        for (gap_hours, outcome) in runs {
+            // A gap is the service being down (or idle) for that long.
+            clock += Duration::hours(gap_hours);
+            if let Some((period, attempt)) = crashed.take() {
+                sub.charge_succeeded(period, attempt);
+                prop_assert!(paid.insert(period), "period {} paid twice", period);
+            }
+            for skipped in sub.skip_missed(clock) {
+                prop_assert!(skipped.end <= clock);
+                prop_assert!(skipped.index >= first, "a period before creation is never listed");
+                prop_assert!(settled.insert(skipped.index), "period {} skipped after it was charged", skipped.index);
+            }
+            let Some(due) = sub.due_charge(clock) else { continue };
+            prop_assert!(due.period.index >= first, "a period that ended before creation is never charged");
+            if due.attempt == 1 {
+                prop_assert!(due.period.start <= clock && clock < due.period.end,
+                    "a first attempt is for the period the customer is in: {:?} at {}", due.period, clock);
+            }
+            sub.start_charge(due).unwrap();
+            settled.insert(due.period.index);
+            match [Outcome::Paid, Outcome::Declined, Outcome::Crashed][usize::from(outcome)] {
+                Outcome::Paid => {
+                    sub.charge_succeeded(due.period.index, due.attempt);
+                    prop_assert!(paid.insert(due.period.index), "period {} paid twice", due.period.index);
+                    let current = sub.current_period(clock).unwrap();
+                    if clock < due.period.end {
+                        // Paid in time: the customer is in the paid period, not the next one.
+                        prop_assert_eq!(current, due.period);
+                        prop_assert_eq!(sub.next_charge_at(), Some(due.period.end));
+                    }
+                }
+                Outcome::Declined => {
+                    sub.charge_failed(due.period.index, due.attempt, DeclineClass::SoftDecline, &policy, clock);
+                }
+                Outcome::Crashed => crashed = Some((due.period.index, due.attempt)),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_backdated_anchor_bills_the_period_of_today_once() {
+    let created = time::macros::datetime!(2026-03-15 12:00 UTC);
+    let anchor = created - Duration::days(30);
+    let mut sub = subscription_created_at(IntervalUnit::Day, 1, anchor, created);
+    let due = sub
+        .due_charge(created)
+        .expect("the current period is due at once");
+    assert_eq!(due.period.index, 30);
+    assert_eq!(due.period.start, anchor + Duration::days(30));
+    sub.start_charge(due).unwrap();
+    sub.charge_succeeded(30, 1);
+    assert_eq!(sub.due_charge(created), None, "nothing else is due today");
+    assert_eq!(sub.current_period(created).unwrap().index, 30);
+    assert_eq!(sub.next_charge_at(), Some(anchor + Duration::days(31)));
+}
+
+#[test]
+fn periods_that_ended_while_nothing_ran_are_skipped_not_billed() {
+    let start = time::macros::datetime!(2026-01-01 00:00 UTC);
+    let mut sub = subscription(IntervalUnit::Day, 1, start);
+    assert_eq!(
+        sub.current_period(start - Duration::days(5)).unwrap().index,
+        0,
+        "before it starts: the first period"
+    );
+    sub.start_charge(sub.due_charge(start).unwrap()).unwrap();
+    sub.charge_succeeded(0, 1);
+    assert_eq!(
+        sub.current_period(start + Duration::hours(23))
+            .unwrap()
+            .index,
+        0,
+        "paid period 0 is current until it ends"
+    );
+    let back = start + Duration::days(4) + Duration::hours(1);
+    let skipped: Vec<u32> = sub.skip_missed(back).iter().map(|p| p.index).collect();
+    assert_eq!(skipped, vec![1, 2, 3]);
+    let due = sub.due_charge(back).unwrap();
+    assert_eq!((due.period.index, due.attempt), (4, 1));
+    assert!(sub.skip_missed(back).is_empty(), "skipping is idempotent");
+}
+
+#[test]
+fn a_period_in_dunning_is_retried_not_skipped() {
+    let start = time::macros::datetime!(2026-01-01 00:00 UTC);
+    let mut sub = subscription(IntervalUnit::Day, 1, start);
+    sub.start_charge(sub.due_charge(start).unwrap()).unwrap();
+    sub.charge_failed(
+        0,
+        1,
+        DeclineClass::SoftDecline,
+        &DunningPolicy::default(),
+        start,
+    );
+    let later = start + Duration::days(10);
+    assert!(sub.skip_missed(later).is_empty());
+    let retry = sub.due_charge(later).unwrap();
+    assert_eq!((retry.period.index, retry.attempt), (0, 2));
+    assert_eq!(
+        sub.current_period(later).unwrap().index,
+        0,
+        "the period being dunned"
+    );
+}
+
+#[test]
+fn index_at_finds_the_period_that_contains_a_moment() {
+    let anchor = time::macros::datetime!(2024-01-31 09:30 UTC);
+    let monthly = Interval::new(IntervalUnit::Month, 1).unwrap();
+    for n in 0..30 {
+        let start = monthly.period_start(anchor, n).unwrap();
+        assert_eq!(monthly.index_at(anchor, start), Some(n));
+        assert_eq!(
+            monthly.index_at(anchor, start - Duration::seconds(1)),
+            Some(n.saturating_sub(1))
+        );
+    }
+    assert_eq!(
+        monthly.index_at(anchor, anchor - Duration::days(400)),
+        Some(0)
+    );
 }
 
 #[test]

@@ -325,6 +325,11 @@ pub struct AdvanceIn {
     /// Move forward to this time.
     #[schema(format = DateTime)]
     pub to: Option<String>,
+    /// `true`: as if the service were down meanwhile; jobs run only at the
+    /// end (periods that ended unpaid are skipped). By default every due
+    /// moment is visited in order, as if the service had run the whole time.
+    #[serde(default)]
+    pub service_down: bool,
 }
 
 /// `?customer_reference=` of the list routes.

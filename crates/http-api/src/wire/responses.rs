@@ -10,6 +10,7 @@ use domain::{
 use ports::{ChargeAttempt, Event, Presenter};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
@@ -484,8 +485,9 @@ pub struct SubscriptionView {
     pub created_at: String,
 }
 
-impl From<&Subscription> for SubscriptionView {
-    fn from(s: &Subscription) -> Self {
+impl SubscriptionView {
+    /// The subscription as it stands at `now` (its current period depends on it).
+    pub fn at(s: &Subscription, now: OffsetDateTime) -> Self {
         Self {
             id: s.id().as_str().to_owned(),
             object: ObjectKind::Subscription,
@@ -502,7 +504,7 @@ impl From<&Subscription> for SubscriptionView {
                 count: s.interval().count(),
             },
             start_at: timestamp(s.anchor()),
-            current_period: s.current_period().map(|p| PeriodView {
+            current_period: s.current_period(now).map(|p| PeriodView {
                 start: timestamp(p.start),
                 end: timestamp(p.end),
             }),
@@ -524,10 +526,11 @@ pub struct ChargeView {
     pub period_start: String,
     /// The period's number, from 0.
     pub period_index: u32,
-    /// The attempt's number in the period, from 1.
+    /// The attempt's number in the period, from 1 (0: the period was skipped).
     pub attempt: u32,
-    /// The payment that carries it.
-    pub payment_id: String,
+    /// The payment that carries it; `null` for a skipped period.
+    #[schema(required = true)]
+    pub payment_id: Option<String>,
     /// Its outcome.
     #[schema(schema_with = charge_statuses)]
     pub status: &'static str,
@@ -539,7 +542,7 @@ impl From<&ChargeAttempt> for ChargeView {
             period_start: timestamp(c.period_start),
             period_index: c.period_index,
             attempt: c.attempt,
-            payment_id: c.payment_id.as_str().to_owned(),
+            payment_id: c.payment_id.as_ref().map(|id| id.as_str().to_owned()),
             status: c.status.as_str(),
         }
     }
@@ -643,7 +646,7 @@ impl Presenter for JsonPresenter {
         json(&TokenView::from(token))
     }
 
-    fn subscription(&self, subscription: &Subscription) -> String {
-        json(&SubscriptionView::from(subscription))
+    fn subscription(&self, subscription: &Subscription, now: OffsetDateTime) -> String {
+        json(&SubscriptionView::at(subscription, now))
     }
 }

@@ -141,11 +141,40 @@ pub async fn charge_is_found_by_its_payment<H: Harness>(h: &H) {
     commit(&*s, changes::charges(vec![c.clone()]))
         .await
         .unwrap();
-    assert_eq!(s.charge_by_payment(&c.payment_id).await.unwrap(), Some(c));
+    let paid_by = c.payment_id.clone().unwrap();
+    assert_eq!(s.charge_by_payment(&paid_by).await.unwrap(), Some(c));
     assert_eq!(
         s.charge_by_payment(&PaymentId::parse("pay_none").unwrap())
             .await
             .unwrap(),
         None
+    );
+}
+
+/// Skipped periods are charges without a payment: several of them are
+/// stored side by side and listed in period order.
+pub async fn skipped_periods_are_charges_without_a_payment<H: Harness>(h: &H) {
+    let s = h.store();
+    let sub = subscription(now());
+    let skipped = |index| {
+        let mut c = charge(&sub, index, 0, ChargeStatus::Skipped);
+        c.payment_id = None;
+        c
+    };
+    let paid = charge(&sub, 2, 1, ChargeStatus::Pending);
+    commit(
+        &*s,
+        changes::charges(vec![skipped(0), skipped(1), paid.clone()]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.charges(sub.id()).await.unwrap(),
+        vec![skipped(0), skipped(1), paid],
+    );
+    let again = commit(&*s, changes::charges(vec![skipped(1)])).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "a period is skipped once: {again:?}"
     );
 }
