@@ -18,8 +18,9 @@ pub enum MoneyError {
 impl fmt::Display for MoneyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownCurrency(code) => write!(f, "unknown ISO 4217 currency code {code:?}"),
-            Self::Negative(value) => write!(f, "amount must not be negative, got {value}"),
+            // The submitted values are not repeated: error answers echo nothing.
+            Self::UnknownCurrency(_) => f.write_str("not a known ISO 4217 currency code"),
+            Self::Negative(_) => f.write_str("amount must not be negative"),
             Self::CurrencyMismatch(a, b) => write!(f, "cannot combine {a} with {b}"),
             Self::Overflow => f.write_str("amount out of range"),
         }

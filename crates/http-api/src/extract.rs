@@ -88,6 +88,77 @@ pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     } else {
         body
     };
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(json_error(&e)))
+}
+
+/// What is wrong with a body, without a single submitted value: serde's own
+/// messages quote them (`invalid type: integer `123`` would be a CVV).
+fn json_error(e: &serde_json::Error) -> String {
+    let at = format!("at line {} column {}", e.line(), e.column());
+    if !e.is_data() {
+        return format!("invalid JSON body: malformed JSON {at}");
+    }
+    let message = e.to_string();
+    // `missing field `x`` names our schema's field, never a submitted value.
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+    {
+        return format!("invalid JSON body: missing field `{field}`");
+    }
+    let kind = message
+        .split_once(':')
+        .map(|(kind, _)| kind)
+        .filter(|kind| kind.chars().all(|c| c.is_ascii_lowercase() || c == ' '))
+        .unwrap_or("invalid value");
+    format!("invalid JSON body: {kind} {at}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Card {
+        number: String,
+        security_code: String,
+        kind: Kind,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Visa,
+    }
+
+    fn message(body: &str) -> String {
+        json_body::<Card>(body.as_bytes()).unwrap_err().message
+    }
+
+    #[test]
+    fn body_errors_say_what_and_where_but_never_a_submitted_value() {
+        let wrong_type =
+            message(r#"{"number": 4111111111111111, "security_code": "1", "kind": "visa"}"#);
+        assert!(!wrong_type.contains("4111111111111111"), "{wrong_type}");
+        assert!(
+            wrong_type.contains("invalid type at line 1"),
+            "{wrong_type}"
+        );
+        let cvv = message(r#"{"number": "4", "security_code": 987, "kind": "visa"}"#);
+        assert!(!cvv.contains("987"), "{cvv}");
+        let variant = message(r#"{"number": "4", "security_code": "1", "kind": "secret-brand"}"#);
+        assert!(!variant.contains("secret-brand"), "{variant}");
+        assert_eq!(
+            message(r#"{"number": "4", "kind": "visa"}"#),
+            "invalid JSON body: missing field `security_code`"
+        );
+        let broken = message(r#"{"number": "4111111111111111""#);
+        assert!(
+            broken.starts_with("invalid JSON body: malformed JSON"),
+            "{broken}"
+        );
+        assert!(!broken.contains("4111"), "{broken}");
+    }
 }

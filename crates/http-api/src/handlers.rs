@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{Payment, PaymentId, SubscriptionId, TokenId};
+use ports::IdempotencyLease;
 use service::{ClockMove, Meanwhile, ServiceError};
 use time::Duration;
 
@@ -31,7 +32,7 @@ fn ok<T>(body: T) -> (StatusCode, Json<T>) {
     (StatusCode::OK, Json(body))
 }
 
-async fn payment_view(state: &ApiState, p: &Payment) -> PaymentView {
+pub(crate) async fn payment_view(state: &ApiState, p: &Payment) -> PaymentView {
     let token_status = match p.token_id() {
         Some(t) => state.service.token(t, false).await.ok().map(|t| t.status()),
         None => None,
@@ -51,9 +52,11 @@ async fn payment_view(state: &ApiState, p: &Payment) -> PaymentView {
     ))]
 pub(crate) async fn create_payment(
     State(state): State<ApiState>,
+    lease: Option<Extension<IdempotencyLease>>,
     body: Bytes,
 ) -> Reply<PaymentView> {
-    let command = json_body::<CreatePaymentIn>(&body)?.command()?;
+    let mut command = json_body::<CreatePaymentIn>(&body)?.command()?;
+    command.idempotency = lease.map(|Extension(lease)| lease);
     let payment = state.service.start_payment(command).await?;
     tracing::Span::current().record("payment_id", payment.id().as_str());
     Ok((

@@ -8,21 +8,39 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ports::{IdempotencyBegin, StoredResponse};
+use ports::{IdempotencyBegin, IdempotencyClaim, StoredResponse};
+use serde_json::Value;
 use service::ServiceError;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::extract::header;
+use crate::handlers::payment_view;
 use crate::{ApiError, ApiState};
 
 /// Largest request body accepted (and buffered for `Idempotency-Key`).
 const MAX_BODY: usize = 1 << 20;
 
+/// Which API key sent a request: a short hash of it, so that
+/// `Idempotency-Key`s of different keys never meet.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiKeyScope(String);
+
+impl ApiKeyScope {
+    fn of(api_key: &str) -> Self {
+        Self(hex::encode(&Sha256::digest(api_key.as_bytes())[..8]))
+    }
+}
+
 /// Middleware on every `POST /v1` route: runs a request at most once per
-/// `Idempotency-Key`. The same key and request replay the first answer for
-/// 24 h; another request with the key is `409 idempotency_key_reused`; a
-/// duplicate arriving while the first runs is `409 idempotency_key_in_use`.
+/// `Idempotency-Key` and API key. The same key and request replay the first
+/// answer for 24 h; once a request has created its payment, a retry answers
+/// with that payment's current state instead of creating another, even when
+/// the first ended without an answer (a `503`, a crash). Another request with
+/// the key is `409 idempotency_key_reused`; a retry while the first is still
+/// running (its 60 s lease holds) is `409 idempotency_key_in_use`, and after
+/// the lease lapses a request that created nothing is taken over.
 pub(crate) async fn idempotency(
     State(state): State<ApiState>,
     request: Request,
@@ -43,20 +61,23 @@ pub(crate) async fn idempotency(
         return ApiError::bad_request("Idempotency-Key must be 1–255 visible characters")
             .into_response();
     };
+    let scope = request
+        .extensions()
+        .get::<ApiKeyScope>()
+        .map_or("", |s| s.0.as_str())
+        .to_owned();
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, MAX_BODY).await else {
         return ApiError::bad_request("the body is larger than 1 MiB").into_response();
     };
-    let mut hasher = Sha256::new();
-    hasher.update(parts.method.as_str().as_bytes());
-    hasher.update(b" ");
-    hasher.update(parts.uri.path().as_bytes());
-    hasher.update(b"\n");
-    hasher.update(&body);
-    let fingerprint = hex::encode(hasher.finalize());
+    let claim = IdempotencyClaim {
+        key: format!("{scope}:{key}"),
+        content: request_content(parts.uri.path(), &body),
+        now: state.service.now(),
+        wall: OffsetDateTime::now_utc(),
+    };
     let store = &state.idempotency;
-    let now = state.service.now();
-    match store.begin(&key, &fingerprint, now).await {
+    match store.begin(claim).await {
         Err(e) => ApiError::from(ServiceError::from(e)).into_response(),
         Ok(IdempotencyBegin::Mismatch) => ApiError::new(
             StatusCode::CONFLICT,
@@ -70,32 +91,33 @@ pub(crate) async fn idempotency(
             "a request with this Idempotency-Key is still running; retry later",
         )
         .into_response(),
-        Ok(IdempotencyBegin::Replay(stored)) => {
-            let mut response = (
-                StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
-                stored.body,
-            )
-                .into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            response
-        }
-        Ok(IdempotencyBegin::Started) => {
-            let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+        Ok(IdempotencyBegin::Replay(stored)) => replayed(
+            StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+            stored.body,
+        ),
+        Ok(IdempotencyBegin::Bound(payment_id)) => match state.service.payment(&payment_id).await {
+            Ok(payment) => {
+                let view = payment_view(&state, &payment).await;
+                let body = serde_json::to_vec(&view).unwrap_or_default();
+                replayed(StatusCode::OK, body)
+            }
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Ok(IdempotencyBegin::Started(lease)) => {
+            let mut request = Request::from_parts(parts, Body::from(body));
+            request.extensions_mut().insert(lease.clone());
+            let response = next.run(request).await;
             let (parts, body) = response.into_parts();
             let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
-            // A store outage proves nothing was done: free the key for a retry.
-            let kept = if parts.status == StatusCode::SERVICE_UNAVAILABLE {
-                store.release(&key).await
+            // A 5xx is no answer worth keeping (a store outage, the bank
+            // failing): the key is freed if nothing was created, and otherwise
+            // stays bound, so a retry sees the payment as it is by then.
+            let kept = if parts.status.is_server_error() {
+                store.release(&lease).await
             } else {
                 store
                     .finish(
-                        &key,
+                        &lease.key,
                         StoredResponse {
                             status: parts.status.as_u16(),
                             body: body.to_vec(),
@@ -108,6 +130,48 @@ pub(crate) async fn idempotency(
             }
             Response::from_parts(parts, Body::from(body))
         }
+    }
+}
+
+fn replayed(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// What makes two requests the same: the path and the body's content. A
+/// JSON body is compared as JSON (object keys sorted, spacing ignored), so a
+/// client that re-serializes the same request is not refused.
+fn request_content(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut content = format!("POST {path}\n").into_bytes();
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) => content.extend(canonical(&value).to_string().into_bytes()),
+        Err(_) => content.extend_from_slice(body),
+    }
+    content
+}
+
+/// `value` with every object's keys in sorted order.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
     }
 }
 
@@ -131,6 +195,9 @@ pub(crate) async fn authenticate(
                 .iter()
                 .any(|k| same(k.as_bytes(), key.as_bytes())) =>
         {
+            let scope = ApiKeyScope::of(key);
+            let mut request = request;
+            request.extensions_mut().insert(scope);
             next.run(request).await
         }
         _ => ApiError::unauthorized().into_response(),
@@ -162,4 +229,47 @@ pub(crate) async fn observe(
         );
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_json_in_other_spacing_and_key_order_is_the_same_request() {
+        let a = request_content(
+            "/v1/payments",
+            br#"{"a":1,"b":{"d":[1,{"y":2,"x":1}],"c":"z"}}"#,
+        );
+        let b = request_content(
+            "/v1/payments",
+            b"{ \"b\": { \"c\": \"z\", \"d\": [1, {\"x\": 1, \"y\": 2}] },\n \"a\": 1 }",
+        );
+        assert_eq!(a, b);
+        let other = request_content(
+            "/v1/payments",
+            br#"{"a":2,"b":{"c":"z","d":[1,{"x":1,"y":2}]}}"#,
+        );
+        assert_ne!(a, other);
+        assert_ne!(
+            a,
+            request_content(
+                "/v1/subscriptions",
+                br#"{"a":1,"b":{"c":"z","d":[1,{"x":1,"y":2}]}}"#
+            )
+        );
+        let array_order = request_content(
+            "/v1/payments",
+            br#"{"a":1,"b":{"c":"z","d":[{"x":1,"y":2},1]}}"#,
+        );
+        assert_ne!(a, array_order, "array order is content");
+    }
+
+    #[test]
+    fn api_key_scopes_differ_per_key_and_do_not_reveal_it() {
+        let a = ApiKeyScope::of("sk_live_a").0;
+        assert_ne!(a, ApiKeyScope::of("sk_live_b").0);
+        assert!(!a.contains("sk_live"));
+        assert_eq!(a.len(), 16);
+    }
 }

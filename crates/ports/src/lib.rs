@@ -63,10 +63,11 @@ pub use gateway::{
     SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
 };
 pub use store::{
-    ChangeSet, ChargeAttempt, DueCheck, Event, EventLog, IDEMPOTENCY_TTL, IdempotencyBegin,
-    IdempotencyStore, InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem,
-    PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository,
-    TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
+    ChangeSet, ChargeAttempt, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL,
+    IdempotencyBegin, IdempotencyBinding, IdempotencyClaim, IdempotencyLease, IdempotencyStore,
+    InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, PaymentRepository,
+    StoreError, StoredResponse, Subject, SubscriptionRepository, TokenRepository, UnitOfWork,
+    Versioned, WebhookInbox, Write,
 };
 
 #[cfg(feature = "mocks")]

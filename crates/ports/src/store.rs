@@ -174,6 +174,8 @@ pub struct ChangeSet {
     pub outbox: Vec<OutboxCommand>,
     /// Inbox webhooks marked applied.
     pub inbox_applied: Vec<i64>,
+    /// The `Idempotency-Key` of the request that creates a payment here.
+    pub idempotency: Option<IdempotencyBinding>,
 }
 
 impl ChangeSet {
@@ -282,14 +284,53 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// A request's claim on an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// The key, already scoped to the API key that sent it.
+    pub key: String,
+    /// The request's canonical content (method, path, normalized body). The
+    /// store keeps only a keyed hash of it: a body may hold a card number.
+    pub content: Vec<u8>,
+    /// Business time: keys are remembered for [`IDEMPOTENCY_TTL`] of it.
+    pub now: OffsetDateTime,
+    /// Real time, which leases run on.
+    pub wall: OffsetDateTime,
+}
+
+/// The running request's hold on a key, until `until` (real time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyLease {
+    /// The scoped key.
+    pub key: String,
+    /// When the hold lapses; also what identifies this holder.
+    pub until: OffsetDateTime,
+}
+
+/// Binds a key to the payment its request created, in the commit that
+/// creates it: from then on a retry answers with that payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyBinding {
+    /// The hold of the request that creates the payment; a commit whose
+    /// lease was taken over fails with a conflict and creates nothing.
+    pub lease: IdempotencyLease,
+    /// The payment.
+    pub payment_id: PaymentId,
+}
+
 /// What [`IdempotencyStore::begin`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {
-    /// First use of the key: do the work, then [`IdempotencyStore::finish`].
-    Started,
+    /// First use of the key, or a takeover of a request that died before it
+    /// created anything: do the work, then [`IdempotencyStore::finish`].
+    Started(IdempotencyLease),
     /// Done before with the same request: replay this.
     Replay(StoredResponse),
-    /// The same request is running right now.
+    /// The same request created this payment and then ended without an
+    /// answer to keep (it died, or a dependency failed): answer with the
+    /// payment's current state, never start another.
+    Bound(PaymentId),
+    /// The same request is running right now (its lease holds).
     InFlight,
     /// The key was used with a different request.
     Mismatch,
@@ -298,22 +339,22 @@ pub enum IdempotencyBegin {
 /// Keys are remembered for this long.
 pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
 
+/// How long a running request holds its key before another may take it over.
+pub const IDEMPOTENCY_LEASE: Duration = Duration::seconds(60);
+
 /// `Idempotency-Key` bookkeeping.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` for a request with `fingerprint`; keys older than
-    /// [`IDEMPOTENCY_TTL`] are forgotten.
-    async fn begin(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        now: OffsetDateTime,
-    ) -> Result<IdempotencyBegin, StoreError>;
+    /// Claims a key; keys older than [`IDEMPOTENCY_TTL`] are forgotten, and
+    /// a lapsed lease of a request that created nothing is taken over.
+    async fn begin(&self, claim: IdempotencyClaim) -> Result<IdempotencyBegin, StoreError>;
     /// Stores the response of a started key.
     async fn finish(&self, key: &str, response: StoredResponse) -> Result<(), StoreError>;
-    /// Forgets a started key whose work did not happen, so it can be retried.
-    async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Ends a hold whose request produced no answer to keep: the key is
+    /// forgotten when no payment is bound to it, and otherwise stays bound
+    /// (its lease ends at once, so a retry gets the payment).
+    async fn release(&self, lease: &IdempotencyLease) -> Result<(), StoreError>;
     /// Deletes keys older than [`IDEMPOTENCY_TTL`] at `now`; returns how many.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }

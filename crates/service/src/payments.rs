@@ -5,7 +5,10 @@ use domain::{
     BankCode, BankFact, BankSessionId, Confirmation, CustomerReference, DeclineClass, Failure,
     Money, NewPayment, Payment, PaymentError, PaymentId, PaymentMethod, RecurrentToken, TokenId,
 };
-use ports::{ChangeSet, CreateSession, GatewayError, Instrument, Project, StartPayment, Write};
+use ports::{
+    ChangeSet, CreateSession, GatewayError, IdempotencyBinding, IdempotencyLease, Instrument,
+    Project, StartPayment, Write,
+};
 use tracing::{info, warn};
 
 use crate::apply::{PaymentChange, failure_of};
@@ -32,6 +35,9 @@ pub struct StartPaymentCommand {
     pub description: Option<String>,
     /// Opaque merchant metadata (JSON text).
     pub metadata: Option<String>,
+    /// The hold of the request's `Idempotency-Key`: the key is bound to the
+    /// payment in the commit that creates it.
+    pub idempotency: Option<IdempotencyLease>,
 }
 
 impl Service {
@@ -58,8 +64,14 @@ impl Service {
             self.now(),
         )
         .map_err(ServiceError::invalid)?;
-        self.run_payment(payment, instrument, ChangeSet::default())
-            .await
+        let with = ChangeSet {
+            idempotency: cmd.idempotency.map(|lease| IdempotencyBinding {
+                lease,
+                payment_id: payment.id().clone(),
+            }),
+            ..ChangeSet::default()
+        };
+        self.run_payment(payment, instrument, with).await
     }
 
     /// How a payment paid by `method` is paid at the bank: the card data of a

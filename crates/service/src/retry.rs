@@ -17,6 +17,10 @@ pub(crate) type AttemptFuture<'a, R> =
     Pin<Box<dyn Future<Output = Result<Attempt<R>, ServiceError>> + Send + 'a>>;
 
 /// What one attempt decided.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives for one await and is moved once; a box would only add an allocation"
+)]
 pub(crate) enum Attempt<R> {
     /// Nothing to write: return this.
     Unchanged(R),

@@ -207,6 +207,7 @@ fn token_payment(initiator: Initiator) -> StartPaymentCommand {
         return_url: Some("https://shop.example/return".into()),
         description: None,
         metadata: None,
+        idempotency: None,
     }
 }
 

@@ -60,6 +60,9 @@ impl SqlStore {
         for c in &changes.outbox {
             Self::enqueue(tx, c, command_parts(c).1, at).await?;
         }
+        if let Some(binding) = &changes.idempotency {
+            Self::bind_idempotency(tx, binding).await?;
+        }
         for id in &changes.inbox_applied {
             sqlx::query("UPDATE inbox SET status = 'applied' WHERE id = $1")
                 .bind(id)

@@ -127,7 +127,22 @@ impl TokenKeys {
     }
 
     fn fingerprint_with(key: &Key, secret: &str) -> String {
-        hex::encode(hmac::sign(&key.fingerprint, secret.as_bytes()).as_ref())
+        Self::hmac_hex(key, secret.as_bytes())
+    }
+
+    fn hmac_hex(key: &Key, bytes: &[u8]) -> String {
+        hex::encode(hmac::sign(&key.fingerprint, bytes).as_ref())
+    }
+
+    /// The keyed fingerprints of a request's content under every configured
+    /// key, current first. A label keeps them apart from token fingerprints;
+    /// a plain hash of a body with a card number could be brute-forced.
+    pub fn request_fingerprints(&self, content: &[u8]) -> Vec<String> {
+        let labelled = [b"recur idempotency request v1\n".as_slice(), content].concat();
+        std::iter::once(&self.current)
+            .chain(&self.old)
+            .map(|k| Self::hmac_hex(k, &labelled))
+            .collect()
     }
 
     /// The id of the key new tokens are sealed with.

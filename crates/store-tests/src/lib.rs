@@ -64,7 +64,7 @@ pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = {
         ("events", &[("seq", Integer), ("kind", Text), ("subject_id", Text), ("data", Text), ("created_at", Integer)]),
         ("outbox", &[("id", Integer), ("kind", Text), ("subject", Text), ("object_id", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("locked_until", Integer), ("last_error", Text), ("created_at", Integer)]),
         ("inbox", &[("id", Integer), ("dedupe_key", Text), ("body", Bytes), ("received_at", Integer), ("status", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("note", Text), ("body_nonce", Bytes), ("key_id", Text)]),
-        ("idempotency_keys", &[("key", Text), ("fingerprint", Text), ("status", Text), ("response_status", Integer), ("response_body", Bytes), ("created_at", Integer)]),
+        ("idempotency_keys", &[("key", Text), ("fingerprint", Text), ("status", Text), ("response_status", Integer), ("response_body", Bytes), ("created_at", Integer), ("payment_id", Text), ("leased_until", Integer)]),
     ]
 };
 
@@ -183,6 +183,8 @@ macro_rules! conformance {
             idempotency_other_request_with_the_key_is_a_mismatch,
             idempotency_keys_expire_after_24_hours,
             idempotency_release_frees_the_key,
+            idempotency_a_lapsed_lease_is_taken_over,
+            idempotency_a_key_bound_to_a_payment_never_starts_again,
             idempotency_concurrent_duplicates_start_once,
             inbox_deduplicates_by_key,
             inbox_pending_is_oldest_first_and_due_at_once,

@@ -224,8 +224,156 @@ async fn shutdown_finishes_within_ten_seconds(kind: StoreKind) {
 
 on_both_stores!(
     idempotency_keys_replay_refuse_and_serialize,
+    idempotency_keys_are_scoped_per_api_key_and_compare_content_not_bytes,
+    a_request_given_up_mid_flight_never_becomes_two_payments,
+    error_answers_never_echo_a_submitted_value,
     bad_requests_get_a_clear_error_and_change_nothing,
     health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_database,
     card_numbers_never_reach_the_logs,
     shutdown_finishes_within_ten_seconds,
 );
+
+/// POSTs raw bytes (to control spacing and key order) with `api_key`.
+async fn post_raw(app: &TestApp, api_key: &str, body: &str, idempotency_key: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/payments", app.base()))
+        .bearer_auth(api_key)
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", idempotency_key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn idempotency_keys_are_scoped_per_api_key_and_compare_content_not_bytes(kind: StoreKind) {
+    let app = TestApp::start_with(kind, |c| {
+        c.api_keys = Some(vec!["sk_test_shop_a".into(), "sk_test_shop_b".into()]);
+    })
+    .await;
+    let compact = r#"{"customer":{"reference":"cust-scope"},"amount":{"value":1500,"currency":"RUB"},"method":{"type":"widget"}}"#;
+    let reordered = r#"{
+        "method": { "type": "widget" },
+        "amount": { "currency": "RUB", "value": 1500 },
+        "customer": { "reference": "cust-scope" }
+    }"#;
+    let (status, first) = post_raw(&app, "sk_test_shop_a", compact, "order-7").await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = post_raw(&app, "sk_test_shop_a", reordered, "order-7").await;
+    assert_eq!(
+        status, 201,
+        "the same request re-serialized is the same request: {again}"
+    );
+    assert_eq!(again["id"], first["id"]);
+    let (status, other_shop) = post_raw(&app, "sk_test_shop_b", compact, "order-7").await;
+    assert_eq!(
+        status, 201,
+        "another API key's order-7 is another key: {other_shop}"
+    );
+    assert_ne!(other_shop["id"], first["id"]);
+    let changed = compact.replace("1500", "1600");
+    let (status, reused) = post_raw(&app, "sk_test_shop_a", &changed, "order-7").await;
+    assert_eq!(
+        (status, reused["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+    assert_eq!(payments_of(&app.client, "cust-scope").await.len(), 2);
+    app.stop().await;
+}
+
+async fn a_request_given_up_mid_flight_never_becomes_two_payments(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let token = demo::saved_card_token(&app.client, "cust-gave-up")
+        .await
+        .unwrap();
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        api_delay_ms: 1_500,
+        ..Default::default()
+    });
+    let body = demo::token_payment("cust-gave-up", &token, "merchant", 2_100);
+    // The client gives up while the bank is slow: the payment exists, the
+    // request may be dropped, and the key holds its lease.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .post(format!("{}/v1/payments", app.base()))
+        .bearer_auth(app.api_key())
+        .header("Idempotency-Key", "order-gave-up")
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
+    assert!(impatient.is_err(), "the client timed out");
+    let (status, retry) = app
+        .client
+        .post_with("/v1/payments", &body, Some("order-gave-up"))
+        .await;
+    assert!(
+        status == 409 && retry["error"]["code"] == "idempotency_key_in_use"
+            || status == 201
+            || status == 200,
+        "{status} {retry}"
+    );
+    app.sandbox().set_faults(sandbox::bank::Faults::default());
+    // A dropped request's payment is resumed by reconciliation.
+    app.client
+        .post("/v1/test/clock/advance", &json!({ "seconds": 60 }))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let payments: Vec<Value> = payments_of(&app.client, "cust-gave-up")
+            .await
+            .into_iter()
+            .filter(|p| p["amount"]["value"] == 2_100)
+            .collect();
+        assert_eq!(payments.len(), 1, "never a second payment: {payments:?}");
+        if payments[0]["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{payments:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let charged = app
+        .sandbox()
+        .ledger()
+        .into_iter()
+        .filter(|e| e.kind == "charge" && e.amount == 2_100)
+        .count();
+    assert_eq!(charged, 1, "the customer paid once");
+    app.stop().await;
+}
+
+async fn error_answers_never_echo_a_submitted_value(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let secrets = ["4111111111111111", "987", "QQQ", "dollars", "later"];
+    let cases = [
+        json!({ "customer": { "reference": "cust-echo" }, "amount": { "value": 100, "currency": "RUB" }, "method": { "type": "card", "card": { "number": 4_111_111_111_111_111_u64, "expiry_month": "12", "expiry_year": "30", "security_code": "123" } } }),
+        json!({ "customer": { "reference": "cust-echo" }, "amount": { "value": 100, "currency": "RUB" }, "method": { "type": "card", "card": { "number": "4111111111111111", "expiry_month": "12", "expiry_year": "30", "security_code": 987 } } }),
+        json!({ "customer": { "reference": "cust-echo" }, "amount": { "value": 100, "currency": "QQQ" }, "method": { "type": "widget" } }),
+        json!({ "customer": { "reference": "cust-echo" }, "amount": { "value": "dollars", "currency": "RUB" }, "method": { "type": "widget" } }),
+        json!({ "customer": { "reference": "cust-echo" }, "amount": { "value": 100, "currency": "RUB" }, "method": { "type": "widget" }, "confirmation": "later" }),
+    ];
+    for body in cases {
+        let (status, answer) = c.post("/v1/payments", &body).await;
+        assert_eq!(status, 400, "{answer}");
+        let text = answer.to_string();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} echoed in {text}");
+        }
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    assert!(payments_of(c, "cust-echo").await.is_empty());
+    app.stop().await;
+}

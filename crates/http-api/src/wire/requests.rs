@@ -160,10 +160,10 @@ impl CreatePaymentIn {
                     initiator: match initiator.as_deref() {
                         None | Some("merchant") => Initiator::Merchant,
                         Some("client") => Initiator::Client,
-                        Some(other) => {
-                            return Err(ApiError::bad_request(format!(
-                                "method.initiator must be merchant or client, not {other:?}"
-                            )));
+                        Some(_) => {
+                            return Err(ApiError::bad_request(
+                                "method.initiator must be merchant or client",
+                            ));
                         }
                     },
                 },
@@ -185,10 +185,10 @@ impl CreatePaymentIn {
         let confirmation = match self.confirmation.as_deref() {
             None | Some("automatic") => Confirmation::Automatic,
             Some("manual") => Confirmation::Manual,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "confirmation must be automatic or manual, not {other:?}"
-                )));
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "confirmation must be automatic or manual",
+                ));
             }
         };
         if let Some(url) = &self.return_url
@@ -206,6 +206,7 @@ impl CreatePaymentIn {
             return_url: self.return_url,
             description: self.description,
             metadata: metadata_text(self.metadata)?,
+            idempotency: None,
         })
     }
 }

@@ -99,6 +99,9 @@ pub async fn everything_survives_a_reopen<H: Harness>(h: &H) {
     let t = token("c");
     let sub = subscription(now());
     let c = charge(&sub, 0, 1, ChargeStatus::Pending);
+    let IdempotencyBegin::Started(lease) = s.begin(claim(now())).await.unwrap() else {
+        panic!("a new key starts");
+    };
     commit(
         &*s,
         ChangeSet {
@@ -109,12 +112,15 @@ pub async fn everything_survives_a_reopen<H: Harness>(h: &H) {
             events: vec![event("payment.succeeded", p.id())],
             outbox: vec![confirm("pay_1")],
             inbox_applied: vec![],
+            idempotency: Some(IdempotencyBinding {
+                lease,
+                payment_id: p.id().clone(),
+            }),
         },
     )
     .await
     .unwrap();
     s.store(webhook("w")).await.unwrap();
-    s.begin("k", "fp", now()).await.unwrap();
     drop(s);
     let r = h.reopen().await;
     assert_eq!(
@@ -146,7 +152,24 @@ pub async fn everything_survives_a_reopen<H: Harness>(h: &H) {
     assert_eq!(r.depth().await.unwrap(), 1);
     assert_eq!(r.pending(now(), 10).await.unwrap().len(), 1);
     assert_eq!(
-        r.begin("k", "fp", now()).await.unwrap(),
+        r.begin(claim(now())).await.unwrap(),
         IdempotencyBegin::InFlight
     );
+    assert_eq!(
+        r.begin(claim(
+            now() + IDEMPOTENCY_LEASE + time::Duration::seconds(1)
+        ))
+        .await
+        .unwrap(),
+        IdempotencyBegin::Bound(p.id().clone())
+    );
+}
+
+fn claim(wall: time::OffsetDateTime) -> IdempotencyClaim {
+    IdempotencyClaim {
+        key: "k".into(),
+        content: b"req".to_vec(),
+        now: now(),
+        wall,
+    }
 }
