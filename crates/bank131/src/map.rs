@@ -393,6 +393,46 @@ const KNOWN_WEBHOOKS: &[&str] = &[
 mod tests {
     use super::*;
 
+    fn refunded_session(refunds: &str) -> Session {
+        serde_json::from_str(&format!(
+            r#"{{"id": "ps_1", "status": "accepted", "acquiring_payments": [{{
+                "id": "pm_1", "status": "succeeded",
+                "amount_details": {{"amount": 10000, "currency": "rub"}}{refunds}
+            }}]}}"#
+        ))
+        .expect("a session")
+    }
+
+    #[test]
+    fn only_finished_refunds_count_and_a_missing_list_is_unknown() {
+        let mixed = refunded_session(
+            r#", "refunds": [
+                {"id": "rf_1", "status": "accepted", "amount_details": {"amount": 3000, "currency": "rub"}},
+                {"id": "rf_2", "status": "in_progress", "amount_details": {"amount": 2000, "currency": "rub"}},
+                {"id": "rf_3", "status": "declined", "amount_details": {"amount": 1000, "currency": "rub"}},
+                {"id": "rf_4", "status": "error", "amount_details": {"amount": 500, "currency": "rub"}}
+            ]"#,
+        );
+        assert_eq!(
+            fact_of(&mixed, Some("payment_refunded")),
+            Some(BankFact::Refunded {
+                total: Money::new(3000, domain::Currency::RUB).unwrap()
+            })
+        );
+        assert_eq!(
+            fact_of(&refunded_session(""), Some("payment_refunded")),
+            None,
+            "no refunds list: unknown, never a full refund"
+        );
+        assert_eq!(
+            fact_of(
+                &refunded_session(r#", "refunds": []"#),
+                Some("payment_refunded")
+            ),
+            None
+        );
+    }
+
     #[test]
     fn states_parse_their_wire_names() {
         assert_eq!(
