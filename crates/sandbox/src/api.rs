@@ -258,31 +258,20 @@ pub(crate) fn dispatch(
     };
     let mut lost = false;
     let result = match method {
-        methods::SESSION_CREATE => parse::<Value>(body).and_then(|v| {
-            sandbox.act(|b| {
-                claim(b)?;
-                b.create_session(&v, base_url)
+        methods::SESSION_CREATE => {
+            if let Some(refusal) = injected_refusal(sandbox, |f| &mut f.refuse_creates) {
+                return (Err(refusal), false);
+            }
+            parse::<Value>(body).and_then(|v| {
+                sandbox.act(|b| {
+                    claim(b)?;
+                    b.create_session(&v, base_url)
+                })
             })
-        }),
+        }
         methods::SESSION_START_PAYMENT | methods::SESSION_INIT_PAYMENT => {
-            let refused = {
-                let mut faults = lock(&sandbox.inner.faults);
-                (!faults.refuse_starts.is_empty()).then(|| faults.refuse_starts.remove(0))
-            };
-            if let Some(code) = refused {
-                let code: &'static str = match code.as_str() {
-                    "internal_error" => "internal_error",
-                    "provider_unavailable" => "provider_unavailable",
-                    "invalid_request" => "invalid_request",
-                    _ => "provider_error",
-                };
-                return (
-                    Err(Refusal {
-                        code,
-                        description: "fault: refused without being executed".into(),
-                    }),
-                    false,
-                );
+            if let Some(refusal) = injected_refusal(sandbox, |f| &mut f.refuse_starts) {
+                return (Err(refusal), false);
             }
             parse::<PaymentRequest>(body).and_then(|request| {
                 lost = matches!(&request.payment_details, PaymentDetails::Card { card } if card
@@ -363,4 +352,27 @@ pub(crate) fn dispatch(
         }),
     };
     (result, lost)
+}
+
+/// The next refusal a fault list injects (`refuse_creates`,
+/// `refuse_starts`), answered without executing anything.
+fn injected_refusal(
+    sandbox: &Sandbox,
+    list: impl FnOnce(&mut Faults) -> &mut Vec<String>,
+) -> Option<Refusal> {
+    let code = {
+        let mut faults = lock(&sandbox.inner.faults);
+        let codes = list(&mut faults);
+        (!codes.is_empty()).then(|| codes.remove(0))?
+    };
+    let code: &'static str = match code.as_str() {
+        "internal_error" => "internal_error",
+        "provider_unavailable" => "provider_unavailable",
+        "invalid_request" => "invalid_request",
+        _ => "provider_error",
+    };
+    Some(Refusal {
+        code,
+        description: "fault: refused without being executed".into(),
+    })
 }

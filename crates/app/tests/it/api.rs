@@ -226,6 +226,7 @@ on_both_stores!(
     idempotency_keys_replay_refuse_and_serialize,
     idempotency_keys_are_scoped_per_api_key_and_compare_content_not_bytes,
     a_request_given_up_mid_flight_never_becomes_two_payments,
+    a_retry_after_a_5xx_answers_with_the_payment_it_created,
     error_answers_never_echo_a_submitted_value,
     bad_requests_get_a_clear_error_and_change_nothing,
     health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_database,
@@ -375,5 +376,42 @@ async fn error_answers_never_echo_a_submitted_value(kind: StoreKind) {
         );
     }
     assert!(payments_of(c, "cust-echo").await.is_empty());
+    app.stop().await;
+}
+
+async fn a_retry_after_a_5xx_answers_with_the_payment_it_created(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-5xx").await.unwrap();
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        refuse_creates: vec!["invalid_request".into()],
+        ..Default::default()
+    });
+    let body = demo::token_payment("cust-5xx", &token, "merchant", 3_300);
+    let (status, first) = c.post_with("/v1/payments", &body, Some("order-5xx")).await;
+    assert_eq!(status, 502, "the bank refused the session: {first}");
+    let (status, retry) = c.post_with("/v1/payments", &body, Some("order-5xx")).await;
+    assert_eq!(
+        status, 200,
+        "the payment the first request created: {retry}"
+    );
+    assert_eq!(retry["status"], "failed", "{retry}");
+    let created: Vec<Value> = payments_of(c, "cust-5xx")
+        .await
+        .into_iter()
+        .filter(|p| p["amount"]["value"] == 3_300)
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["id"], retry["id"]);
+    let charged = app
+        .sandbox()
+        .ledger()
+        .into_iter()
+        .filter(|e| e.kind == "charge" && e.amount == 3_300)
+        .count();
+    assert_eq!(
+        charged, 0,
+        "the customer paid nothing, and the merchant sees why"
+    );
     app.stop().await;
 }

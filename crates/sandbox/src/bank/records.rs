@@ -139,6 +139,9 @@ pub struct Faults {
     pub api_timeouts: u32,
     /// The next this-many API requests are executed, then their answer is lost.
     pub drop_responses: u32,
+    /// The next `session/create` requests answer these error codes, in
+    /// order, without being executed.
+    pub refuse_creates: Vec<String>,
     /// The next `session/start/payment` (or `init`) requests answer these
     /// error codes, in order, without being executed.
     pub refuse_starts: Vec<String>,
