@@ -79,6 +79,57 @@ impl Vars<'_> {
     }
 }
 
+/// Settings that only make sense against the real bank: any of them without
+/// `BANK131_BASE_URL` is a forgotten or misspelled URL, not a wish for the
+/// sandbox (which would print the live API key and disable every real token
+/// it is asked to charge).
+const LIVE_SETTINGS: &[&str] = &[
+    "BANK131_PROJECT",
+    "BANK131_PRIVATE_KEY_FILE",
+    "BANK131_PUBLIC_KEY_FILE",
+    "RECUR_API_KEYS",
+    "RECUR_TOKEN_KEY",
+];
+
+/// Sandbox mode runs only when nothing live is configured, or when
+/// `RECUR_SANDBOX=true` asks for it anyway.
+fn sandbox_allowed(vars: &Vars<'_>) -> Result<(), ConfigError> {
+    let forced = match vars.get("RECUR_SANDBOX").as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(_) => return Err(error("RECUR_SANDBOX", "must be true or false")),
+    };
+    let live: Vec<&str> = LIVE_SETTINGS
+        .iter()
+        .copied()
+        .filter(|name| vars.get(name).is_some())
+        .collect();
+    if live.is_empty() || forced {
+        return Ok(());
+    }
+    Err(error(
+        "BANK131_BASE_URL",
+        format!(
+            "is not set but live settings are ({}); set BANK131_BASE_URL, or RECUR_SANDBOX=true to run the built-in sandbox anyway",
+            live.join(", ")
+        ),
+    ))
+}
+
+/// Whether `base_url` is the bank's production host (`proxy.bank131.ru`,
+/// bank131-api.md "Base URLs"), where a test clock must never run.
+fn is_production_host(base_url: &str) -> bool {
+    let host = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest)
+        .split(['/', ':', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    host == "proxy.bank131.ru"
+}
+
 /// `7d`, `12h`, `30m`, `3600s` (or bare seconds): a positive duration.
 fn retention(text: &str) -> Option<time::Duration> {
     let (digits, unit) = text.split_at(
@@ -246,6 +297,23 @@ impl Config {
         matches!(self.bank, Bank::Sandbox { .. })
     }
 
+    /// Which mode runs, in words, for the start-up line.
+    pub fn mode_line(&self) -> String {
+        let clock = if self.test_clock {
+            "test clock on"
+        } else {
+            "real clock"
+        };
+        match &self.bank {
+            Bank::Sandbox { .. } => format!(
+                "recur runs in SANDBOX mode: the built-in Bank 131 sandbox, no real money ({clock})"
+            ),
+            Bank::Remote { base_url, .. } => {
+                format!("recur runs in LIVE mode against the bank at {base_url} ({clock})")
+            }
+        }
+    }
+
     /// Sandbox mode on free local ports with the test clock, keeping its
     /// state in `state_dir` (the demo and the end-to-end tests use it).
     pub fn ephemeral(state_dir: PathBuf, database_url: String) -> Self {
@@ -277,10 +345,13 @@ impl Config {
         let listen = addr("RECUR_LISTEN", "127.0.0.1:8080")?;
         let database_url = vars.database_url()?;
         let bank = match get("BANK131_BASE_URL") {
-            None => Bank::Sandbox {
-                listen: addr("SANDBOX_LISTEN", "127.0.0.1:9131")?,
-                explicit: get("SANDBOX_LISTEN").is_some(),
-            },
+            None => {
+                sandbox_allowed(&vars)?;
+                Bank::Sandbox {
+                    listen: addr("SANDBOX_LISTEN", "127.0.0.1:9131")?,
+                    explicit: get("SANDBOX_LISTEN").is_some(),
+                }
+            }
             Some(base_url) => {
                 if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
                     return Err(error("BANK131_BASE_URL", "must be an http(s) URL"));
@@ -350,6 +421,15 @@ impl Config {
             Some("false" | "0") => false,
             Some(_) => return Err(error("RECUR_TEST_CLOCK", "must be true or false")),
         };
+        if let Bank::Remote { base_url, .. } = &bank
+            && test_clock
+            && is_production_host(base_url)
+        {
+            return Err(error(
+                "RECUR_TEST_CLOCK",
+                "must not be true against the bank's production host",
+            ));
+        }
         let log_format = vars.log_format()?;
         let bank_timeout = match get("RECUR_BANK_TIMEOUT_MS") {
             None => std::time::Duration::from_secs(30),
@@ -404,6 +484,60 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn live_settings_without_a_bank_url_stop_start_up_naming_it() {
+        for live in LIVE_SETTINGS {
+            let refused = config(&[(live, "anything")]).unwrap_err();
+            assert_eq!(refused.variable, "BANK131_BASE_URL", "{live}");
+            assert!(refused.to_string().contains(live), "{refused}");
+            assert!(
+                !refused.to_string().contains("anything"),
+                "no value is echoed"
+            );
+            let forced = config(&[(live, "anything"), ("RECUR_SANDBOX", "true")]);
+            assert!(forced.is_ok_and(|c| c.sandbox_mode()), "{live}");
+        }
+        assert!(config(&[]).unwrap().sandbox_mode(), "nothing live: sandbox");
+        assert_eq!(
+            config(&[("RECUR_SANDBOX", "maybe")]).unwrap_err().variable,
+            "RECUR_SANDBOX"
+        );
+    }
+
+    #[test]
+    fn the_test_clock_never_runs_against_the_production_bank() {
+        let live = |url: &'static str, clock: &'static str| {
+            config(&[
+                ("BANK131_BASE_URL", url),
+                ("BANK131_PROJECT", "p"),
+                ("BANK131_PRIVATE_KEY_FILE", "k.pem"),
+                ("BANK131_PUBLIC_KEY_FILE", "b.pem"),
+                ("RECUR_API_KEYS", "sk_live_0123456789abcdef"),
+                ("RECUR_TOKEN_KEY", "a2V5"),
+                ("RECUR_TEST_CLOCK", clock),
+            ])
+        };
+        for url in [
+            "https://proxy.bank131.ru",
+            "https://PROXY.bank131.ru/",
+            "https://proxy.bank131.ru:443/api",
+        ] {
+            assert_eq!(
+                live(url, "true").unwrap_err().variable,
+                "RECUR_TEST_CLOCK",
+                "{url}"
+            );
+            assert!(live(url, "false").is_ok(), "{url}");
+        }
+        assert!(live("https://demo.bank131.ru", "true").is_ok_and(|c| c.test_clock));
+        assert!(
+            live("https://proxy.bank131.ru", "false")
+                .unwrap()
+                .mode_line()
+                .contains("LIVE")
+        );
     }
 
     #[test]
@@ -540,7 +674,9 @@ mod tests {
             "RECUR_TEST_CLOCK"
         );
         assert_eq!(
-            config(&[("RECUR_API_KEYS", " , ")]).unwrap_err().variable,
+            config(&[("RECUR_API_KEYS", " , "), ("RECUR_SANDBOX", "true")])
+                .unwrap_err()
+                .variable,
             "RECUR_API_KEYS"
         );
         assert_eq!(

@@ -37,8 +37,10 @@ enum Command {
 
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: never into files or journald.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -78,6 +80,8 @@ async fn serve() -> Result<(), String> {
     let config = Config::from_env(&process_env).map_err(|e| e.to_string())?;
     init_logs(config.log_format);
     let sandbox_mode = config.sandbox_mode();
+    let keys_given = config.api_keys.is_some();
+    println!("{}", config.mode_line());
     let running = app::start(config).await.map_err(|e| e.to_string())?;
     let key = running.api_keys.first().cloned().unwrap_or_default();
     println!("recur is listening on http://{}", running.api_addr);
@@ -86,14 +90,18 @@ async fn serve() -> Result<(), String> {
             "Bank 131 sandbox (in-process) on http://{addr}; its keys and state are in ./.recur/"
         );
     }
-    if sandbox_mode {
+    // A secret is printed only in sandbox mode, and only the one it keeps:
+    // keys given in RECUR_API_KEYS may be live ones (RECUR_SANDBOX=true).
+    if sandbox_mode && !keys_given {
         let note = if running.generated_key {
             "generated and kept in ./.recur/api_key"
         } else {
-            "from ./.recur/api_key or RECUR_API_KEYS"
+            "kept in ./.recur/api_key"
         };
         println!("API key ({note}): {key}");
         println!("Try it:\n{}", curl_example(running.api_addr, &key));
+    } else if sandbox_mode {
+        println!("API key: from RECUR_API_KEYS (not printed)");
     }
     shutdown_signal().await;
     println!("shutting down");

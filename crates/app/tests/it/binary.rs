@@ -102,6 +102,103 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_the_variable() {
     );
 }
 
+/// `recur serve` in a fresh directory with `vars` and nothing else live.
+fn serve_with(dir: &std::path::Path, vars: &[(&str, &str)]) -> std::process::Output {
+    let mut command = recur();
+    command.arg("serve").current_dir(dir);
+    for name in [
+        "BANK131_BASE_URL",
+        "BANK131_PROJECT",
+        "BANK131_PRIVATE_KEY_FILE",
+        "BANK131_PUBLIC_KEY_FILE",
+        "RECUR_API_KEYS",
+        "RECUR_TOKEN_KEY",
+        "RECUR_SANDBOX",
+        "RECUR_TEST_CLOCK",
+        "DATABASE_URL",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn live_settings_without_a_bank_url_never_start_the_sandbox() {
+    for live in [
+        "BANK131_PROJECT",
+        "BANK131_PRIVATE_KEY_FILE",
+        "BANK131_PUBLIC_KEY_FILE",
+        "RECUR_API_KEYS",
+        "RECUR_TOKEN_KEY",
+    ] {
+        let dir = temp_dir("live-no-url");
+        let out = serve_with(&dir, &[(live, "sk_live_secret_value_0123456789")]);
+        assert!(!out.status.success(), "{live}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("BANK131_BASE_URL"), "{stderr}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !stdout.contains("sk_live_secret"),
+            "no secret printed: {stdout}"
+        );
+        assert!(!stderr.contains("sk_live_secret"), "{stderr}");
+        assert!(!dir.join(".recur").exists(), "nothing generated for {live}");
+        assert!(!dir.join("recur.db").exists(), "no database for {live}");
+    }
+}
+
+#[test]
+fn the_test_clock_against_the_production_bank_stops_start_up() {
+    let dir = temp_dir("prod-clock");
+    let out = serve_with(
+        &dir,
+        &[
+            ("BANK131_BASE_URL", "https://proxy.bank131.ru"),
+            ("BANK131_PROJECT", "p"),
+            ("BANK131_PRIVATE_KEY_FILE", "partner.pem"),
+            ("BANK131_PUBLIC_KEY_FILE", "bank.pem"),
+            ("RECUR_API_KEYS", "sk_live_0123456789abcdef"),
+            (
+                "RECUR_TOKEN_KEY",
+                "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=",
+            ),
+            ("RECUR_TEST_CLOCK", "true"),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("RECUR_TEST_CLOCK"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_sandbox_says_so_and_never_prints_a_given_key() {
+    let dir = temp_dir("forced-sandbox");
+    let (api, sandbox) = (free_port(), free_port());
+    let mut child = recur()
+        .arg("serve")
+        .current_dir(&dir)
+        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
+        .env("SANDBOX_LISTEN", format!("127.0.0.1:{sandbox}"))
+        .env("RECUR_API_KEYS", "sk_given_0123456789abcdef")
+        .env("RECUR_SANDBOX", "true")
+        .env("RECUR_LOG_FORMAT", "json")
+        .env_remove("DATABASE_URL")
+        .env_remove("BANK131_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let banner = wait_for_line(&mut child, "API key").join("\n");
+    assert!(banner.contains("SANDBOX mode"), "{banner}");
+    assert!(!banner.contains("sk_given_0123456789abcdef"), "{banner}");
+    assert!(terminate(&mut child).success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_no_configuration_answers_its_own_curl_example_and_stops_on_sigterm() {
     let dir = temp_dir("serve");
