@@ -34,6 +34,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// `400` with a code naming the rule a field broke (`metadata_too_large`, …).
+    pub fn invalid_field(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
     /// `401 unauthorized`.
     pub fn unauthorized() -> Self {
         Self::new(
@@ -63,6 +68,10 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             ServiceError::NotFound(what) => Self::not_found(what),
+            ServiceError::InvalidCursor => Self::invalid_field(
+                "invalid_cursor",
+                "starting_after is not an object of this list",
+            ),
             ServiceError::TokenInactive => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "token_inactive",

@@ -1,7 +1,7 @@
 //! Extractors: typed ids from the path and JSON bodies, each refusal in the
 //! API's error envelope.
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use domain::{InvalidId, PaymentId, SubscriptionId, TokenId};
@@ -35,6 +35,25 @@ impl ResourceId for SubscriptionId {
     const WHAT: &'static str = "subscription";
     fn parse_id(raw: &str) -> Result<Self, InvalidId> {
         Self::parse(raw)
+    }
+}
+
+/// A query string as `T`; one that does not fit is `400 invalid_request` in
+/// the error envelope, naming no submitted value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOf<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryOf<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| Self(value))
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "the query string does not fit this route (numbers must be numbers)",
+                )
+            })
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{Payment, PaymentId, SubscriptionId, TokenId};
@@ -16,10 +16,10 @@ use service::{ClockMove, Meanwhile, ServiceError};
 use time::Duration;
 
 use crate::error::ErrorBody;
-use crate::extract::{PathId, PathIdAnd, header, json_body};
+use crate::extract::{PathId, PathIdAnd, QueryOf, header, json_body};
 use crate::wire::{
-    AdvanceIn, ChargeList, ChargeView, Clock, CreatePaymentIn, CreateSubscriptionIn, CustomerQuery,
-    EventList, EventView, EventsQuery, PaymentList, PaymentView, RefundIn, StatusView,
+    AdvanceIn, ChargeList, ChargeView, Clock, CreatePaymentIn, CreateSubscriptionIn, EventList,
+    EventView, EventsQuery, ListQuery, PaymentList, PaymentView, RefundIn, StatusView,
     SubscriptionView, TokenList, TokenQuery, TokenView, UpdateSubscriptionIn, parse_timestamp,
     timestamp,
 };
@@ -65,28 +65,46 @@ pub(crate) async fn create_payment(
     ))
 }
 
-/// A customer's payments, newest first.
-#[utoipa::path(get, path = "/v1/payments", tag = "payments", params(CustomerQuery),
-    responses((status = 200, description = "OK", body = PaymentList)))]
+/// A page of a customer's payments, newest first.
+#[utoipa::path(get, path = "/v1/payments", tag = "payments", params(ListQuery),
+    responses(
+        (status = 200, description = "OK", body = PaymentList),
+        (status = 400, description = "Bad customer_reference, limit or starting_after", body = ErrorBody),
+    ))]
 pub(crate) async fn list_payments(
     State(state): State<ApiState>,
-    Query(q): Query<CustomerQuery>,
+    QueryOf(q): QueryOf<ListQuery>,
 ) -> Reply<PaymentList> {
     let customer = q.customer()?;
-    let payments = state.service.list_payments(&customer).await?;
-    // One read of the customer's tokens for the whole page, not one per payment.
-    let tokens: HashMap<_, _> = state
-        .service
-        .list_tokens(&customer)
-        .await?
-        .into_iter()
-        .map(|t| (t.id.clone(), t.status()))
-        .collect();
-    let data = payments
+    let page = q.page(PaymentId::parse)?;
+    let listed = state.service.list_payments(&customer, page).await?;
+    // One read per token on the page, not one per payment.
+    let mut tokens = HashMap::new();
+    for id in listed.items.iter().filter_map(Payment::token_id) {
+        if !tokens.contains_key(id) {
+            let status = state
+                .service
+                .token(id, false)
+                .await
+                .ok()
+                .map(|t| t.status());
+            tokens.insert(id.clone(), status);
+        }
+    }
+    let data = listed
+        .items
         .iter()
-        .map(|p| PaymentView::new(p, p.token_id().and_then(|t| tokens.get(t).copied())))
+        .map(|p| {
+            PaymentView::new(
+                p,
+                p.token_id().and_then(|t| tokens.get(t).copied().flatten()),
+            )
+        })
         .collect();
-    Ok(ok(PaymentList { data }))
+    Ok(ok(PaymentList {
+        data,
+        has_more: listed.has_more,
+    }))
 }
 
 /// A payment.
@@ -161,16 +179,21 @@ pub(crate) async fn refund_payment(
 
 // ---- tokens -----------------------------------------------------------------------------
 
-/// A customer's tokens.
-#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(CustomerQuery),
-    responses((status = 200, description = "OK", body = TokenList)))]
+/// A page of a customer's tokens, newest first.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(ListQuery),
+    responses(
+        (status = 200, description = "OK", body = TokenList),
+        (status = 400, description = "Bad customer_reference, limit or starting_after", body = ErrorBody),
+    ))]
 pub(crate) async fn list_tokens(
     State(state): State<ApiState>,
-    Query(q): Query<CustomerQuery>,
+    QueryOf(q): QueryOf<ListQuery>,
 ) -> Reply<TokenList> {
-    let tokens = state.service.list_tokens(&q.customer()?).await?;
+    let page = q.page(TokenId::parse)?;
+    let listed = state.service.list_tokens(&q.customer()?, page).await?;
     Ok(ok(TokenList {
-        data: tokens.iter().map(TokenView::from).collect(),
+        data: listed.items.iter().map(TokenView::from).collect(),
+        has_more: listed.has_more,
     }))
 }
 
@@ -185,7 +208,7 @@ pub(crate) async fn list_tokens(
 pub(crate) async fn get_token(
     State(state): State<ApiState>,
     PathId(id): PathId<TokenId>,
-    Query(q): Query<TokenQuery>,
+    QueryOf(q): QueryOf<TokenQuery>,
 ) -> Reply<TokenView> {
     let token = state.service.token(&id, q.refresh()?).await?;
     Ok(ok(TokenView::from(&token)))
@@ -325,7 +348,7 @@ pub(crate) async fn change_subscription(
     responses((status = 200, description = "OK", body = EventList)))]
 pub(crate) async fn list_events(
     State(state): State<ApiState>,
-    Query(q): Query<EventsQuery>,
+    QueryOf(q): QueryOf<EventsQuery>,
 ) -> Reply<EventList> {
     let (after, limit) = q.page()?;
     let mut events = state.service.events_after(after, limit + 1).await?;
@@ -348,6 +371,9 @@ pub(crate) async fn get_clock(State(state): State<ApiState>) -> Reply<Clock> {
     }))
 }
 
+/// The longest single move of the test clock, in seconds.
+const MAX_CLOCK_STEP: i64 = 100 * 366 * 86_400;
+
 /// Move the test clock forward and run the jobs that became due (only with
 /// RECUR_TEST_CLOCK=true; otherwise 404).
 #[utoipa::path(post, path = "/v1/test/clock/advance", tag = "test clock", request_body = AdvanceIn,
@@ -361,7 +387,12 @@ pub(crate) async fn advance_clock(State(state): State<ApiState>, body: Bytes) ->
     }
     let input = json_body::<AdvanceIn>(&body)?;
     let step = match (input.seconds, input.to) {
-        (Some(s), None) => ClockMove::By(Duration::seconds(s)),
+        (Some(s), None) if (0..=MAX_CLOCK_STEP).contains(&s) => ClockMove::By(Duration::seconds(s)),
+        (Some(_), None) => {
+            return Err(ApiError::bad_request(format!(
+                "seconds must be 0–{MAX_CLOCK_STEP} (a hundred years)"
+            )));
+        }
         (None, Some(to)) => ClockMove::To(parse_timestamp("to", &to)?),
         _ => return Err(ApiError::bad_request("give exactly one of seconds or to")),
     };

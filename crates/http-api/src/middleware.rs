@@ -19,8 +19,72 @@ use crate::extract::header;
 use crate::handlers::payment_view;
 use crate::{ApiError, ApiState};
 
-/// Largest request body accepted (and buffered for `Idempotency-Key`).
-const MAX_BODY: usize = 1 << 20;
+/// Largest merchant API request body (as the contract says).
+pub(crate) const MAX_API_BODY: usize = 64 * 1024;
+/// Largest bank webhook body.
+pub(crate) const MAX_WEBHOOK_BODY: usize = 1 << 20;
+
+/// The merchant API's body rules, before anything reads the body: at most
+/// 64 KiB (`413 body_too_large`), and a non-empty `POST` body is JSON
+/// (`415 unsupported_media_type`). Answers in the error envelope.
+pub(crate) async fn api_body_limits(request: Request, next: Next) -> Response {
+    if request.method() == Method::POST {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        let has_body = declared != Some(0)
+            && (declared.is_some() || request.headers().contains_key(header::TRANSFER_ENCODING));
+        if has_body && !json {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be Content-Type: application/json",
+            )
+            .into_response();
+        }
+    }
+    limit_body(request, next, MAX_API_BODY).await
+}
+
+/// The webhook route's body limit (1 MiB), in the error envelope.
+pub(crate) async fn webhook_body_limit(request: Request, next: Next) -> Response {
+    limit_body(request, next, MAX_WEBHOOK_BODY).await
+}
+
+async fn limit_body(request: Request, next: Next, limit: usize) -> Response {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {} KiB", limit / 1024),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match to_bytes(body, limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(_) => too_large(),
+    }
+}
 
 /// Which API key sent a request: a short hash of it, so that
 /// `Idempotency-Key`s of different keys never meet.
@@ -67,8 +131,13 @@ pub(crate) async fn idempotency(
         .map_or("", |s| s.0.as_str())
         .to_owned();
     let (parts, body) = request.into_parts();
-    let Ok(body) = to_bytes(body, MAX_BODY).await else {
-        return ApiError::bad_request("the body is larger than 1 MiB").into_response();
+    let Ok(body) = to_bytes(body, MAX_API_BODY).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body is larger than 64 KiB",
+        )
+        .into_response();
     };
     let claim = IdempotencyClaim {
         key: format!("{scope}:{key}"),

@@ -2,7 +2,8 @@
 //! `#[utoipa::path]`, so the router and the OpenAPI document come from one
 //! declaration), the middleware around them, and the bank and operations routes.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,7 +11,7 @@ use axum::{Json, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{ApiState, handlers, middleware as mw, openapi};
+use crate::{ApiError, ApiState, handlers, middleware as mw, openapi};
 
 /// The merchant API's operations; the test clock's only when `test_clock`.
 pub(crate) fn merchant_api(test_clock: bool) -> OpenApiRouter<ApiState> {
@@ -44,6 +45,18 @@ pub(crate) fn document() -> serde_json::Value {
     openapi::complete(&api)
 }
 
+async fn no_route() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take this method",
+    )
+}
+
 async fn openapi_json(State(_): State<ApiState>) -> Response {
     Json(document()).into_response()
 }
@@ -57,17 +70,25 @@ pub(crate) fn router(state: ApiState) -> Router {
             state.clone(),
             mw::idempotency,
         ))
+        .route_layer(middleware::from_fn(mw::api_body_limits))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             mw::authenticate,
         ));
     Router::new()
         .merge(v1)
-        .route("/webhooks/bank131", post(handlers::bank_webhook))
+        .route(
+            "/webhooks/bank131",
+            post(handlers::bank_webhook)
+                .layer(DefaultBodyLimit::disable())
+                .layer(middleware::from_fn(mw::webhook_body_limit)),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(openapi_json))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), mw::observe))
         .with_state(state)
 }

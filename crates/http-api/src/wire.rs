@@ -9,8 +9,8 @@ mod shared;
 mod time;
 
 pub use requests::{
-    AdvanceIn, CardIn, CreatePaymentIn, CreateSubscriptionIn, CustomerQuery, EventsQuery,
-    IntervalIn, MethodIn, RefundIn, TokenQuery, UpdateSubscriptionIn,
+    AdvanceIn, CardIn, CreatePaymentIn, CreateSubscriptionIn, EventsQuery, IntervalIn, ListQuery,
+    MethodIn, RefundIn, TokenQuery, UpdateSubscriptionIn,
 };
 pub use responses::{
     BankView, CardView, ChargeList, ChargeView, Clock, EventList, EventView, FailureView,

@@ -65,9 +65,9 @@ pub use gateway::{
 pub use store::{
     ChangeSet, ChargeAttempt, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL,
     IdempotencyBegin, IdempotencyBinding, IdempotencyClaim, IdempotencyLease, IdempotencyStore,
-    InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, PaymentRepository,
-    StoreError, StoredResponse, Subject, SubscriptionRepository, TokenRepository, UnitOfWork,
-    Versioned, WebhookInbox, Write,
+    InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, Page,
+    PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository,
+    TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
 };
 
 #[cfg(feature = "mocks")]

@@ -205,11 +205,12 @@ pub trait PaymentRepository: Send + Sync {
         &self,
         session_id: &domain::BankSessionId,
     ) -> Result<Option<Versioned<Payment>>, StoreError>;
-    /// A customer's payments, newest first.
+    /// A page of a customer's payments, newest first, starting after
+    /// `page.after` (which must be one of the customer's payments).
     async fn list_by_customer(
         &self,
         customer: &CustomerReference,
-        limit: u32,
+        page: Page<PaymentId>,
     ) -> Result<Vec<Payment>, StoreError>;
     /// Unfinished payments whose next check (`Payment::next_check_at` when
     /// last written, or a later time set by [`PaymentRepository::checked`]) is
@@ -223,6 +224,23 @@ pub trait PaymentRepository: Send + Sync {
     /// A check found no news: check again at `next`, one more check counted.
     /// Writing the payment resets both.
     async fn checked(&self, id: &PaymentId, next: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+/// A page of a list kept newest first: at most `limit` items after the one
+/// with id `after` (from the start when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<Id> {
+    /// The last item of the previous page.
+    pub after: Option<Id>,
+    /// How many at most.
+    pub limit: u32,
+}
+
+impl<Id> Page<Id> {
+    /// The first `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self { after: None, limit }
+    }
 }
 
 /// A payment due for a `session/status` check.
@@ -246,10 +264,12 @@ pub trait TokenRepository: Send + Sync {
         &self,
         secret: &domain::RecurrentTokenSecret,
     ) -> Result<Option<Versioned<RecurrentToken>>, StoreError>;
-    /// A customer's tokens, newest first.
+    /// A page of a customer's tokens, newest first, starting after
+    /// `page.after` (which must be one of the customer's tokens).
     async fn list_by_customer(
         &self,
         customer: &CustomerReference,
+        page: Page<TokenId>,
     ) -> Result<Vec<RecurrentToken>, StoreError>;
 }
 

@@ -14,6 +14,9 @@ pub enum ServiceError {
         /// For people.
         message: String,
     },
+    /// A list cursor that is not one of the listed objects (`400`).
+    #[error("starting_after is not an object of this list")]
+    InvalidCursor,
     /// No such object (`404`).
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -24,6 +24,7 @@ mod apply;
 mod commands;
 mod error;
 mod events;
+mod list;
 mod operations;
 mod payments;
 mod reconcile;
@@ -43,6 +44,7 @@ use ports::{
 };
 
 pub use error::ServiceError;
+pub use list::Listed;
 pub use operations::{ClockMove, Meanwhile, OperationalSnapshot};
 pub use payments::StartPaymentCommand;
 pub use subscriptions::{CreateSubscriptionCommand, UpdateSubscriptionCommand};

@@ -6,13 +6,13 @@ use domain::{
     Money, NewPayment, Payment, PaymentError, PaymentId, PaymentMethod, RecurrentToken, TokenId,
 };
 use ports::{
-    ChangeSet, CreateSession, GatewayError, IdempotencyBinding, IdempotencyLease, Instrument,
+    ChangeSet, CreateSession, GatewayError, IdempotencyBinding, IdempotencyLease, Instrument, Page,
     Project, StartPayment, Write,
 };
 use tracing::{info, warn};
 
 use crate::apply::{PaymentChange, failure_of};
-use crate::{Service, ServiceError};
+use crate::{Listed, Service, ServiceError};
 
 /// `POST /v1/payments`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,12 +439,32 @@ impl Service {
         }
     }
 
-    /// A customer's payments, newest first.
+    /// A page of a customer's payments, newest first. The cursor must be
+    /// one of the customer's payments.
     pub async fn list_payments(
         &self,
         customer: &CustomerReference,
-    ) -> Result<Vec<Payment>, ServiceError> {
-        Ok(self.deps.payments.list_by_customer(customer, 100).await?)
+        page: Page<PaymentId>,
+    ) -> Result<Listed<Payment>, ServiceError> {
+        if let Some(after) = &page.after {
+            let theirs = self.deps.payments.get(after).await?;
+            if theirs.is_none_or(|p| p.value.customer() != customer) {
+                return Err(ServiceError::InvalidCursor);
+            }
+        }
+        let limit = page.limit;
+        let items = self
+            .deps
+            .payments
+            .list_by_customer(
+                customer,
+                Page {
+                    after: page.after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        Ok(Listed::of(items, limit))
     }
 }
 

@@ -1,11 +1,11 @@
 //! The token lifecycle: read, refresh from the bank, disable.
 
 use domain::{Applied, CustomerReference, Ignored, RecurrentToken, TokenId, TokenStatus};
-use ports::{ChangeSet, OutboxCommand, Versioned, Write};
+use ports::{ChangeSet, OutboxCommand, Page, Versioned, Write};
 use time::OffsetDateTime;
 
 use crate::retry::Attempt;
-use crate::{Service, ServiceError};
+use crate::{Listed, Service, ServiceError};
 
 impl Service {
     /// A token by id; with `refresh`, asks the bank (`token/info`) first.
@@ -25,12 +25,32 @@ impl Service {
         .await
     }
 
-    /// A customer's tokens.
+    /// A page of a customer's tokens, newest first. The cursor must be one
+    /// of the customer's tokens.
     pub async fn list_tokens(
         &self,
         customer: &CustomerReference,
-    ) -> Result<Vec<RecurrentToken>, ServiceError> {
-        Ok(self.deps.tokens.list_by_customer(customer).await?)
+        page: Page<TokenId>,
+    ) -> Result<Listed<RecurrentToken>, ServiceError> {
+        if let Some(after) = &page.after {
+            let theirs = self.deps.tokens.get(after).await?;
+            if theirs.is_none_or(|t| &t.value.customer != customer) {
+                return Err(ServiceError::InvalidCursor);
+            }
+        }
+        let limit = page.limit;
+        let items = self
+            .deps
+            .tokens
+            .list_by_customer(
+                customer,
+                Page {
+                    after: page.after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        Ok(Listed::of(items, limit))
     }
 
     /// Asks to disable a token: it is never charged from now on, and the

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use domain::{BankSessionId, CustomerReference, Payment, PaymentId, State};
-use ports::{DueCheck, PaymentRepository, StoreError, Versioned, Write};
+use ports::{DueCheck, Page, PaymentRepository, StoreError, Versioned, Write};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
@@ -91,11 +91,21 @@ impl PaymentRepository for SqlStore {
     async fn list_by_customer(
         &self,
         customer: &CustomerReference,
-        limit: u32,
+        page: Page<PaymentId>,
     ) -> Result<Vec<Payment>, StoreError> {
-        let rows = self.all(sqlx::query("SELECT version, data FROM payments WHERE customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2")
-            .bind(customer.as_str())
-            .bind(sql_int(limit))).await?;
+        // Keyset paging on (created_at, id): stable while payments are added.
+        let rows = match &page.after {
+            None => self.all(sqlx::query("SELECT version, data FROM payments WHERE customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2")
+                .bind(customer.as_str())
+                .bind(sql_int(page.limit))).await?,
+            Some(after) => self.all(sqlx::query(
+                "SELECT version, data FROM payments WHERE customer = $1 \
+                 AND (created_at, id) < (SELECT created_at, id FROM payments WHERE id = $2) \
+                 ORDER BY created_at DESC, id DESC LIMIT $3")
+                .bind(customer.as_str())
+                .bind(after.as_str())
+                .bind(sql_int(page.limit))).await?,
+        };
         rows.iter()
             .map(|r| payment_row(r).map(|v| v.value))
             .collect()

@@ -2,14 +2,14 @@
 
 use async_trait::async_trait;
 use domain::{CustomerReference, RecurrentToken, RecurrentTokenSecret, State, TokenId};
-use ports::{StoreError, TokenRepository, Versioned, Write};
+use ports::{Page, StoreError, TokenRepository, Versioned, Write};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use crate::SqlStore;
 use crate::codec::{self, TokenColumns, micros};
 use crate::crypto::Sealed;
-use crate::db::{corrupt, get, store_error, versioned, versioned_write};
+use crate::db::{corrupt, get, sql_int, store_error, versioned, versioned_write};
 
 impl SqlStore {
     /// Returns how many were re-encrypted.
@@ -178,9 +178,20 @@ impl TokenRepository for SqlStore {
     async fn list_by_customer(
         &self,
         customer: &CustomerReference,
+        page: Page<TokenId>,
     ) -> Result<Vec<RecurrentToken>, StoreError> {
-        let rows = self.all(sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE customer = $1 ORDER BY created_at DESC, id DESC"))
-            .bind(customer.as_str())).await?;
+        let rows = match &page.after {
+            None => self.all(sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2"))
+                .bind(customer.as_str())
+                .bind(sql_int(page.limit))).await?,
+            Some(after) => self.all(sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE customer = $1 \
+                 AND (created_at, id) < (SELECT created_at, id FROM tokens WHERE id = $2) \
+                 ORDER BY created_at DESC, id DESC LIMIT $3"))
+                .bind(customer.as_str())
+                .bind(after.as_str())
+                .bind(sql_int(page.limit))).await?,
+        };
         rows.iter().map(|r| self.token_row(r)).collect()
     }
 }

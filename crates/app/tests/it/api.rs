@@ -228,6 +228,8 @@ on_both_stores!(
     a_request_given_up_mid_flight_never_becomes_two_payments,
     a_retry_after_a_5xx_answers_with_the_payment_it_created,
     error_answers_never_echo_a_submitted_value,
+    request_limits_are_enforced_with_their_own_codes_in_the_envelope,
+    payments_and_tokens_are_listed_in_pages,
     bad_requests_get_a_clear_error_and_change_nothing,
     health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_database,
     card_numbers_never_reach_the_logs,
@@ -413,5 +415,227 @@ async fn a_retry_after_a_5xx_answers_with_the_payment_it_created(kind: StoreKind
         charged, 0,
         "the customer paid nothing, and the merchant sees why"
     );
+    app.stop().await;
+}
+
+/// A raw request: method, path, content type and body, with the API key.
+async fn raw(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{}{path}", app.base()))
+        .bearer_auth(app.api_key())
+        .body(body);
+    if let Some(t) = content_type {
+        request = request.header("Content-Type", t);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn request_limits_are_enforced_with_their_own_codes_in_the_envelope(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let widget = |extra: Value| {
+        let mut body = json!({ "customer": { "reference": "cust-limits" }, "amount": { "value": 100, "currency": "RUB" }, "method": { "type": "widget" } });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let too_many: serde_json::Map<String, Value> =
+        (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases = [
+        (widget(json!({ "metadata": too_many })), "invalid_metadata"),
+        (
+            widget(json!({ "metadata": { "k".repeat(41): "v" } })),
+            "invalid_metadata",
+        ),
+        (
+            widget(json!({ "metadata": { "k": "v".repeat(501) } })),
+            "invalid_metadata",
+        ),
+        (
+            widget(json!({ "metadata": { "k": 5 } })),
+            "invalid_metadata",
+        ),
+        (
+            widget(json!({ "description": "d".repeat(1_001) })),
+            "description_too_long",
+        ),
+        (
+            widget(json!({ "return_url": format!("https://shop.example/{}", "r".repeat(2_048)) })),
+            "invalid_return_url",
+        ),
+        (
+            widget(json!({ "return_url": "ftp://shop.example/" })),
+            "invalid_return_url",
+        ),
+        (
+            widget(json!({ "amount": { "value": 1_000_000_000_000_i64, "currency": "RUB" } })),
+            "amount_too_large",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = c.post("/v1/payments", &body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{answer}"
+        );
+    }
+    let fine = widget(
+        json!({ "metadata": { "k".repeat(40): "v".repeat(500) }, "description": "d".repeat(1_000) }),
+    );
+    assert_eq!(c.post("/v1/payments", &fine).await.0, 201);
+
+    let body = serde_json::to_vec(&widget(json!({}))).unwrap();
+    let (status, answer) = raw(
+        &app,
+        "POST",
+        "/v1/payments",
+        Some("text/plain"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let (status, answer) = raw(&app, "POST", "/v1/payments", None, body).await;
+    assert_eq!(status, 415, "{answer}");
+    let huge = format!(r#"{{"description": "{}"}}"#, "x".repeat(70 * 1024)).into_bytes();
+    let (status, answer) = raw(&app, "POST", "/v1/payments", Some("application/json"), huge).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    let (status, answer) = raw(&app, "GET", "/v1/nothing-here", None, Vec::new()).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, answer) = raw(&app, "DELETE", "/v1/payments", None, Vec::new()).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    for query in ["limit=abc", "limit=0", "limit=101"] {
+        let (status, answer) = c
+            .get(&format!(
+                "/v1/payments?customer_reference=cust-limits&{query}"
+            ))
+            .await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+    }
+    let (status, answer) = c.get("/v1/events?limit=abc").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = c
+        .post("/v1/test/clock/advance", &json!({ "seconds": i64::MAX }))
+        .await;
+    assert_eq!(status, 400, "a huge step is refused, not a panic");
+    // A confirm with no body at all needs no content type.
+    let (status, answer) = raw(
+        &app,
+        "POST",
+        "/v1/payments/pay_missing/confirm",
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 404, "{answer}");
+    app.stop().await;
+}
+
+async fn payments_and_tokens_are_listed_in_pages(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let mut created = Vec::new();
+    for value in [101, 102, 103] {
+        let body = json!({ "customer": { "reference": "cust-pages" }, "amount": { "value": value, "currency": "RUB" }, "method": { "type": "widget" } });
+        let (_, p) = c.post("/v1/payments", &body).await;
+        created.push(p["id"].as_str().unwrap().to_owned());
+    }
+    let (status, first) = c
+        .get("/v1/payments?customer_reference=cust-pages&limit=2")
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["has_more"], true);
+    let ids: Vec<&str> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![created[2].as_str(), created[1].as_str()],
+        "newest first"
+    );
+    let (_, second) = c
+        .get(&format!(
+            "/v1/payments?customer_reference=cust-pages&limit=2&starting_after={}",
+            ids[1]
+        ))
+        .await;
+    assert_eq!(second["has_more"], false);
+    assert_eq!(second["data"][0]["id"], created[0].as_str());
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    let (status, answer) = c
+        .get("/v1/payments?customer_reference=cust-pages&starting_after=pay_00000000000000000000000000000000")
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+    let (status, answer) = c
+        .get(&format!(
+            "/v1/payments?customer_reference=someone-else&starting_after={}",
+            created[0]
+        ))
+        .await;
+    assert_eq!(
+        status, 400,
+        "another customer's payment is no cursor: {answer}"
+    );
+    let (status, answer) = c
+        .get("/v1/payments?customer_reference=cust-pages&starting_after=garbage")
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+
+    let a = demo::saved_card_token(c, "cust-page-tok").await.unwrap();
+    let b = demo::saved_card_token(c, "cust-page-tok").await.unwrap();
+    let (_, first) = c
+        .get("/v1/tokens?customer_reference=cust-page-tok&limit=1")
+        .await;
+    assert_eq!(first["has_more"], true, "{first}");
+    let last = first["data"][0]["id"].as_str().unwrap().to_owned();
+    let (_, rest) = c
+        .get(&format!(
+            "/v1/tokens?customer_reference=cust-page-tok&limit=1&starting_after={last}"
+        ))
+        .await;
+    assert_eq!(rest["has_more"], false, "{rest}");
+    let mut seen = vec![last, rest["data"][0]["id"].as_str().unwrap().to_owned()];
+    seen.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(seen, expected);
     app.stop().await;
 }

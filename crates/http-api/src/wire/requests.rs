@@ -5,6 +5,7 @@ use domain::{
     CardData, Confirmation, EventId, Initiator, Interval, IntervalUnit, PaymentMethod,
     SubscriptionService, TokenId,
 };
+use ports::Page;
 use serde::Deserialize;
 use serde_json::Value;
 use service::{CreateSubscriptionCommand, StartPaymentCommand, UpdateSubscriptionCommand};
@@ -104,11 +105,42 @@ pub struct CreatePaymentIn {
     metadata: Option<Value>,
 }
 
+/// `metadata`: an object of at most 50 keys of at most 40 characters, each
+/// value a string of at most 500 characters (`400 invalid_metadata`).
 fn metadata_text(m: Option<Value>) -> Result<Option<String>, ApiError> {
+    let invalid = |message: &str| ApiError::invalid_field("invalid_metadata", message);
     match m {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(v.to_string())),
-        Some(_) => Err(ApiError::bad_request("metadata must be an object")),
+        Some(Value::Object(map)) => {
+            if map.len() > 50 {
+                return Err(invalid("metadata has at most 50 keys"));
+            }
+            for (key, value) in &map {
+                if key.chars().count() > 40 {
+                    return Err(invalid("metadata keys have at most 40 characters"));
+                }
+                match value {
+                    Value::String(text) if text.chars().count() <= 500 => {}
+                    Value::String(_) => {
+                        return Err(invalid("metadata values have at most 500 characters"));
+                    }
+                    _ => return Err(invalid("metadata values are strings")),
+                }
+            }
+            Ok(Some(Value::Object(map).to_string()))
+        }
+        Some(_) => Err(invalid("metadata must be an object")),
+    }
+}
+
+/// `description`: at most 1,000 characters (`400 description_too_long`).
+fn description(text: Option<String>) -> Result<Option<String>, ApiError> {
+    match text {
+        Some(t) if t.chars().count() > 1_000 => Err(ApiError::invalid_field(
+            "description_too_long",
+            "description has at most 1000 characters",
+        )),
+        other => Ok(other),
     }
 }
 
@@ -192,9 +224,12 @@ impl CreatePaymentIn {
             }
         };
         if let Some(url) = &self.return_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
+            && (url.len() > 2_048 || !(url.starts_with("https://") || url.starts_with("http://")))
         {
-            return Err(ApiError::bad_request("return_url must be an http(s) URL"));
+            return Err(ApiError::invalid_field(
+                "invalid_return_url",
+                "return_url must be an http(s) URL of at most 2048 characters",
+            ));
         }
         Ok(StartPaymentCommand {
             customer: self.customer.parse()?,
@@ -204,7 +239,7 @@ impl CreatePaymentIn {
             save_token: self.save_token,
             confirmation,
             return_url: self.return_url,
-            description: self.description,
+            description: description(self.description)?,
             metadata: metadata_text(self.metadata)?,
             idempotency: None,
         })
@@ -279,7 +314,7 @@ impl CreateSubscriptionIn {
                 .as_deref()
                 .map(|s| parse_timestamp("start_at", s))
                 .transpose()?,
-            description: self.description,
+            description: description(self.description)?,
             metadata: metadata_text(self.metadata)?,
         })
     }
@@ -333,16 +368,21 @@ pub struct AdvanceIn {
     pub service_down: bool,
 }
 
-/// `?customer_reference=` of the list routes.
+/// `?customer_reference=&limit=&starting_after=` of the payment and token lists.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CustomerQuery {
+pub struct ListQuery {
     /// Whose objects to list.
     #[param(required = true)]
     pub customer_reference: Option<String>,
+    /// Page size, 1–100 (default 100).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The id of the last object of the previous page.
+    pub starting_after: Option<String>,
 }
 
-impl CustomerQuery {
+impl ListQuery {
     /// The customer, required.
     pub fn customer(&self) -> Result<domain::CustomerReference, ApiError> {
         let raw = self
@@ -350,6 +390,27 @@ impl CustomerQuery {
             .as_deref()
             .ok_or_else(|| ApiError::bad_request("customer_reference is required"))?;
         domain::CustomerReference::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    /// The page asked for; `parse` reads the cursor as an id of the listed kind.
+    pub fn page<Id, E>(&self, parse: impl Fn(&str) -> Result<Id, E>) -> Result<Page<Id>, ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::bad_request("limit must be 1–100"));
+        }
+        let after = self
+            .starting_after
+            .as_deref()
+            .map(|raw| {
+                parse(raw).map_err(|_| {
+                    ApiError::invalid_field(
+                        "invalid_cursor",
+                        "starting_after is not an id of this list",
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(Page { after, limit })
     }
 }
 

@@ -581,15 +581,19 @@ impl From<&Event> for EventView {
 /// A page of payments, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PaymentList {
-    /// The payments.
+    /// The payments, newest first.
     pub data: Vec<PaymentView>,
+    /// Whether a next page exists (ask with `starting_after` = the last id).
+    pub has_more: bool,
 }
 
 /// A customer's tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TokenList {
-    /// The tokens.
+    /// The tokens, newest first.
     pub data: Vec<TokenView>,
+    /// Whether a next page exists (ask with `starting_after` = the last id).
+    pub has_more: bool,
 }
 
 /// A subscription's charge attempts, oldest first.

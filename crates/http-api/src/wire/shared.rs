@@ -6,12 +6,16 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
+/// The largest amount accepted, in minor units: a JavaScript client can still
+/// read it back exactly, and no real charge is larger.
+pub const MAX_AMOUNT: i64 = 999_999_999_999;
+
 /// `{"value": 10000, "currency": "RUB"}`: minor units; ISO 4217, any case
 /// in, upper case out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Amount {
     /// Minor units (kopecks, cents).
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 999_999_999_999_i64)]
     pub value: i64,
     /// ISO 4217 code.
     #[schema(example = "RUB")]
@@ -23,6 +27,12 @@ impl Amount {
     pub fn money(&self, field: &str) -> Result<Money, ApiError> {
         let currency = Currency::parse(&self.currency)
             .map_err(|e| ApiError::bad_request(format!("{field}.currency: {e}")))?;
+        if self.value > MAX_AMOUNT {
+            return Err(ApiError::invalid_field(
+                "amount_too_large",
+                format!("{field}.value must be at most {MAX_AMOUNT}"),
+            ));
+        }
         Money::new(self.value, currency)
             .map_err(|e| ApiError::bad_request(format!("{field}.value: {e}")))
     }

@@ -96,13 +96,28 @@ pub async fn payments_are_listed_newest_first_within_the_limit<H: Harness>(h: &H
         ids.push(p.id().clone());
     }
     commit(&*s, insert(&payment("someone-else"))).await.unwrap();
-    let listed: Vec<_> = PaymentRepository::list_by_customer(&*s, &customer("cust-list"), 3)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.id().clone())
-        .collect();
-    assert_eq!(listed, vec![ids[3].clone(), ids[2].clone(), ids[1].clone()]);
+    let page = |after: Option<&PaymentId>, limit| {
+        let s = s.clone();
+        let after = after.cloned();
+        async move {
+            PaymentRepository::list_by_customer(&*s, &customer("cust-list"), Page { after, limit })
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.id().clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        page(None, 3).await,
+        vec![ids[3].clone(), ids[2].clone(), ids[1].clone()]
+    );
+    assert_eq!(
+        page(Some(&ids[2]), 3).await,
+        vec![ids[1].clone(), ids[0].clone()],
+        "the page after a cursor"
+    );
+    assert!(page(Some(&ids[0]), 3).await.is_empty(), "past the end");
 }
 
 /// An unknown id reads as `None`.

@@ -55,13 +55,27 @@ pub async fn tokens_are_listed_by_customer<H: Harness>(h: &H) {
     )
     .await
     .unwrap();
-    let ids: BTreeSet<_> = TokenRepository::list_by_customer(&*s, &customer("cust-t"))
+    let listed = TokenRepository::list_by_customer(&*s, &customer("cust-t"), Page::first(10))
         .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
-    assert_eq!(ids, BTreeSet::from([a.id, b.id]));
+        .unwrap();
+    let ids: BTreeSet<_> = listed.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids, BTreeSet::from([a.id.clone(), b.id.clone()]));
+    let first = TokenRepository::list_by_customer(&*s, &customer("cust-t"), Page::first(1))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let rest = TokenRepository::list_by_customer(
+        &*s,
+        &customer("cust-t"),
+        Page {
+            after: Some(first[0].id.clone()),
+            limit: 10,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest.len(), 1, "the other one");
+    assert_ne!(rest[0].id, first[0].id);
 }
 
 /// Token status changes are optimistic-concurrency checked.
