@@ -10,7 +10,7 @@ use events_http::HttpEventSink;
 use gateway_http::{GatewayConfig, HttpGateway};
 use http_api::BoxFuture;
 use http_api::{ApiState, JsonPresenter, Metrics};
-use ports::{EventSink, ManualClock, SystemClock};
+use ports::{EventSink, ManualClock, SystemClock, TestClockStore};
 use sandbox::{Sandbox, SandboxConfig};
 use service::{Deps, Service};
 use store_sql::SqlStore;
@@ -174,7 +174,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         dunning: domain::DunningPolicy::default(),
     });
     let service = if config.test_clock {
-        service.with_test_clock(Arc::new(ManualClock::new(OffsetDateTime::now_utc())))
+        // The kept time, so that a restart never moves the test clock back.
+        let kept = TestClockStore::load(&*store)
+            .await
+            .map_err(fail("the test clock's kept time"))?;
+        let start = kept.unwrap_or_else(OffsetDateTime::now_utc);
+        service.with_test_clock(Arc::new(ManualClock::new(start)), store.clone())
     } else {
         service
     };

@@ -66,7 +66,7 @@ pub use store::{
     ChangeSet, ChargeAttempt, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL,
     IdempotencyBegin, IdempotencyBinding, IdempotencyClaim, IdempotencyLease, IdempotencyStore,
     InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, Page,
-    PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository,
+    PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository, TestClockStore,
     TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
 };
 
@@ -75,7 +75,8 @@ pub use gateway::{MockPaymentGateway, MockWebhookDecoder};
 #[cfg(feature = "mocks")]
 pub use store::{
     MockEventLog, MockIdempotencyStore, MockOutbox, MockPaymentRepository,
-    MockSubscriptionRepository, MockTokenRepository, MockUnitOfWork, MockWebhookInbox,
+    MockSubscriptionRepository, MockTestClockStore, MockTokenRepository, MockUnitOfWork,
+    MockWebhookInbox,
 };
 
 /// The service's notion of now (the scheduler, dunning, expiries, reconciliation).

@@ -454,3 +454,14 @@ pub trait EventLog: Send + Sync {
     /// One event.
     async fn get(&self, id: &EventId) -> Result<Option<Event>, StoreError>;
 }
+
+/// Where the test clock's time is kept, so that it never moves back, across
+/// restarts included.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait TestClockStore: Send + Sync {
+    /// The latest time kept, if any.
+    async fn load(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+    /// Keeps `at`, unless a later time is kept already.
+    async fn save(&self, at: OffsetDateTime) -> Result<(), StoreError>;
+}

@@ -39,8 +39,8 @@ use std::sync::Arc;
 use domain::DunningPolicy;
 use ports::{
     Clock, EventLog, EventSink, IdGenerator, ManualClock, Outbox, PaymentGateway,
-    PaymentRepository, Presenter, SubscriptionRepository, TokenRepository, UnitOfWork,
-    WebhookDecoder, WebhookInbox,
+    PaymentRepository, Presenter, SubscriptionRepository, TestClockStore, TokenRepository,
+    UnitOfWork, WebhookDecoder, WebhookInbox,
 };
 
 pub use error::ServiceError;
@@ -102,9 +102,24 @@ pub struct Service {
     deps: Deps,
     /// The test clock, when business time moves only on request. It is also
     /// `deps.clock`: [`Service::with_test_clock`] sets both.
-    test_clock: Option<Arc<ManualClock>>,
+    test_clock: Option<TestClock>,
     /// What this process counted, for operators.
     counters: Arc<Counters>,
+}
+
+/// The test clock and where its time is kept.
+#[derive(Clone)]
+struct TestClock {
+    clock: Arc<ManualClock>,
+    kept: Arc<dyn TestClockStore>,
+}
+
+impl std::fmt::Debug for TestClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestClock")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Counts kept in memory for `/metrics`.
@@ -124,11 +139,16 @@ impl Service {
     }
 
     /// Runs business time on `clock`, which moves only through
-    /// [`Service::advance_clock`].
+    /// [`Service::advance_clock`], each move kept in `kept` (start `clock`
+    /// at what `kept` holds, so that a restart never moves it back).
     #[must_use]
-    pub fn with_test_clock(mut self, clock: Arc<ManualClock>) -> Self {
+    pub fn with_test_clock(
+        mut self,
+        clock: Arc<ManualClock>,
+        kept: Arc<dyn TestClockStore>,
+    ) -> Self {
         self.deps.clock = clock.clone();
-        self.test_clock = Some(clock);
+        self.test_clock = Some(TestClock { clock, kept });
         self
     }
 }

@@ -55,10 +55,11 @@ impl Service {
         step: ClockMove,
         meanwhile: Meanwhile,
     ) -> Result<OffsetDateTime, ServiceError> {
-        let clock = self
+        let test_clock = self
             .test_clock
             .as_ref()
             .ok_or(ServiceError::NotFound("test clock"))?;
+        let clock = &test_clock.clock;
         let backwards = |e: ports::ClockBackwards| ServiceError::State(e.to_string());
         let target = match step {
             ClockMove::By(by) => self.now().checked_add(by),
@@ -73,10 +74,12 @@ impl Service {
             self.run_due_jobs().await;
             while let Some(at) = self.next_due_moment(target).await? {
                 clock.advance_to(at).map_err(backwards)?;
+                test_clock.kept.save(at).await?;
                 self.run_due_jobs().await;
             }
         }
         clock.advance_to(target).map_err(backwards)?;
+        test_clock.kept.save(target).await?;
         self.run_due_jobs().await;
         Ok(self.now())
     }

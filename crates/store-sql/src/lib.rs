@@ -14,6 +14,7 @@
 //! (event appends are serialized, so id order is commit order).
 #![deny(missing_docs)]
 
+mod clock;
 pub mod codec;
 mod commit;
 pub mod crypto;

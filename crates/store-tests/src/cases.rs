@@ -3,6 +3,7 @@
 //!
 //! [`Harness`]: crate::Harness
 
+mod clock;
 mod commit;
 mod events;
 mod idempotency;
@@ -12,6 +13,7 @@ mod payments;
 mod subscriptions;
 mod tokens;
 
+pub use clock::*;
 pub use commit::*;
 pub use events::*;
 pub use idempotency::*;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ports::{
-    EventLog, IdempotencyStore, Outbox, PaymentRepository, SubscriptionRepository, TokenRepository,
-    UnitOfWork, WebhookInbox,
+    EventLog, IdempotencyStore, Outbox, PaymentRepository, SubscriptionRepository, TestClockStore,
+    TokenRepository, UnitOfWork, WebhookInbox,
 };
 
 /// Every store port at once.
@@ -30,6 +30,7 @@ pub trait AllPorts:
     + WebhookInbox
     + Outbox
     + EventLog
+    + TestClockStore
     + Send
     + Sync
     + 'static
@@ -45,6 +46,7 @@ impl<T> AllPorts for T where
         + WebhookInbox
         + Outbox
         + EventLog
+        + TestClockStore
         + Send
         + Sync
         + 'static
@@ -64,6 +66,7 @@ pub const SCHEMA: &[(&str, &[(&str, ColumnKind)])] = {
         ("events", &[("seq", Integer), ("kind", Text), ("subject_id", Text), ("data", Text), ("created_at", Integer)]),
         ("outbox", &[("id", Integer), ("kind", Text), ("subject", Text), ("object_id", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("locked_until", Integer), ("last_error", Text), ("created_at", Integer)]),
         ("inbox", &[("id", Integer), ("dedupe_key", Text), ("body", Bytes), ("received_at", Integer), ("status", Text), ("attempts", Integer), ("next_attempt_at", Integer), ("note", Text), ("body_nonce", Bytes), ("key_id", Text)]),
+        ("test_clock", &[("id", Integer), ("now", Integer)]),
         ("idempotency_keys", &[("key", Text), ("fingerprint", Text), ("status", Text), ("response_status", Integer), ("response_body", Bytes), ("created_at", Integer), ("payment_id", Text), ("leased_until", Integer)]),
     ]
 };
@@ -193,6 +196,7 @@ macro_rules! conformance {
             inbox_applied_in_a_change_set_is_no_longer_pending,
             inbox_bodies_are_sealed_at_rest_and_old_handled_ones_purged,
             expired_idempotency_keys_are_purged,
+            the_test_clock_is_kept_and_never_moves_back,
             outbox_command_enqueued_in_a_change_set_is_claimed,
             outbox_claimed_command_is_leased,
             outbox_completed_command_is_gone,

@@ -118,7 +118,27 @@ async fn a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once
 }
 
 on_both_stores!(
+    the_test_clock_never_moves_back_across_a_restart,
     the_test_clock_never_goes_back_and_is_off_without_the_flag,
     concurrent_clock_advances_charge_a_period_once,
     a_year_of_monthly_billing_in_one_clock_advance_charges_each_period_once,
 );
+
+async fn the_test_clock_never_moves_back_across_a_restart(kind: StoreKind) {
+    let mut app = TestApp::start(kind).await;
+    let (status, moved) = app
+        .client
+        .post(
+            "/v1/test/clock/advance",
+            &json!({ "seconds": 100 * 86_400 }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.restart().await;
+    let (_, after) = app.client.get("/v1/test/clock").await;
+    assert_eq!(
+        after["now"], moved["now"],
+        "a restart keeps the test clock's time"
+    );
+    app.stop().await;
+}
