@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 mod ids;
 mod keys;
+mod server;
 mod start;
 mod store;
 mod workers;
@@ -16,6 +17,7 @@ mod workers;
 pub use http_api::BoxFuture;
 
 pub use crate::config::{Bank, Config, ConfigError, LogFormat};
+pub use crate::server::serve;
 pub use crate::start::{Running, start};
 pub use crate::store::{migrate, open_store};
 

@@ -145,10 +145,11 @@ async fn sandbox_alone() -> Result<(), String> {
         config.project,
         config.webhook_url
     );
-    axum::serve(listener, sandbox.router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = app::serve(listener, sandbox.router(), stopped);
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    server.await.map_err(|e| e.to_string())
 }
 
 async fn migrate() -> Result<(), String> {

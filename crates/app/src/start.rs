@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::config::{Bank, Config};
 use crate::keys::keys;
+use crate::server::serve;
 use crate::store::{open_store, redact};
 use crate::workers::{housekeeping, workers};
 use crate::{StartError, fail, ids};
@@ -219,23 +220,5 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store,
         shutdown,
         tasks,
-    })
-}
-
-pub(crate) fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            warn!(error = %e, "HTTP server stopped with an error");
-        }
     })
 }

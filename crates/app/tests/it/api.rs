@@ -639,3 +639,58 @@ async fn payments_and_tokens_are_listed_in_pages(kind: StoreKind) {
     assert_eq!(seen, expected);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_clients_never_keep_webhooks_from_being_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start(StoreKind::Sqlite).await;
+    let addr = app.base().trim_start_matches("http://").to_owned();
+    // Hundreds of clients that send a header byte now and then, forever.
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"POST /webhooks/bank131 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let trickle = tokio::spawn(async move {
+        for _ in 0..20 {
+            for stream in &mut slow {
+                let _ = stream.write_all(b"a").await;
+            }
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        slow
+    });
+    // The bank's webhook (unsigned here: answered 401, but answered) and a
+    // health check go through at once.
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/webhooks/bank131", app.base()))
+        .header("Content-Type", "application/json")
+        .body(r#"{"type":"payment_finished"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 401);
+    let health = reqwest::get(format!("{}/healthz", app.base()))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // And the slow ones are cut off once their headers take too long.
+    let mut slow = trickle.await.unwrap();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow[0].read(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "a client still sending headers after the header timeout is disconnected"
+    );
+    app.stop().await;
+}
