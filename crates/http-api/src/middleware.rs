@@ -273,6 +273,31 @@ pub(crate) async fn authenticate(
     }
 }
 
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a sane one (1–128 of
+/// `A-Z a-z 0-9 . _ -`), otherwise a new `req_…`: it is in every log line of
+/// the request and in the answer, so both sides can find one request.
+fn request_id(headers: &axum::http::HeaderMap) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let given = header(headers, REQUEST_ID).filter(|id| {
+        (1..=128).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    });
+    match given {
+        Some(id) => id.to_owned(),
+        None => {
+            let started = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("req_{started:x}{n:06x}")
+        }
+    }
+}
+
 /// One span per request (method, route, path: ids, never bodies) and the request counters.
 pub(crate) async fn observe(
     State(state): State<ApiState>,
@@ -284,10 +309,14 @@ pub(crate) async fn observe(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().to_string();
+    let request_id = request_id(request.headers());
     // The payment id is recorded by the handler that learns it (a new payment).
-    let span = tracing::info_span!("request", %method, %route, path = %request.uri().path(), payment_id = tracing::field::Empty);
+    let span = tracing::info_span!("request", %request_id, %method, %route, path = %request.uri().path(), payment_id = tracing::field::Empty);
     let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let status = response.status().as_u16();
     state.metrics.request(&method, &route, status);
     span.in_scope(|| {
@@ -332,6 +361,23 @@ mod tests {
             br#"{"a":1,"b":{"c":"z","d":[{"x":1,"y":2},1]}}"#,
         );
         assert_ne!(a, array_order, "array order is content");
+    }
+
+    #[test]
+    fn a_sane_request_id_is_kept_and_anything_else_replaced() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(REQUEST_ID, HeaderValue::from_str(value).unwrap());
+            request_id(&headers)
+        };
+        assert_eq!(with("abc-123_x.y"), "abc-123_x.y");
+        assert!(with("has space").starts_with("req_"));
+        assert!(with(&"a".repeat(129)).starts_with("req_"));
+        let (a, b) = (
+            request_id(&axum::http::HeaderMap::new()),
+            request_id(&axum::http::HeaderMap::new()),
+        );
+        assert_ne!(a, b, "generated ids differ");
     }
 
     #[test]

@@ -519,6 +519,22 @@ async fn request_limits_are_enforced_with_their_own_codes_in_the_envelope(kind: 
         (status, answer["error"]["code"].as_str()),
         (413, Some("body_too_large"))
     );
+    let echoed = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base()))
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-42");
+    let minted = reqwest::get(format!("{}/healthz", app.base()))
+        .await
+        .unwrap();
+    assert!(
+        minted.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
     let (status, answer) = raw(&app, "GET", "/v1/nothing-here", None, Vec::new()).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
