@@ -286,16 +286,16 @@ fn request_id(headers: &axum::http::HeaderMap) -> String {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     });
-    match given {
-        Some(id) => id.to_owned(),
-        None => {
+    given.map_or_else(
+        || {
             let started = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros());
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             format!("req_{started:x}{n:06x}")
-        }
-    }
+        },
+        str::to_owned,
+    )
 }
 
 /// One span per request (method, route, path: ids, never bodies) and the request counters.
