@@ -160,3 +160,74 @@ async fn migrate_alone_creates_the_database_file() {
     app_migrate(&url).await;
     let _ = std::fs::remove_file(&path);
 }
+
+/// The table rebuild of migration 0005 (a nullable `payment_id` for skipped
+/// periods) keeps every charge row and the one-success-per-period rule: a
+/// lost row would let a period be charged twice.
+#[tokio::test]
+async fn upgrading_past_the_charges_rebuild_keeps_every_charge_and_its_rule() {
+    use sqlx::migrate::Migrator;
+    use sqlx::{Connection, Executor, Row};
+
+    let dir = std::env::temp_dir().join("recur-store-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("upgrade-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let before_0005 = Migrator {
+        migrations: store_sqlite::MIGRATOR
+            .migrations
+            .iter()
+            .filter(|m| m.version < 5)
+            .cloned()
+            .collect(),
+        ..Migrator::DEFAULT
+    };
+    before_0005.run(&mut conn).await.unwrap();
+    conn.execute(
+        "INSERT INTO subscription_charges (subscription_id, period_index, attempt, period_start, payment_id, status) VALUES \
+         ('sub_1', 0, 1, 0, 'pay_a', 'failed'), ('sub_1', 0, 2, 0, 'pay_b', 'succeeded'), ('sub_1', 1, 1, 10, 'pay_c', 'pending')",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = store_sqlite::open(
+        &format!("sqlite://{}", path.display()),
+        Arc::new(TokenKeys::ephemeral()),
+    )
+    .await
+    .unwrap();
+    let rows = sqlx::query(
+        "SELECT period_index, attempt, payment_id, status FROM subscription_charges ORDER BY period_index, attempt",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let kept: Vec<(i64, i64, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            (0, 1, "pay_a".into(), "failed".into()),
+            (0, 2, "pay_b".into(), "succeeded".into()),
+            (1, 1, "pay_c".into(), "pending".into()),
+        ]
+    );
+    let second_success = sqlx::query(
+        "INSERT INTO subscription_charges (subscription_id, period_index, attempt, period_start, payment_id, status) \
+         VALUES ('sub_1', 0, 3, 0, 'pay_d', 'succeeded')",
+    )
+    .execute(store.pool())
+    .await;
+    assert!(second_success.is_err(), "one success per period, still");
+    store.pool().close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
