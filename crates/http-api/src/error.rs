@@ -70,7 +70,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::InvalidCursor => Self::invalid_field(
                 "invalid_cursor",
-                "starting_after is not an object of this list",
+                "the cursor (starting_after, after) is not an object of this list",
             ),
             ServiceError::TokenInactive => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -15,7 +15,7 @@ pub enum ServiceError {
         message: String,
     },
     /// A list cursor that is not one of the listed objects (`400`).
-    #[error("starting_after is not an object of this list")]
+    #[error("the cursor is not an object of this list")]
     InvalidCursor,
     /// No such object (`404`).
     #[error("{0} not found")]

@@ -12,6 +12,13 @@ impl Service {
         after: Option<EventId>,
         limit: u32,
     ) -> Result<Vec<Event>, ServiceError> {
+        // A cursor must be an event of this feed: anything else is the
+        // caller's mistake (400), not a store failure.
+        if let Some(id) = &after
+            && self.deps.events.get(id).await?.is_none()
+        {
+            return Err(ServiceError::InvalidCursor);
+        }
         Ok(self.deps.events.after(after, limit).await?)
     }
 

@@ -554,6 +554,10 @@ async fn request_limits_are_enforced_with_their_own_codes_in_the_envelope(kind: 
         assert_eq!(status, 400, "{query}: {answer}");
         assert!(answer["error"]["message"].is_string(), "{answer}");
     }
+    for cursor in ["evt_zzzz", "evt_99999999999999", "garbage"] {
+        let (status, answer) = c.get(&format!("/v1/events?after={cursor}")).await;
+        assert_eq!(status, 400, "{cursor}: {answer}");
+    }
     let (status, answer) = c.get("/v1/events?limit=abc").await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
