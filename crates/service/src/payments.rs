@@ -446,25 +446,19 @@ impl Service {
         customer: &CustomerReference,
         page: Page<PaymentId>,
     ) -> Result<Listed<Payment>, ServiceError> {
-        if let Some(after) = &page.after {
-            let theirs = self.deps.payments.get(after).await?;
-            if theirs.is_none_or(|p| p.value.customer() != customer) {
-                return Err(ServiceError::InvalidCursor);
-            }
-        }
-        let limit = page.limit;
-        let items = self
-            .deps
-            .payments
-            .list_by_customer(
-                customer,
-                Page {
-                    after: page.after,
-                    limit: limit + 1,
-                },
-            )
-            .await?;
-        Ok(Listed::of(items, limit))
+        let theirs = match &page.after {
+            Some(after) => self
+                .deps
+                .payments
+                .get(after)
+                .await?
+                .is_some_and(|p| p.value.customer() == customer),
+            None => true,
+        };
+        Listed::read(page, theirs, |page| {
+            self.deps.payments.list_by_customer(customer, page)
+        })
+        .await
     }
 }
 

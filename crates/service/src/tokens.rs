@@ -32,25 +32,19 @@ impl Service {
         customer: &CustomerReference,
         page: Page<TokenId>,
     ) -> Result<Listed<RecurrentToken>, ServiceError> {
-        if let Some(after) = &page.after {
-            let theirs = self.deps.tokens.get(after).await?;
-            if theirs.is_none_or(|t| &t.value.customer != customer) {
-                return Err(ServiceError::InvalidCursor);
-            }
-        }
-        let limit = page.limit;
-        let items = self
-            .deps
-            .tokens
-            .list_by_customer(
-                customer,
-                Page {
-                    after: page.after,
-                    limit: limit + 1,
-                },
-            )
-            .await?;
-        Ok(Listed::of(items, limit))
+        let theirs = match &page.after {
+            Some(after) => self
+                .deps
+                .tokens
+                .get(after)
+                .await?
+                .is_some_and(|t| &t.value.customer == customer),
+            None => true,
+        };
+        Listed::read(page, theirs, |page| {
+            self.deps.tokens.list_by_customer(customer, page)
+        })
+        .await
     }
 
     /// Asks to disable a token: it is never charged from now on, and the

@@ -394,24 +394,38 @@ impl ListQuery {
 
     /// The page asked for; `parse` reads the cursor as an id of the listed kind.
     pub fn page<Id, E>(&self, parse: impl Fn(&str) -> Result<Id, E>) -> Result<Page<Id>, ApiError> {
-        let limit = self.limit.unwrap_or(100);
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::bad_request("limit must be 1–100"));
-        }
-        let after = self
-            .starting_after
-            .as_deref()
-            .map(|raw| {
-                parse(raw).map_err(|_| {
-                    ApiError::invalid_field(
-                        "invalid_cursor",
-                        "starting_after is not an id of this list",
-                    )
-                })
-            })
-            .transpose()?;
+        let limit = page_size(self.limit, 100)?;
+        let after = cursor("starting_after", self.starting_after.as_deref(), parse)?;
         Ok(Page { after, limit })
     }
+}
+
+/// A page size of 1 to `max`, 100 when not given.
+fn page_size(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request(format!("limit must be 1–{max}")))
+    }
+}
+
+/// The cursor parameter `name`, read by `parse` as an id of the listed kind
+/// (`400 invalid_cursor` otherwise).
+fn cursor<Id, E>(
+    name: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Result<Id, E>,
+) -> Result<Option<Id>, ApiError> {
+    raw.map(|raw| {
+        parse(raw).map_err(|_| {
+            ApiError::invalid_field(
+                "invalid_cursor",
+                format!("{name} is not an id of this list"),
+            )
+        })
+    })
+    .transpose()
 }
 
 /// `?refresh=` of `GET /v1/tokens/{id}`.
@@ -447,15 +461,8 @@ pub struct EventsQuery {
 impl EventsQuery {
     /// The cursor and the page size.
     pub fn page(&self) -> Result<(Option<EventId>, u32), ApiError> {
-        let limit = self.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request("limit must be 1–1000"));
-        }
-        let after = self
-            .after
-            .as_deref()
-            .map(|a| EventId::parse(a).map_err(|e| ApiError::bad_request(format!("after: {e}"))))
-            .transpose()?;
+        let limit = page_size(self.limit, 1_000)?;
+        let after = cursor("after", self.after.as_deref(), EventId::parse)?;
         Ok((after, limit))
     }
 }
