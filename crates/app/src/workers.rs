@@ -17,15 +17,23 @@ pub(crate) fn workers(
     inbox_signal: &Arc<Notify>,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
+    // Applying a webhook often enqueues a bank command (a ready_to_confirm's
+    // confirm): the outbox is woken at once instead of at its next poll.
+    let outbox_signal = Arc::new(Notify::new());
     let every = |period: Duration,
                  wake: Option<Arc<Notify>>,
+                 then: Option<Arc<Notify>>,
                  job: fn(Service) -> BoxFuture<bool>| {
         let service = service.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             loop {
                 // Drain: keep going while a batch did work.
-                while job(service.clone()).await {}
+                while job(service.clone()).await {
+                    if let Some(then) = &then {
+                        then.notify_one();
+                    }
+                }
                 let wake = wake.clone();
                 tokio::select! {
                     () = tokio::time::sleep(period) => {}
@@ -36,19 +44,25 @@ pub(crate) fn workers(
         })
     };
     vec![
-        every(Duration::from_millis(50), Some(inbox_signal.clone()), |s| {
-            Box::pin(async move { s.apply_inbox().await.is_ok_and(|r| r.done > 0) })
-        }),
-        every(Duration::from_millis(50), None, |s| {
-            Box::pin(async move { s.run_outbox().await.is_ok_and(|r| r.done > 0) })
-        }),
-        every(Duration::from_secs(1), None, |s| {
+        every(
+            Duration::from_millis(50),
+            Some(inbox_signal.clone()),
+            Some(outbox_signal.clone()),
+            |s| Box::pin(async move { s.apply_inbox().await.is_ok_and(|r| r.done > 0) }),
+        ),
+        every(
+            Duration::from_millis(50),
+            Some(outbox_signal.clone()),
+            None,
+            |s| Box::pin(async move { s.run_outbox().await.is_ok_and(|r| r.done > 0) }),
+        ),
+        every(Duration::from_secs(1), None, None, |s| {
             Box::pin(async move {
                 let now = s.now();
                 s.run_scheduler(now).await.is_ok_and(|r| r.done > 0)
             })
         }),
-        every(Duration::from_secs(2), None, |s| {
+        every(Duration::from_secs(2), None, None, |s| {
             Box::pin(async move {
                 if let Err(e) = s.reconcile().await {
                     warn!(error = %e, "reconciliation failed");

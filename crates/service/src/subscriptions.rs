@@ -218,10 +218,13 @@ impl Service {
     pub async fn run_scheduler(&self, now: OffsetDateTime) -> Result<WorkReport, ServiceError> {
         let mut report = WorkReport::default();
         for read in self.deps.subscriptions.due(now, BATCH).await? {
+            let subscription_id = read.value.id().clone();
             match self.start_charge(read, now).await {
                 Ok(true) => report.count(true),
                 Ok(false) => {}
-                Err(error) => warn!(%error, "could not start a subscription charge"),
+                Err(error) => {
+                    warn!(%subscription_id, %error, "could not start a subscription charge");
+                }
             }
         }
         Ok(report)
