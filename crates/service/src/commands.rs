@@ -2,7 +2,8 @@
 //! asks for one, and by the outbox, which retries every queued command.
 
 use domain::{BankFact, Payment, PaymentId, SessionCommand};
-use ports::{GatewayError, OutboxCommand, Project};
+use futures_util::{StreamExt, stream};
+use ports::{GatewayError, OutboxCommand, OutboxItem, Project};
 use time::Duration;
 use tracing::{debug, info, warn};
 
@@ -12,6 +13,23 @@ use crate::{Service, ServiceError};
 
 /// How long a claimed outbox command is ours before another worker may take it.
 const LEASE: Duration = Duration::seconds(30);
+
+/// Outbox commands carried out at the same time, at most.
+pub(crate) const OUTBOX_IN_FLIGHT: usize = 8;
+
+/// Whether two commands are about the same payment or token (and so must run
+/// in order). Event deliveries are ordered by the claim itself.
+fn same_subject(a: &OutboxCommand, b: &OutboxCommand) -> bool {
+    use OutboxCommand::{CancelSession, CaptureSession, ConfirmSession, DisableToken};
+    let payment = |c: &OutboxCommand| match c {
+        ConfirmSession(id) | CancelSession(id) | CaptureSession(id) => Some(id.clone()),
+        _ => None,
+    };
+    match (a, b) {
+        (DisableToken(x), DisableToken(y)) => x == y,
+        _ => payment(a).is_some() && payment(a) == payment(b),
+    }
+}
 
 /// The outbox command that queues a session command.
 fn queued(id: &PaymentId, command: SessionCommand) -> OutboxCommand {
@@ -48,13 +66,49 @@ impl Service {
     }
 
     /// Runs the due outbox commands (confirm, cancel, capture, disable token,
-    /// deliver event). A failed command is retried with backoff, across restarts.
+    /// deliver event). Commands of different payments, tokens and events run
+    /// concurrently (at most eight at a time); the commands of
+    /// one payment or token run one after the other, in queue order. A failed
+    /// command is retried with backoff, across restarts.
     pub async fn run_outbox(&self) -> Result<WorkReport, ServiceError> {
         let now = self.deps.wall_clock.now();
-        let mut report = WorkReport::default();
+        let mut groups: Vec<Vec<OutboxItem>> = Vec::new();
         for item in self.deps.outbox.claim(now, BATCH, LEASE).await? {
+            match groups
+                .iter_mut()
+                .find(|g| same_subject(&g[0].command, &item.command))
+            {
+                Some(group) => group.push(item),
+                None => groups.push(vec![item]),
+            }
+        }
+        let reports: Vec<Result<WorkReport, ServiceError>> = stream::iter(groups)
+            .map(|group| self.run_in_order(group, now))
+            .buffer_unordered(OUTBOX_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut report = WorkReport::default();
+        for r in reports {
+            let r = r?;
+            report.done += r.done;
+            report.deferred += r.deferred;
+        }
+        Ok(report)
+    }
+
+    /// Runs one subject's claimed commands in order.
+    async fn run_in_order(
+        &self,
+        group: Vec<OutboxItem>,
+        now: time::OffsetDateTime,
+    ) -> Result<WorkReport, ServiceError> {
+        let mut report = WorkReport::default();
+        for item in group {
             match self.execute(&item.command).await {
-                Ok(()) => self.deps.outbox.complete(item.id).await?,
+                Ok(()) => {
+                    self.deps.outbox.complete(item.id).await?;
+                    report.count(true);
+                }
                 Err(error) => {
                     warn!(command = ?item.command, attempts = item.attempts, %error, "outbox command failed; will retry");
                     let at = now + backoff(item.attempts);
@@ -63,10 +117,8 @@ impl Service {
                         .retry(item.id, at, &error.to_string())
                         .await?;
                     report.count(false);
-                    continue;
                 }
             }
-            report.count(true);
         }
         Ok(report)
     }
@@ -146,5 +198,40 @@ impl Service {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{EventId, PaymentId, TokenId};
+    use ports::OutboxCommand::{CancelSession, ConfirmSession, DeliverEvent, DisableToken};
+
+    use super::same_subject;
+
+    #[test]
+    fn one_payments_or_tokens_commands_run_in_order_and_others_side_by_side() {
+        let (p1, p2) = (
+            PaymentId::parse("pay_1").unwrap(),
+            PaymentId::parse("pay_2").unwrap(),
+        );
+        let t1 = TokenId::parse("tok_1").unwrap();
+        assert!(same_subject(
+            &ConfirmSession(p1.clone()),
+            &CancelSession(p1.clone())
+        ));
+        assert!(!same_subject(
+            &ConfirmSession(p1.clone()),
+            &ConfirmSession(p2)
+        ));
+        assert!(same_subject(
+            &DisableToken(t1.clone()),
+            &DisableToken(t1.clone())
+        ));
+        assert!(!same_subject(&DisableToken(t1), &ConfirmSession(p1)));
+        let e = EventId::parse("evt_1").unwrap();
+        assert!(
+            !same_subject(&DeliverEvent(e.clone()), &DeliverEvent(e)),
+            "the claim orders events"
+        );
     }
 }
