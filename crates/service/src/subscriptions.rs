@@ -6,6 +6,7 @@ use domain::{
     PaymentStatus, Period, RecurrentToken, State, Subscription, SubscriptionError,
     SubscriptionEvent, SubscriptionId, TokenId,
 };
+use futures_util::{StreamExt, stream};
 use ports::{
     ChangeSet, ChargeAttempt, Instrument, NewEvent, StoreError, Subject, Versioned, Write,
 };
@@ -15,6 +16,9 @@ use tracing::{info, warn};
 use crate::retry::Attempt;
 use crate::work::{BATCH, WorkReport};
 use crate::{Service, ServiceError};
+
+/// Subscription charges started at the same time, at most.
+const CHARGES_IN_FLIGHT: usize = 8;
 
 /// `POST /v1/subscriptions`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,16 +220,25 @@ impl Service {
     /// with its payment; a uniqueness conflict means another worker has it.
     /// Reports how many charges were started.
     pub async fn run_scheduler(&self, now: OffsetDateTime) -> Result<WorkReport, ServiceError> {
-        let mut report = WorkReport::default();
-        for read in self.deps.subscriptions.due(now, BATCH).await? {
-            let subscription_id = read.value.id().clone();
-            match self.start_charge(read, now).await {
-                Ok(true) => report.count(true),
-                Ok(false) => {}
-                Err(error) => {
-                    warn!(%subscription_id, %error, "could not start a subscription charge");
+        let due = self.deps.subscriptions.due(now, BATCH).await?;
+        // Each subscription's claim is its own commit: they run side by side.
+        let started: Vec<bool> = stream::iter(due)
+            .map(|read| async move {
+                let subscription_id = read.value.id().clone();
+                match self.start_charge(read, now).await {
+                    Ok(started) => started,
+                    Err(error) => {
+                        warn!(%subscription_id, %error, "could not start a subscription charge");
+                        false
+                    }
                 }
-            }
+            })
+            .buffer_unordered(CHARGES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut report = WorkReport::default();
+        for _ in started.into_iter().filter(|s| *s) {
+            report.count(true);
         }
         Ok(report)
     }
