@@ -175,24 +175,38 @@ fn the_test_clock_against_the_production_bank_stops_start_up() {
     assert!(stderr.contains("RECUR_TEST_CLOCK"), "{stderr}");
 }
 
+/// `recur serve` in sandbox mode in `dir` on free ports, with `vars` set
+/// and no live setting or database URL inherited, its output piped.
+fn spawn_sandbox_serve(dir: &std::path::Path, vars: &[(&str, &str)]) -> Child {
+    let (api, sandbox) = (free_port(), free_port());
+    let mut command = recur();
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
+        .env("SANDBOX_LISTEN", format!("127.0.0.1:{sandbox}"))
+        .env("RECUR_LOG_FORMAT", "json")
+        .env_remove("DATABASE_URL")
+        .env_remove("RECUR_API_KEYS")
+        .env_remove("BANK131_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.spawn().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_sandbox_says_so_and_never_prints_a_given_key() {
     let dir = temp_dir("forced-sandbox");
-    let (api, sandbox) = (free_port(), free_port());
-    let mut child = recur()
-        .arg("serve")
-        .current_dir(&dir)
-        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
-        .env("SANDBOX_LISTEN", format!("127.0.0.1:{sandbox}"))
-        .env("RECUR_API_KEYS", "sk_given_0123456789abcdef")
-        .env("RECUR_SANDBOX", "true")
-        .env("RECUR_LOG_FORMAT", "json")
-        .env_remove("DATABASE_URL")
-        .env_remove("BANK131_BASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_sandbox_serve(
+        &dir,
+        &[
+            ("RECUR_API_KEYS", "sk_given_0123456789abcdef"),
+            ("RECUR_SANDBOX", "true"),
+        ],
+    );
     let banner = wait_for_line(&mut child, "API key").join("\n");
     assert!(banner.contains("SANDBOX mode"), "{banner}");
     assert!(!banner.contains("sk_given_0123456789abcdef"), "{banner}");
@@ -202,20 +216,7 @@ async fn forced_sandbox_says_so_and_never_prints_a_given_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_no_configuration_answers_its_own_curl_example_and_stops_on_sigterm() {
     let dir = temp_dir("serve");
-    let (api, sandbox) = (free_port(), free_port());
-    let mut child = recur()
-        .arg("serve")
-        .current_dir(&dir)
-        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
-        .env("SANDBOX_LISTEN", format!("127.0.0.1:{sandbox}"))
-        .env("RECUR_LOG_FORMAT", "json")
-        .env_remove("DATABASE_URL")
-        .env_remove("RECUR_API_KEYS")
-        .env_remove("BANK131_BASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_sandbox_serve(&dir, &[]);
     let banner = wait_for_line(&mut child, "-d '").join("\n");
     assert!(dir.join("recur.db").exists(), "the embedded SQLite file");
     assert!(
