@@ -126,9 +126,10 @@ async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResponse {
-    let (fail_5xx, hang, drop, delay) = {
+    let (redirect, fail_5xx, hang, drop, delay) = {
         let mut f = lock(&sandbox.inner.faults);
         (
+            take(&mut f.api_redirects),
             take(&mut f.api_5xx),
             take(&mut f.api_timeouts).then(|| hang_ms(&f)),
             take(&mut f.drop_responses).then(|| hang_ms(&f)),
@@ -137,6 +138,13 @@ async fn call(
     };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if redirect {
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, format!("/api/v1/{method}"))],
+        )
+            .into_response();
     }
     if fail_5xx {
         return (

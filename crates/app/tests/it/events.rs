@@ -101,4 +101,34 @@ async fn failed_event_deliveries_are_retried_in_real_time_whatever_the_test_cloc
 on_both_stores!(
     the_event_feed_pages_and_events_are_delivered_signed,
     failed_event_deliveries_are_retried_in_real_time_whatever_the_test_clock,
+    a_redirecting_event_endpoint_is_a_failed_delivery_never_followed,
 );
+
+/// Issue 11 #8: a 3xx from the merchant is a failed delivery, retried at the
+/// same URL; the redirect is never followed, and no event is lost.
+async fn a_redirecting_event_endpoint_is_a_failed_delivery_never_followed(kind: StoreKind) {
+    let receiver = support::refusing_event_receiver(2, support::Refusal::Redirect).await;
+    let url = receiver.url.clone();
+    let app = TestApp::start_with(kind, |c| c.events = Some((url, "whsec_test".into()))).await;
+    demo::mit_with_token(&app.client).await.unwrap();
+    let feed = events(&app.client).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.received.lock().unwrap().len() < feed.len() {
+        assert!(
+            Instant::now() < deadline,
+            "an event was lost to the redirect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        receiver.followed.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the redirect was never followed"
+    );
+    assert_eq!(
+        receiver.requests.load(std::sync::atomic::Ordering::Relaxed),
+        feed.len() as u64 + 2,
+        "the two redirected deliveries were retried at the merchant's URL"
+    );
+    app.stop().await;
+}

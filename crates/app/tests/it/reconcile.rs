@@ -180,8 +180,42 @@ async fn a_charge_whose_session_create_failed_goes_on_as_the_same_attempt(kind: 
 }
 
 on_both_stores!(
+    a_redirect_from_the_bank_is_never_followed_and_the_charge_goes_on_once,
     a_provider_error_on_start_is_settled_with_the_bank_never_failed,
     a_charge_whose_session_create_failed_goes_on_as_the_same_attempt,
     a_3ds_payment_whose_payment_finished_is_lost_ends_succeeded_once_checked,
     a_widget_nobody_used_is_cancelled_once_its_token_expired,
 );
+
+/// Issue 11 #8, bank side: a `307` answer to `session/create` is not
+/// followed (the gateway treats it as no answer); the payment is resumed and
+/// the customer is charged exactly once.
+async fn a_redirect_from_the_bank_is_never_followed_and_the_charge_goes_on_once(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-redirect").await.unwrap();
+    app.sandbox().set_faults(sandbox::bank::Faults {
+        api_redirects: 1,
+        ..Default::default()
+    });
+    let (status, created) = c
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-redirect", &token, "merchant", 4_400),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["status"], "pending", "no session yet: {created}");
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 60 }))
+        .await;
+    c.wait_status(&id, "succeeded").await.unwrap();
+    let charged = app
+        .sandbox()
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "charge" && e.amount == 4_400)
+        .count();
+    assert_eq!(charged, 1, "the customer paid once");
+    app.stop().await;
+}

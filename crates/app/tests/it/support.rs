@@ -169,34 +169,84 @@ pub async fn event_receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
 pub async fn failing_event_receiver(
     failures: usize,
 ) -> (String, Arc<Mutex<Vec<(String, String)>>>, Arc<AtomicU64>) {
+    let receiver = refusing_event_receiver(failures, Refusal::ServerError).await;
+    (receiver.url, receiver.received, receiver.requests)
+}
+
+/// How a merchant's event endpoint refuses its first deliveries.
+#[derive(Clone, Copy)]
+pub enum Refusal {
+    /// `500`.
+    ServerError,
+    /// `307` to `/elsewhere`, which would accept (and counts in `followed`).
+    Redirect,
+}
+
+/// A merchant's event endpoint that refuses the first `failures` deliveries.
+pub struct EventReceiver {
+    pub url: String,
+    /// (Recur-Signature, body) of each accepted delivery.
+    pub received: Arc<Mutex<Vec<(String, String)>>>,
+    /// Requests to `/events`, refused ones included.
+    pub requests: Arc<AtomicU64>,
+    /// Requests that followed a redirect to `/elsewhere`.
+    pub followed: Arc<AtomicU64>,
+}
+
+pub async fn refusing_event_receiver(failures: usize, refusal: Refusal) -> EventReceiver {
+    use axum::response::IntoResponse;
     use axum::routing::post;
     let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let store = received.clone();
     let refused = Arc::new(AtomicU64::new(0));
     let requests = refused.clone();
-    let router = axum::Router::new().route(
-        "/events",
-        post(move |headers: axum::http::HeaderMap, body: String| {
-            let store = store.clone();
-            let refused = refused.clone();
-            async move {
-                if refused.fetch_add(1, Ordering::Relaxed) < failures as u64 {
-                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+    let followed = Arc::new(AtomicU64::new(0));
+    let elsewhere = followed.clone();
+    let router = axum::Router::new()
+        .route(
+            "/events",
+            post(move |headers: axum::http::HeaderMap, body: String| {
+                let store = store.clone();
+                let refused = refused.clone();
+                async move {
+                    if refused.fetch_add(1, Ordering::Relaxed) < failures as u64 {
+                        return match refusal {
+                            Refusal::ServerError => {
+                                axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                            }
+                            Refusal::Redirect => (
+                                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                                [(axum::http::header::LOCATION, "/elsewhere")],
+                            )
+                                .into_response(),
+                        };
+                    }
+                    let signature = headers
+                        .get("recur-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    store.lock().unwrap().push((signature, body));
+                    axum::http::StatusCode::OK.into_response()
                 }
-                let signature = headers
-                    .get("recur-signature")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                store.lock().unwrap().push((signature, body));
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/elsewhere",
+            post(move || {
+                elsewhere.fetch_add(1, Ordering::Relaxed);
+                async { axum::http::StatusCode::OK }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (url, received, requests)
+    EventReceiver {
+        url,
+        received,
+        requests,
+        followed,
+    }
 }
 
 /// Everything every test of this binary logs, from the first capture on.

@@ -135,6 +135,9 @@ pub struct Faults {
     pub fail_webhook_deliveries: u32,
     /// The next this-many API requests answer HTTP 500 without doing anything.
     pub api_5xx: u32,
+    /// The next this-many API requests answer `307` (to the same URL) without
+    /// doing anything: a client must not follow it.
+    pub api_redirects: u32,
     /// The next this-many API requests hang past the client's timeout without doing anything.
     pub api_timeouts: u32,
     /// The next this-many API requests are executed, then their answer is lost.
