@@ -51,6 +51,16 @@ impl Vars<'_> {
             .map_err(|_| error(name, "must be host:port, e.g. 127.0.0.1:8080"))
     }
 
+    /// A `true`/`false` (or `1`/`0`) setting; `None` when unset.
+    fn flag(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
+        match self.get(name).as_deref() {
+            None => Ok(None),
+            Some("true" | "1") => Ok(Some(true)),
+            Some("false" | "0") => Ok(Some(false)),
+            Some(_) => Err(error(name, "must be true or false")),
+        }
+    }
+
     /// `DATABASE_URL`, `sqlite://recur.db` by default.
     fn database_url(&self) -> Result<String, ConfigError> {
         let url = self
@@ -94,11 +104,7 @@ const LIVE_SETTINGS: &[&str] = &[
 /// Sandbox mode runs only when nothing live is configured, or when
 /// `RECUR_SANDBOX=true` asks for it anyway.
 fn sandbox_allowed(vars: &Vars<'_>) -> Result<(), ConfigError> {
-    let forced = match vars.get("RECUR_SANDBOX").as_deref() {
-        None | Some("false" | "0") => false,
-        Some("true" | "1") => true,
-        Some(_) => return Err(error("RECUR_SANDBOX", "must be true or false")),
-    };
+    let forced = vars.flag("RECUR_SANDBOX")?.unwrap_or(false);
     let live: Vec<&str> = LIVE_SETTINGS
         .iter()
         .copied()
@@ -415,12 +421,7 @@ impl Config {
                 Some((url, secret))
             }
         };
-        let test_clock = match get("RECUR_TEST_CLOCK").as_deref() {
-            None => sandbox,
-            Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(_) => return Err(error("RECUR_TEST_CLOCK", "must be true or false")),
-        };
+        let test_clock = vars.flag("RECUR_TEST_CLOCK")?.unwrap_or(sandbox);
         if let Bank::Remote { base_url, .. } = &bank
             && test_clock
             && is_production_host(base_url)

@@ -302,21 +302,34 @@ impl Subscription {
     /// a customer is never billed back to back for time that is over.
     /// Returns the skipped periods; a period being dunned is never skipped.
     pub fn skip_missed(&mut self, now: OffsetDateTime) -> Vec<Period> {
-        let mut skipped = Vec::new();
         if self.p.status != SubscriptionStatus::Active
             || self.p.in_flight.is_some()
             || self.p.attempts_in_period > 0
         {
-            return skipped;
+            return Vec::new();
         }
-        while let Some(period) = self.billing_period().filter(|p| p.end <= now) {
-            skipped.push(period);
-            self.p.period_index += 1;
-        }
+        let skipped = self.pass_ended_periods(now);
         if !skipped.is_empty() {
-            self.p.next_charge_at = self.billing_period().map(|p| p.start.max(now));
+            self.charge_current_period_from(now);
         }
         skipped
+    }
+
+    /// Moves billing past every period that ended by `now` (none of them is
+    /// charged); returns them.
+    fn pass_ended_periods(&mut self, now: OffsetDateTime) -> Vec<Period> {
+        let mut passed = Vec::new();
+        while let Some(period) = self.billing_period().filter(|p| p.end <= now) {
+            passed.push(period);
+            self.p.period_index += 1;
+            self.p.attempts_in_period = 0;
+        }
+        passed
+    }
+
+    /// The period being billed is due at its start, or at `now` if it began.
+    fn charge_current_period_from(&mut self, now: OffsetDateTime) {
+        self.p.next_charge_at = self.billing_period().map(|p| p.start.max(now));
     }
 
     /// The charge to start at `now`, if one is due and none is in flight.
@@ -451,12 +464,10 @@ impl Subscription {
             SubscriptionStatus::Cancelled => Err(self.refuse("resume")),
             SubscriptionStatus::Paused => {
                 if self.p.in_flight.is_none() {
-                    while self.billing_period().is_some_and(|p| p.end <= now) {
-                        self.p.period_index += 1;
-                        self.p.attempts_in_period = 0;
-                    }
+                    // Periods that ended while paused are not billed.
+                    self.pass_ended_periods(now);
                     self.p.failed_attempts = 0;
-                    self.p.next_charge_at = self.billing_period().map(|p| p.start.max(now));
+                    self.charge_current_period_from(now);
                 }
                 Ok(self.move_to(SubscriptionStatus::Active))
             }

@@ -29,15 +29,8 @@ pub(crate) const MAX_WEBHOOK_BODY: usize = 1 << 20;
 /// (`415 unsupported_media_type`). Answers in the error envelope.
 pub(crate) async fn api_body_limits(request: Request, next: Next) -> Response {
     if request.method() == Method::POST {
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        let declared = declared_length(request.headers());
+        let json = header(request.headers(), header::CONTENT_TYPE.as_str())
             .and_then(|v| v.split(';').next())
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
         let has_body = declared != Some(0)
@@ -59,6 +52,11 @@ pub(crate) async fn webhook_body_limit(request: Request, next: Next) -> Response
     limit_body(request, next, MAX_WEBHOOK_BODY).await
 }
 
+/// The `Content-Length` a request declares, if it declares a readable one.
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    header(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok())
+}
+
 async fn limit_body(request: Request, next: Next, limit: usize) -> Response {
     let too_large = || {
         ApiError::new(
@@ -68,12 +66,7 @@ async fn limit_body(request: Request, next: Next, limit: usize) -> Response {
         )
         .into_response()
     };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared_length(request.headers()).is_some_and(|n| n > limit as u64) {
         return too_large();
     }
     let (parts, body) = request.into_parts();
