@@ -1,7 +1,8 @@
 //! Extractors: typed ids from the path and JSON bodies, each refusal in the
 //! API's error envelope.
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use domain::{InvalidId, PaymentId, SubscriptionId, TokenId};
@@ -98,6 +99,23 @@ impl<S: Send + Sync, T: ResourceId, A: DeserializeOwned + Send> FromRequestParts
 /// A header's value as text, `None` when absent or not visible ASCII.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A JSON body as `T`; an empty one reads as `{}`, one that does not fit is
+/// `400 invalid_request` naming no submitted value. The content type and size
+/// are the body-limit middleware's to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::bad_request("the body could not be read"))?;
+        json_body(&body).map(JsonBody)
+    }
 }
 
 /// A JSON body; an empty one reads as `{}`.

@@ -15,13 +15,12 @@ use ports::IdempotencyLease;
 use service::{ClockMove, Meanwhile, ServiceError};
 use time::Duration;
 
-use crate::error::ErrorBody;
-use crate::extract::{PathId, PathIdAnd, QueryOf, header, json_body};
+use crate::extract::{JsonBody, PathId, PathIdAnd, QueryOf, header};
 use crate::wire::{
     AdvanceIn, ChargeList, ChargeView, Clock, CreatePaymentIn, CreateSubscriptionIn, EventList,
-    EventView, EventsQuery, ListQuery, PaymentList, PaymentView, RefundIn, StatusView,
-    SubscriptionView, TokenList, TokenQuery, TokenView, UpdateSubscriptionIn, parse_timestamp,
-    timestamp,
+    EventView, EventsQuery, ListQuery, PaymentAction, PaymentList, PaymentView, RefundIn,
+    StatusView, SubscriptionAction, SubscriptionView, TokenList, TokenQuery, TokenView,
+    UpdateSubscriptionIn, parse_timestamp, timestamp,
 };
 use crate::{ApiError, ApiState};
 
@@ -44,18 +43,13 @@ pub(crate) async fn payment_view(state: &ApiState, p: &Payment) -> PaymentView {
 
 /// Start a payment (card, widget, token, fps, fps_binding).
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = CreatePaymentIn,
-    responses(
-        (status = 201, description = "Created", body = PaymentView),
-        (status = 409, description = "Idempotency-Key conflict", body = ErrorBody),
-        (status = 422, description = "Refused (e.g. token_inactive)", body = ErrorBody),
-        (status = 502, description = "The bank failed", body = ErrorBody),
-    ))]
+    responses((status = 201, description = "Created", body = PaymentView)))]
 pub(crate) async fn create_payment(
     State(state): State<ApiState>,
     lease: Option<Extension<IdempotencyLease>>,
-    body: Bytes,
+    JsonBody(input): JsonBody<CreatePaymentIn>,
 ) -> Reply<PaymentView> {
-    let mut command = json_body::<CreatePaymentIn>(&body)?.command()?;
+    let mut command = input.command()?;
     command.idempotency = lease.map(|Extension(lease)| lease);
     let payment = state.service.start_payment(command).await?;
     tracing::Span::current().record("payment_id", payment.id().as_str());
@@ -67,10 +61,7 @@ pub(crate) async fn create_payment(
 
 /// A page of a customer's payments, newest first.
 #[utoipa::path(get, path = "/v1/payments", tag = "payments", params(ListQuery),
-    responses(
-        (status = 200, description = "OK", body = PaymentList),
-        (status = 400, description = "Bad customer_reference, limit or starting_after", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "OK", body = PaymentList)))]
 pub(crate) async fn list_payments(
     State(state): State<ApiState>,
     QueryOf(q): QueryOf<ListQuery>,
@@ -109,11 +100,7 @@ pub(crate) async fn list_payments(
 
 /// A payment.
 #[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments",
-    params(("id" = String, Path, description = "pay_…")),
-    responses(
-        (status = 200, description = "OK", body = PaymentView),
-        (status = 404, description = "No such payment", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "OK", body = PaymentView)))]
 pub(crate) async fn get_payment(
     State(state): State<ApiState>,
     PathId(id): PathId<PaymentId>,
@@ -122,27 +109,10 @@ pub(crate) async fn get_payment(
     Ok(ok(payment_view(&state, &payment).await))
 }
 
-/// What `POST /v1/payments/{id}/{action}` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum PaymentAction {
-    /// Confirm a payment in `requires_confirmation`.
-    Confirm,
-    /// Cancel a payment in `requires_confirmation`.
-    Cancel,
-}
-
 /// Confirm or cancel a payment in requires_confirmation (manual confirmation).
 #[utoipa::path(post, path = "/v1/payments/{id}/{action}", tag = "payments",
-    params(
-        ("id" = String, Path, description = "pay_…"),
-        ("action" = inline(PaymentAction), Path, description = "confirm or cancel"),
-    ),
-    responses(
-        (status = 200, description = "OK", body = PaymentView),
-        (status = 404, description = "No such payment or action", body = ErrorBody),
-        (status = 409, description = "Not in requires_confirmation", body = ErrorBody),
-    ))]
+    params(("action" = inline(PaymentAction), Path)),
+    responses((status = 200, description = "OK", body = PaymentView)))]
 pub(crate) async fn decide_payment(
     State(state): State<ApiState>,
     PathIdAnd(id, action): PathIdAnd<PaymentId, PaymentAction>,
@@ -156,23 +126,13 @@ pub(crate) async fn decide_payment(
 
 /// Refund a succeeded payment (in full by default).
 #[utoipa::path(post, path = "/v1/payments/{id}/refund", tag = "payments", request_body = RefundIn,
-    params(("id" = String, Path, description = "pay_…")),
-    responses(
-        (status = 200, description = "OK", body = PaymentView),
-        (status = 404, description = "No such payment", body = ErrorBody),
-        (status = 409, description = "Not refundable in this state", body = ErrorBody),
-        (status = 422, description = "Refused (amount)", body = ErrorBody),
-        (status = 502, description = "The bank failed", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "OK", body = PaymentView)))]
 pub(crate) async fn refund_payment(
     State(state): State<ApiState>,
     PathId(id): PathId<PaymentId>,
-    body: Bytes,
+    JsonBody(input): JsonBody<RefundIn>,
 ) -> Reply<PaymentView> {
-    let amount = json_body::<RefundIn>(&body)?
-        .amount
-        .map(|a| a.money("amount"))
-        .transpose()?;
+    let amount = input.amount.map(|a| a.money("amount")).transpose()?;
     let payment = state.service.refund_payment(&id, amount).await?;
     Ok(ok(payment_view(&state, &payment).await))
 }
@@ -181,10 +141,7 @@ pub(crate) async fn refund_payment(
 
 /// A page of a customer's tokens, newest first.
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(ListQuery),
-    responses(
-        (status = 200, description = "OK", body = TokenList),
-        (status = 400, description = "Bad customer_reference, limit or starting_after", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "OK", body = TokenList)))]
 pub(crate) async fn list_tokens(
     State(state): State<ApiState>,
     QueryOf(q): QueryOf<ListQuery>,
@@ -199,12 +156,8 @@ pub(crate) async fn list_tokens(
 
 /// A token; `?refresh=true` asks the bank first.
 #[utoipa::path(get, path = "/v1/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "tok_…"), TokenQuery),
-    responses(
-        (status = 200, description = "OK", body = TokenView),
-        (status = 404, description = "No such token", body = ErrorBody),
-        (status = 502, description = "The bank failed", body = ErrorBody),
-    ))]
+    params(TokenQuery),
+    responses((status = 200, description = "OK", body = TokenView)))]
 pub(crate) async fn get_token(
     State(state): State<ApiState>,
     PathId(id): PathId<TokenId>,
@@ -216,11 +169,7 @@ pub(crate) async fn get_token(
 
 /// Disable a token (202 until the bank confirms).
 #[utoipa::path(post, path = "/v1/tokens/{id}/disable", tag = "tokens",
-    params(("id" = String, Path, description = "tok_…")),
-    responses(
-        (status = 202, description = "Disabling (or already disabled)", body = TokenView),
-        (status = 404, description = "No such token", body = ErrorBody),
-    ))]
+    responses((status = 202, description = "Disabling (or already disabled)", body = TokenView)))]
 pub(crate) async fn disable_token(
     State(state): State<ApiState>,
     PathId(id): PathId<TokenId>,
@@ -235,17 +184,12 @@ pub(crate) async fn disable_token(
 /// Create a subscription.
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions",
     request_body = CreateSubscriptionIn,
-    responses(
-        (status = 201, description = "Created", body = SubscriptionView),
-        (status = 404, description = "No such token", body = ErrorBody),
-        (status = 409, description = "Idempotency-Key conflict", body = ErrorBody),
-        (status = 422, description = "Refused (e.g. token_inactive)", body = ErrorBody),
-    ))]
+    responses((status = 201, description = "Created", body = SubscriptionView)))]
 pub(crate) async fn create_subscription(
     State(state): State<ApiState>,
-    body: Bytes,
+    JsonBody(input): JsonBody<CreateSubscriptionIn>,
 ) -> Reply<SubscriptionView> {
-    let command = json_body::<CreateSubscriptionIn>(&body)?.command()?;
+    let command = input.command()?;
     let subscription = state.service.create_subscription(command).await?;
     Ok((
         StatusCode::CREATED,
@@ -255,11 +199,7 @@ pub(crate) async fn create_subscription(
 
 /// A subscription.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions",
-    params(("id" = String, Path, description = "sub_…")),
-    responses(
-        (status = 200, description = "OK", body = SubscriptionView),
-        (status = 404, description = "No such subscription", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "OK", body = SubscriptionView)))]
 pub(crate) async fn get_subscription(
     State(state): State<ApiState>,
     PathId(id): PathId<SubscriptionId>,
@@ -271,30 +211,20 @@ pub(crate) async fn get_subscription(
 /// Change the token, amount or metadata.
 #[utoipa::path(post, path = "/v1/subscriptions/{id}", tag = "subscriptions",
     request_body = UpdateSubscriptionIn,
-    params(("id" = String, Path, description = "sub_…")),
-    responses(
-        (status = 200, description = "OK", body = SubscriptionView),
-        (status = 404, description = "No such subscription or token", body = ErrorBody),
-        (status = 409, description = "Not possible in this state", body = ErrorBody),
-        (status = 422, description = "Refused (e.g. token_inactive)", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "OK", body = SubscriptionView)))]
 pub(crate) async fn update_subscription(
     State(state): State<ApiState>,
     PathId(id): PathId<SubscriptionId>,
-    body: Bytes,
+    JsonBody(input): JsonBody<UpdateSubscriptionIn>,
 ) -> Reply<SubscriptionView> {
-    let command = json_body::<UpdateSubscriptionIn>(&body)?.command()?;
+    let command = input.command()?;
     let s = state.service.update_subscription(&id, command).await?;
     Ok(ok(SubscriptionView::at(&s, state.service.now())))
 }
 
 /// A subscription's charge attempts, oldest first.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/charges", tag = "subscriptions",
-    params(("id" = String, Path, description = "sub_…")),
-    responses(
-        (status = 200, description = "OK", body = ChargeList),
-        (status = 404, description = "No such subscription", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "OK", body = ChargeList)))]
 pub(crate) async fn subscription_charges(
     State(state): State<ApiState>,
     PathId(id): PathId<SubscriptionId>,
@@ -305,29 +235,10 @@ pub(crate) async fn subscription_charges(
     }))
 }
 
-/// What `POST /v1/subscriptions/{id}/{action}` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum SubscriptionAction {
-    /// Stop charging until resumed (`409` unless active or past due).
-    Pause,
-    /// Charge again (`409` unless paused).
-    Resume,
-    /// End for good.
-    Cancel,
-}
-
 /// Pause, resume or cancel a subscription.
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/{action}", tag = "subscriptions",
-    params(
-        ("id" = String, Path, description = "sub_…"),
-        ("action" = inline(SubscriptionAction), Path, description = "pause, resume or cancel"),
-    ),
-    responses(
-        (status = 200, description = "OK", body = SubscriptionView),
-        (status = 404, description = "No such subscription or action", body = ErrorBody),
-        (status = 409, description = "Not possible in this state", body = ErrorBody),
-    ))]
+    params(("action" = inline(SubscriptionAction), Path)),
+    responses((status = 200, description = "OK", body = SubscriptionView)))]
 pub(crate) async fn change_subscription(
     State(state): State<ApiState>,
     PathIdAnd(id, action): PathIdAnd<SubscriptionId, SubscriptionAction>,
@@ -377,15 +288,14 @@ const MAX_CLOCK_STEP: i64 = 100 * 366 * 86_400;
 /// Move the test clock forward and run the jobs that became due (only with
 /// RECUR_TEST_CLOCK=true; otherwise 404).
 #[utoipa::path(post, path = "/v1/test/clock/advance", tag = "test clock", request_body = AdvanceIn,
-    responses(
-        (status = 200, description = "OK", body = Clock),
-        (status = 409, description = "The clock never moves backwards", body = ErrorBody),
-    ))]
-pub(crate) async fn advance_clock(State(state): State<ApiState>, body: Bytes) -> Reply<Clock> {
+    responses((status = 200, description = "OK", body = Clock)))]
+pub(crate) async fn advance_clock(
+    State(state): State<ApiState>,
+    JsonBody(input): JsonBody<AdvanceIn>,
+) -> Reply<Clock> {
     if !state.service.has_test_clock() {
         return Err(ApiError::not_found("route"));
     }
-    let input = json_body::<AdvanceIn>(&body)?;
     let step = match (input.seconds, input.to) {
         (Some(s), None) if (0..=MAX_CLOCK_STEP).contains(&s) => ClockMove::By(Duration::seconds(s)),
         (Some(_), None) => {

@@ -3,14 +3,60 @@
 //! `wire.rs`), plus what every operation shares (bearer keys, `400`/`401`,
 //! `Idempotency-Key` on `POST`).
 
+use domain::{PaymentId, SubscriptionId, TokenId};
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi;
 
-/// What every `/v1` operation may answer besides its own statuses.
-const SHARED_ERRORS: &[(&str, &str)] = &[
-    ("400", "Malformed request"),
-    ("401", "Missing or wrong bearer key"),
+/// The schemas the error answers refer to (no handler names them).
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(crate::error::ErrorBody)))]
+pub(crate) struct ErrorSchemas;
+
+/// The error answers of every operation, by operation id or by rule
+/// (`answers.tsv` says how it reads).
+const ERROR_ANSWERS: &str = include_str!("answers.tsv");
+
+/// `(who, status, description)` of each line of `answers.tsv`.
+fn error_answers() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    ERROR_ANSWERS
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            Some((fields.next()?, fields.next()?, fields.next()?))
+        })
+}
+
+/// Whether a line's `who` covers the operation `id` of `method path`.
+fn covers(who: &str, id: &str, path: &str, method: &str) -> bool {
+    match who {
+        "every" => true,
+        "{id}" => path.contains("{id}"),
+        "post" => method == "post",
+        operation => operation == id,
+    }
+}
+
+/// The resources whose routes take an `{id}`: where their routes start,
+/// what the id names, and the prefix every such id has.
+const RESOURCE_IDS: &[(&str, &str, &str)] = &[
+    ("/v1/payments/", "payment", PaymentId::PREFIX),
+    ("/v1/tokens/", "token", TokenId::PREFIX),
+    ("/v1/subscriptions/", "subscription", SubscriptionId::PREFIX),
 ];
+
+/// The `{id}` parameter of `path`'s operations, with the pattern its
+/// resource's ids have (any other id is a `404`).
+fn id_parameter(path: &str) -> Option<Value> {
+    let (_, what, prefix) = RESOURCE_IDS
+        .iter()
+        .find(|(start, ..)| path.starts_with(start) && path.contains("{id}"))?;
+    Some(json!({
+        "name": "id", "in": "path", "required": true,
+        "description": format!("The {what}'s id ({prefix}…)"),
+        "schema": { "type": "string", "pattern": format!("^{prefix}[A-Za-z0-9_-]+$"), "maxLength": 64 },
+    }))
+}
 
 /// The OpenAPI 3.1 document of the merchant API: `api` (the routes' own
 /// parts) with what every operation shares.
@@ -26,28 +72,51 @@ pub(crate) fn complete(api: &OpenApi) -> Value {
     doc["security"] = json!([{ "bearer": [] }]);
     let error =
         json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
-    if let Some(paths) = doc["paths"].as_object_mut() {
-        for (method, operation) in paths
-            .values_mut()
-            .filter_map(Value::as_object_mut)
-            .flat_map(|item| item.iter_mut())
-        {
-            for (code, description) in SHARED_ERRORS {
-                operation["responses"][*code] =
-                    json!({ "description": description, "content": error.clone() });
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return doc;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            for (_, status, description) in
+                error_answers().filter(|(who, ..)| covers(who, &id, path, method))
+            {
+                let answer = &mut operation["responses"][status];
+                let description = match answer["description"].as_str() {
+                    Some(own) => format!("{own}; or: {description}"),
+                    None => description.to_owned(),
+                };
+                *answer = json!({ "description": description, "content": error.clone() });
             }
             if method == "post" {
-                let key = json!({ "name": "Idempotency-Key", "in": "header", "required": false,
-                    "schema": { "type": "string", "minLength": 1, "maxLength": 255 },
-                    "description": "Same key and body: the first answer is replayed for 24 h; another body: 409 idempotency_key_reused" });
-                match operation["parameters"].as_array_mut() {
-                    Some(parameters) => parameters.push(key),
-                    None => operation["parameters"] = json!([key]),
-                }
+                add_parameter(operation, idempotency_key());
+            }
+            if let Some(id) = id_parameter(path) {
+                add_parameter(operation, id);
             }
         }
     }
     doc
+}
+
+fn idempotency_key() -> Value {
+    json!({ "name": "Idempotency-Key", "in": "header", "required": false,
+        "schema": { "type": "string", "minLength": 1, "maxLength": 255 },
+        "description": "Same key and body: the first answer is replayed for 24 h; another body: 409 idempotency_key_reused" })
+}
+
+/// Adds `parameter` first in `operation`'s list.
+fn add_parameter(operation: &mut Value, parameter: Value) {
+    match operation["parameters"].as_array_mut() {
+        Some(parameters) => parameters.insert(0, parameter),
+        None => operation["parameters"] = json!([parameter]),
+    }
 }
 
 #[cfg(test)]
@@ -115,7 +184,7 @@ mod tests {
     /// The rendered object and its schema agree: nothing undocumented,
     /// every required property present, `null` only where the document
     /// allows it, and every field the contract names is there.
-    fn check(schema: &str, rendered: &serde_json::Value, contract: &[&str]) {
+    fn check(schema: &str, rendered: &serde_json::Value, contract: &str) {
         let doc = document();
         let schema_doc = &doc["components"]["schemas"][schema];
         let (documented, keys) = (properties(schema), keys(rendered));
@@ -139,9 +208,9 @@ mod tests {
                 );
             }
         }
-        for field in contract {
+        for field in contract.split_whitespace() {
             assert!(
-                keys.contains(*field),
+                keys.contains(field),
                 "{schema}: the contract's {field} is missing"
             );
         }
@@ -152,20 +221,7 @@ mod tests {
         check(
             "Payment",
             &render(&wire::PaymentView::new(&payment(), None)),
-            &[
-                "id",
-                "status",
-                "amount",
-                "customer",
-                "method",
-                "bank",
-                "next_action",
-                "token",
-                "error",
-                "metadata",
-                "created_at",
-                "updated_at",
-            ],
+            "id status amount customer method bank next_action token error metadata created_at updated_at",
         );
         let issued = IssuedToken {
             secret: RecurrentTokenSecret::parse("t").unwrap(),
@@ -184,16 +240,7 @@ mod tests {
         check(
             "Token",
             &render(&wire::TokenView::from(&token)),
-            &[
-                "id",
-                "customer",
-                "status",
-                "method",
-                "source_payment_id",
-                "created_at",
-                "finished_at",
-                "last_checked_at",
-            ],
+            "id customer status method source_payment_id created_at finished_at last_checked_at",
         );
         let subscription = Subscription::new(
             NewSubscription {
@@ -212,17 +259,7 @@ mod tests {
         check(
             "Subscription",
             &render(&wire::SubscriptionView::at(&subscription, now())),
-            &[
-                "id",
-                "status",
-                "token_id",
-                "amount",
-                "interval",
-                "current_period",
-                "next_charge_at",
-                "failed_attempts",
-                "created_at",
-            ],
+            "id status token_id amount interval current_period next_charge_at failed_attempts created_at",
         );
         let charge = ChargeAttempt {
             subscription_id: SubscriptionId::parse("sub_1").unwrap(),
@@ -235,7 +272,7 @@ mod tests {
         check(
             "Charge",
             &render(&wire::ChargeView::from(&charge)),
-            &["period_start", "attempt", "payment_id", "status"],
+            "period_start attempt payment_id status",
         );
         let event = Event {
             id: EventId::parse("evt_000000000001").unwrap(),
@@ -247,7 +284,38 @@ mod tests {
         check(
             "Event",
             &render(&wire::EventView::from(&event)),
-            &["id", "type", "created_at", "data"],
+            "id type created_at data",
+        );
+    }
+
+    #[test]
+    fn every_refusal_names_an_operation_the_document_has() {
+        let doc = document();
+        let operations: BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        for (who, status, _) in super::error_answers() {
+            assert!(
+                ["every", "{id}", "post"].contains(&who) || operations.contains(who),
+                "answers.tsv: {who} is neither a rule nor an operation"
+            );
+            assert!(status.parse::<u16>().is_ok_and(|s| (400..600).contains(&s)));
+        }
+        let refund = &doc["paths"]["/v1/payments/{id}/refund"]["post"]["responses"];
+        for status in [
+            "200", "400", "401", "404", "409", "413", "415", "422", "502", "503",
+        ] {
+            assert!(refund[status].is_object(), "refund lacks {status}");
+        }
+        assert!(
+            doc["paths"]["/v1/subscriptions"]["post"]["responses"]["404"]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("No such token")
         );
     }
 

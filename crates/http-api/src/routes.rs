@@ -8,6 +8,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,7 +16,7 @@ use crate::{ApiError, ApiState, handlers, middleware as mw, openapi};
 
 /// The merchant API's operations; the test clock's only when `test_clock`.
 pub(crate) fn merchant_api(test_clock: bool) -> OpenApiRouter<ApiState> {
-    let api = OpenApiRouter::new()
+    let api = OpenApiRouter::with_openapi(openapi::ErrorSchemas::openapi())
         .routes(routes!(handlers::create_payment, handlers::list_payments))
         .routes(routes!(handlers::get_payment))
         .routes(routes!(handlers::decide_payment))

@@ -10,7 +10,7 @@ mod time;
 
 pub use requests::{
     AdvanceIn, CardIn, CreatePaymentIn, CreateSubscriptionIn, EventsQuery, IntervalIn, ListQuery,
-    MethodIn, RefundIn, TokenQuery, UpdateSubscriptionIn,
+    MethodIn, PaymentAction, RefundIn, SubscriptionAction, TokenQuery, UpdateSubscriptionIn,
 };
 pub use responses::{
     BankView, CardView, ChargeList, ChargeView, Clock, EventList, EventView, FailureView,

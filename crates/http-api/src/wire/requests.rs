@@ -466,3 +466,25 @@ impl EventsQuery {
         Ok((after, limit))
     }
 }
+
+/// What `POST /v1/payments/{id}/{action}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentAction {
+    /// Confirm a payment in `requires_confirmation`.
+    Confirm,
+    /// Cancel a payment in `requires_confirmation`.
+    Cancel,
+}
+
+/// What `POST /v1/subscriptions/{id}/{action}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionAction {
+    /// Stop charging until resumed (`409` unless active or past due).
+    Pause,
+    /// Charge again (`409` unless paused).
+    Resume,
+    /// End for good.
+    Cancel,
+}
