@@ -36,17 +36,18 @@ pub struct Amount {
 }
 
 /// The customer.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     /// The merchant's reference.
     #[serde(default)]
     pub reference: String,
     /// Contacts (masked phone numbers in webhooks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contacts: Option<Value>,
 }
 
 /// Card data, as sent (`bank_card`). `Debug` never shows the number or CVV.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BankCard {
     /// PAN.
@@ -56,11 +57,9 @@ pub struct BankCard {
     /// `YY`.
     pub expiration_year: String,
     /// CVV/CVC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_code: Option<String>,
     /// Name on the card (`cardholder_name`, as the official SDK's card model
     /// names it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cardholder_name: Option<String>,
 }
 
@@ -75,30 +74,28 @@ impl fmt::Debug for BankCard {
 }
 
 /// `payment_details.card`: card data in requests, brand and last digits in webhooks.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CardDetails {
     /// `bank_card`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The card data (requests only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bank_card: Option<BankCard>,
     /// Card brand (webhooks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
     /// Last four digits (webhooks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last4: Option<String>,
 }
 
 /// `payment_details.recurrent`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecurrentDetails {
     /// The raw token.
     #[serde(default)]
     pub token: String,
     /// `client` for a CIT; absent for a MIT.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiator: Option<String>,
 }
 
@@ -112,14 +109,15 @@ pub struct SubscriptionServiceInfo {
 }
 
 /// `payment_details.faster_payment_system(_binding)`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct FpsDetails {
     /// Several subscriptions of one payer at one bank.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_service_info: Option<SubscriptionServiceInfo>,
 }
 
 /// How the payment is paid.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PaymentDetails {
@@ -137,13 +135,11 @@ pub enum PaymentDetails {
     /// An SBP payment.
     FasterPaymentSystem {
         /// SBP options.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         faster_payment_system: Option<FpsDetails>,
     },
     /// An SBP account binding (no real charge).
     FasterPaymentSystemBinding {
         /// SBP options.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         faster_payment_system_binding: Option<FpsDetails>,
     },
     /// A type this crate does not know.
@@ -152,57 +148,51 @@ pub enum PaymentDetails {
 }
 
 /// `payment_options`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PaymentOptions {
     /// Ask for a recurrent token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrent: Option<bool>,
     /// Where the customer returns after 3-D Secure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_url: Option<String>,
 }
 
 /// A recurrent token as the bank describes it (`RecurrentTokenInfo`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecurrentTokenInfo {
     /// The raw token.
     pub token: String,
     /// When it was created (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// The unenforced expiry (RFC 3339; may read year 2000 after disabling).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// Whether it can be charged.
     #[serde(default = "active")]
     pub is_active: bool,
     /// `recurrent_token`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The card's brand (`visa`, `mastercard`, `mir`), when the bank says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
     /// The card's last four digits, when the bank says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last4: Option<String>,
 }
 
 /// `customer_interaction.redirect`: the 3-D Secure page.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redirect {
     /// Full URL.
     pub url: String,
     /// URL without the query.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// `GET` or `POST`.
     #[serde(default = "default_method")]
     pub method: String,
     /// Query parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qs: Option<Map<String, Value>>,
     /// Form parameters (`PaReq`, `MD`, `TermUrl`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Map<String, Value>>,
 }
 
@@ -218,72 +208,66 @@ pub struct Qr {
 }
 
 /// `customer_interaction.inform`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Inform {
     /// The QR code to show.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qr: Option<Qr>,
 }
 
 /// What the customer must do.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CustomerInteraction {
     /// `redirect` or `inform`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// 3-D Secure redirect.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
     /// Information to show (SBP QR).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inform: Option<Inform>,
 }
 
 /// `amounts`: fees, net and gross.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Amounts {
     /// Net amount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<Amount>,
     /// Gross amount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gross: Option<Amount>,
     /// Fees.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<Value>,
 }
 
 /// An error object.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// The code, verbatim.
     pub code: String,
     /// Human text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
 /// A refund of an acquiring payment.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     /// When it was asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// When it ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// The refund's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Its status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Its amount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_details: Option<Amount>,
 }
 
 /// An acquiring payment inside a session.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcquiringPayment {
     /// `pm_…`.
@@ -293,99 +277,48 @@ pub struct AcquiringPayment {
     #[serde(default)]
     pub status: String,
     /// Created.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub created_at: Option<String>,
     /// Finished.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub finished_at: Option<String>,
     /// Who pays.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub customer: Option<Customer>,
     /// How.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub payment_details: Option<PaymentDetails>,
     /// How much.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub amount_details: Option<Amount>,
     /// Fees, net, gross.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub amounts: Option<Amounts>,
     /// Options as sent.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub payment_options: Option<PaymentOptions>,
     /// A new recurrent token, on success.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub recurrent: Option<RecurrentTokenInfo>,
     /// What the customer must do.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub customer_interaction: Option<CustomerInteraction>,
     /// Refunds.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub refunds: Option<Vec<Refund>>,
     /// What the partner sent in `metadata`.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub metadata: Option<Value>,
     /// Subscription data.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub subscription: Option<Value>,
     /// Why it failed.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub error: Option<ApiError>,
 }
 
 /// A payment session.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// `ps_…`.
@@ -393,56 +326,28 @@ pub struct Session {
     /// `created`, `in_progress`, `accepted`, `cancelled`, `error`.
     pub status: String,
     /// Created.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub created_at: Option<String>,
     /// Updated.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub updated_at: Option<String>,
     /// Finished.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub finished_at: Option<String>,
     /// The payments (v1 name; v2 calls it `payment_list`).
     #[serde(default, alias = "payment_list", skip_serializing_if = "Vec::is_empty")]
     pub acquiring_payments: Vec<AcquiringPayment>,
     /// `confirm` or `capture` when the bank waits for the partner.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub next_action: Option<String>,
     /// When each partner action happened.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub actions: Option<Value>,
     /// What the partner sent in `metadata` at `session/create`.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub metadata: Option<Value>,
     /// Why it failed.
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient")]
     pub error: Option<ApiError>,
 }
 
@@ -454,27 +359,22 @@ impl Session {
 }
 
 /// The response envelope of every method.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// `ok` or `error`.
     pub status: String,
     /// On error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
     /// Session methods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
     /// Widget `token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_token: Option<String>,
     /// `token/info` (the official SDK's name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<RecurrentTokenInfo>,
     /// `token/info` (alternative name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrent_token: Option<RecurrentTokenInfo>,
     /// `recurrent/status` and `recurrent/disable`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrent: Option<RecurrentTokenInfo>,
 }
 

@@ -6,27 +6,24 @@ use serde_json::Value;
 use crate::dto::{Amount, Customer, PaymentDetails, PaymentOptions};
 
 /// `session/create`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CreateSessionRequest {
     /// The amount of the payment to come (the widget charges it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_details: Option<Amount>,
     /// The customer of the payment to come.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<Customer>,
     /// Options for the payment to come (the widget reads `recurrent`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_options: Option<PaymentOptions>,
     /// Echoed back in the session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
 }
 
 /// `session/start/payment` (with `session_id`) and `session/init/payment` (without).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRequest {
     /// The created session (`session/start/payment` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     /// How.
     pub payment_details: PaymentDetails,
@@ -35,10 +32,8 @@ pub struct PaymentRequest {
     /// Who.
     pub customer: Customer,
     /// Options.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_options: Option<PaymentOptions>,
     /// Echoed back in the acquiring payment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
 }
 
@@ -50,12 +45,12 @@ pub struct SessionIdRequest {
 }
 
 /// `session/refund`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundRequest {
     /// The session.
     pub session_id: String,
     /// Partial amount; full refund when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_details: Option<Amount>,
 }
 
@@ -67,12 +62,12 @@ pub struct WidgetTokenRequest {
 }
 
 /// The widget's parameters.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcquiringWidget {
     /// The session the widget pays.
     pub session_id: String,
     /// Show "I agree to recurring payments".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_recurrent_checkbox: Option<bool>,
 }
 

@@ -638,3 +638,12 @@ fn the_banks_payment_id_card_and_fee_are_read_from_the_seeds() {
     );
     assert!(card.payment_id.is_some_and(|id| id.starts_with("pm_")));
 }
+
+#[test]
+fn an_absent_field_is_left_out_when_written_never_null() {
+    let thin = r#"{"id":"ps_1","status":"in_progress","acquiring_payments":[{"id":"pm_1","status":"pending"}]}"#;
+    let session: Session = serde_json::from_str(thin).unwrap();
+    let written = serde_json::to_string(&session).unwrap();
+    assert!(!written.contains("null"), "{written}");
+    assert!(written.contains(r#""id":"pm_1""#), "{written}");
+}
