@@ -27,7 +27,7 @@ use bank131::requests::{
     WidgetTokenRequest,
 };
 use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, Signer, map, methods};
-use domain::{BankCode, BankSessionId, DeclineClass, Money, RecurrentTokenSecret};
+use domain::{BankCode, BankSessionId, DeclineClass, Money, RecurrentTokenSecret, SessionCommand};
 use ports::{
     CreateSession, GatewayError, PaymentGateway, Project, SessionSnapshot, StartPayment, TokenInfo,
     WidgetToken,
@@ -308,47 +308,21 @@ impl PaymentGateway for HttpGateway {
         .await
     }
 
-    async fn confirm(
+    async fn session_command(
         &self,
+        command: SessionCommand,
         session_id: BankSessionId,
         project: Project,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError> {
+        let method = match command {
+            SessionCommand::Confirm => methods::SESSION_CONFIRM,
+            SessionCommand::Cancel => methods::SESSION_CANCEL,
+            SessionCommand::Capture => methods::SESSION_CAPTURE,
+        };
         self.session_call(
             project,
-            methods::SESSION_CONFIRM,
-            &session_body(&session_id),
-            Some(&session_id),
-            Some(&idempotency_key),
-        )
-        .await
-    }
-
-    async fn cancel(
-        &self,
-        session_id: BankSessionId,
-        project: Project,
-        idempotency_key: String,
-    ) -> Result<SessionSnapshot, GatewayError> {
-        self.session_call(
-            project,
-            methods::SESSION_CANCEL,
-            &session_body(&session_id),
-            Some(&session_id),
-            Some(&idempotency_key),
-        )
-        .await
-    }
-
-    async fn capture(
-        &self,
-        session_id: BankSessionId,
-        project: Project,
-        idempotency_key: String,
-    ) -> Result<SessionSnapshot, GatewayError> {
-        self.session_call(
-            project,
-            methods::SESSION_CAPTURE,
+            method,
             &session_body(&session_id),
             Some(&session_id),
             Some(&idempotency_key),

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use domain::{
     AcquiringStatus, BankDetails, BankFact, BankSessionId, CardData, CustomerReference, ErrorCode,
-    Initiator, Money, PaymentId, PaymentMethod, RecurrentTokenSecret, SessionStatus,
-    SubscriptionService,
+    Initiator, Money, PaymentId, PaymentMethod, RecurrentTokenSecret, SessionCommand,
+    SessionStatus, SubscriptionService,
 };
 use time::OffsetDateTime;
 
@@ -167,23 +167,11 @@ pub trait PaymentGateway: Send + Sync {
     -> Result<SessionSnapshot, GatewayError>;
     /// `session/start/payment` in a created session.
     async fn start_payment(&self, request: StartPayment) -> Result<SessionSnapshot, GatewayError>;
-    /// `session/confirm`.
-    async fn confirm(
+    /// `session/confirm`, `session/cancel` or `session/capture`: one call on
+    /// a session, told apart by the command.
+    async fn session_command(
         &self,
-        session_id: BankSessionId,
-        project: Project,
-        idempotency_key: String,
-    ) -> Result<SessionSnapshot, GatewayError>;
-    /// `session/cancel`.
-    async fn cancel(
-        &self,
-        session_id: BankSessionId,
-        project: Project,
-        idempotency_key: String,
-    ) -> Result<SessionSnapshot, GatewayError>;
-    /// `session/capture`.
-    async fn capture(
-        &self,
+        command: SessionCommand,
         session_id: BankSessionId,
         project: Project,
         idempotency_key: String,

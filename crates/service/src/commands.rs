@@ -40,6 +40,17 @@ fn queued(id: &PaymentId, command: SessionCommand) -> OutboxCommand {
     }
 }
 
+/// The idempotency key of a payment's session command: one per payment and
+/// command, so a resend is the same request to the bank.
+pub(crate) fn command_key(id: &PaymentId, command: SessionCommand) -> String {
+    let name = match command {
+        SessionCommand::Confirm => "confirm",
+        SessionCommand::Capture => "capture",
+        SessionCommand::Cancel => "cancel",
+    };
+    format!("{id}:{name}")
+}
+
 impl Service {
     /// Sends at once the session command a payment is waiting for, so that
     /// the answer already shows what comes next (the 3-D Secure redirect, the
@@ -155,23 +166,9 @@ impl Service {
         };
         let gateway = &self.deps.gateway;
         let project = Project::for_method(read.value.method());
-        let result = match command {
-            SessionCommand::Confirm => {
-                gateway
-                    .confirm(session, project, format!("{id}:confirm"))
-                    .await
-            }
-            SessionCommand::Cancel => {
-                gateway
-                    .cancel(session, project, format!("{id}:cancel"))
-                    .await
-            }
-            SessionCommand::Capture => {
-                gateway
-                    .capture(session, project, format!("{id}:capture"))
-                    .await
-            }
-        };
+        let result = gateway
+            .session_command(command, session, project, command_key(id, command))
+            .await;
         let change = match result {
             Ok(snapshot) => {
                 let fact = match (command, snapshot.fact) {

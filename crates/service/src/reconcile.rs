@@ -3,13 +3,15 @@
 //! backing off), never by sending it again.
 
 use domain::{
-    BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionStatus, State,
+    BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionCommand,
+    SessionStatus, State,
 };
 use ports::{DueCheck, GatewayError, Project};
 use time::Duration;
 use tracing::{info, warn};
 
 use crate::apply::PaymentChange;
+use crate::commands::command_key;
 use crate::work::{BATCH, WorkReport};
 use crate::{Service, ServiceError};
 
@@ -114,7 +116,12 @@ impl Service {
             match self
                 .deps
                 .gateway
-                .cancel(session, project, format!("{id}:cancel"))
+                .session_command(
+                    SessionCommand::Cancel,
+                    session,
+                    project,
+                    command_key(&id, SessionCommand::Cancel),
+                )
                 .await
             {
                 // Conflict: the bank has nothing left to cancel either.

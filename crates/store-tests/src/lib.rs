@@ -20,38 +20,27 @@ use ports::{
     TokenRepository, UnitOfWork, WebhookInbox,
 };
 
-/// Every store port at once.
-pub trait AllPorts:
-    UnitOfWork
-    + PaymentRepository
-    + TokenRepository
-    + SubscriptionRepository
-    + IdempotencyStore
-    + WebhookInbox
-    + Outbox
-    + EventLog
-    + TestClockStore
-    + Send
-    + Sync
-    + 'static
-{
+/// Declares `AllPorts` and its blanket impl from one list of ports.
+macro_rules! every_port {
+    ($($port:ident),+ $(,)?) => {
+        /// Every store port at once.
+        pub trait AllPorts: $($port +)+ Send + Sync + 'static {}
+
+        impl<T> AllPorts for T where T: $($port +)+ Send + Sync + 'static {}
+    };
 }
 
-impl<T> AllPorts for T where
-    T: UnitOfWork
-        + PaymentRepository
-        + TokenRepository
-        + SubscriptionRepository
-        + IdempotencyStore
-        + WebhookInbox
-        + Outbox
-        + EventLog
-        + TestClockStore
-        + Send
-        + Sync
-        + 'static
-{
-}
+every_port!(
+    UnitOfWork,
+    PaymentRepository,
+    TokenRepository,
+    SubscriptionRepository,
+    IdempotencyStore,
+    WebhookInbox,
+    Outbox,
+    EventLog,
+    TestClockStore,
+);
 
 /// The schema every store's migrations must produce: table → columns, in
 /// order, each with its portable type.

@@ -93,31 +93,19 @@ pub async fn inbox_bodies_are_sealed_at_rest_and_old_handled_ones_purged<H: Harn
     let pending = s.pending(now(), 10).await.unwrap();
     assert_eq!(pending[0].body, body, "read back exactly");
 
-    let old = webhook("old-applied");
-    assert!(
-        s.store(InboundWebhook {
-            received_at: now() - Duration::days(8),
-            ..old
-        })
-        .await
-        .unwrap()
-    );
-    let stale_pending = webhook("old-pending");
-    assert!(
-        s.store(InboundWebhook {
-            received_at: now() - Duration::days(8),
-            ..stale_pending
-        })
-        .await
-        .unwrap()
-    );
-    let ids: Vec<i64> = s
-        .pending(now(), 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    for name in ["old-applied", "old-pending"] {
+        let received_at = now() - Duration::days(8);
+        let stored = s.store(InboundWebhook {
+            received_at,
+            ..webhook(name)
+        });
+        assert!(stored.await.unwrap(), "{name} stored");
+    }
+    let pending_ids = async || -> Vec<i64> {
+        let pending = s.pending(now(), 10).await.unwrap();
+        pending.iter().map(|i| i.id).collect()
+    };
+    let ids = pending_ids().await;
     // The sealed one (recent) and the old one are applied; old-pending is not.
     commit(&*s, changes::inbox_applied(vec![ids[0], ids[1]]))
         .await
@@ -127,12 +115,9 @@ pub async fn inbox_bodies_are_sealed_at_rest_and_old_handled_ones_purged<H: Harn
         1,
         "only the old handled one"
     );
-    let left: Vec<i64> = s
-        .pending(now(), 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
-    assert_eq!(left, vec![ids[2]], "a pending webhook is never purged");
+    assert_eq!(
+        pending_ids().await,
+        vec![ids[2]],
+        "a pending webhook is never purged"
+    );
 }
