@@ -120,7 +120,7 @@ impl Service {
                     SessionCommand::Cancel,
                     session,
                     project,
-                    command_key(&id, SessionCommand::Cancel),
+                    command_key(id, SessionCommand::Cancel),
                 )
                 .await
             {
