@@ -63,9 +63,9 @@ pub use gateway::{
     SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
 };
 pub use store::{
-    ChangeSet, ChargeAttempt, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL,
-    IdempotencyBegin, IdempotencyBinding, IdempotencyClaim, IdempotencyLease, IdempotencyStore,
-    InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, Page,
+    ChangeSet, ChargeAttempt, CommandClaim, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE,
+    IDEMPOTENCY_TTL, IdempotencyBegin, IdempotencyBinding, IdempotencyClaim, IdempotencyLease,
+    IdempotencyStore, InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, Page,
     PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository, TestClockStore,
     TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
 };

@@ -157,6 +157,17 @@ pub struct OutboxItem {
     pub attempts: u32,
 }
 
+/// What claiming one particular queued command found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandClaim {
+    /// It is the caller's until the lease runs out.
+    Claimed(OutboxItem),
+    /// Another worker holds it now: it is being carried out.
+    Busy,
+    /// No copy is queued.
+    NotQueued,
+}
+
 /// Everything one use case changes, committed atomically or not at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeSet {
@@ -440,9 +451,15 @@ pub trait Outbox: Send + Sync {
     async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError>;
     /// How many commands wait.
     async fn depth(&self) -> Result<u64, StoreError>;
-    /// Drops the queued copies of a command another path already carried out
-    /// (running it again would be a no-op, but costs a claim and a read).
-    async fn discard(&self, command: &OutboxCommand) -> Result<(), StoreError>;
+    /// Claims the queued copy of one command for `lease`, whether due or
+    /// not, so that a request can carry it out inline while no worker does
+    /// (one sender per command, across instances).
+    async fn claim_command(
+        &self,
+        command: &OutboxCommand,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<CommandClaim, StoreError>;
 }
 
 /// The merchant event feed, appended through a [`ChangeSet`].

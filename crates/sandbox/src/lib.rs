@@ -194,6 +194,11 @@ impl Sandbox {
         lock(&self.inner.bank).ledger.clone()
     }
 
+    /// The idempotency keys a client sent a second time, in order.
+    pub fn repeated_keys(&self) -> Vec<String> {
+        lock(&self.inner.bank).repeated_keys.clone()
+    }
+
     /// Every raw recurrent token the bank issued (for tests that check no
     /// copy of one is stored anywhere in plaintext).
     pub fn issued_tokens(&self) -> Vec<String> {

@@ -3,7 +3,7 @@
 
 use domain::{BankFact, Payment, PaymentId, SessionCommand};
 use futures_util::{StreamExt, stream};
-use ports::{GatewayError, OutboxCommand, OutboxItem, Project};
+use ports::{CommandClaim, GatewayError, OutboxCommand, OutboxItem, Project};
 use time::Duration;
 use tracing::{debug, info, warn};
 
@@ -13,6 +13,9 @@ use crate::{Service, ServiceError};
 
 /// How long a claimed outbox command is ours before another worker may take it.
 const LEASE: Duration = Duration::seconds(30);
+
+/// How long a request waits for a session command a worker is sending.
+const INLINE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Outbox commands carried out at the same time, at most.
 pub(crate) const OUTBOX_IN_FLIGHT: usize = 8;
@@ -54,8 +57,11 @@ pub(crate) fn command_key(id: &PaymentId, command: SessionCommand) -> String {
 impl Service {
     /// Sends at once the session command a payment is waiting for, so that
     /// the answer already shows what comes next (the 3-D Secure redirect, the
-    /// QR code). The outbox holds the same command and retries it if this
-    /// attempt fails; a command that went through is a no-op there.
+    /// QR code). The command's outbox row is claimed first, so that exactly
+    /// one sender carries it out: when a worker holds it already (a
+    /// `ready_to_confirm` webhook overtook this answer), the request waits for
+    /// the payment to move on instead of sending it a second time; when this
+    /// attempt fails, the outbox retries it.
     pub(crate) async fn follow_up(&self, mut payment: Payment) -> Result<Payment, ServiceError> {
         // At most confirm, then capture (a held card), then nothing.
         for _ in 0..3 {
@@ -63,17 +69,62 @@ impl Service {
                 return Ok(payment);
             };
             let id = payment.id().clone();
-            if let Err(error) = self.session_command(&id, command).await {
-                warn!(payment_id = %id, %error, "inline session command failed; the outbox retries it");
-                return Ok(payment);
-            }
-            if let Err(error) = self.deps.outbox.discard(&queued(&id, command)).await {
-                // Harmless: the outbox runs it again and finds nothing to do.
-                debug!(payment_id = %id, %error, "could not discard a command already carried out");
+            let now = self.deps.wall_clock.now();
+            match self
+                .deps
+                .outbox
+                .claim_command(&queued(&id, command), now, LEASE)
+                .await?
+            {
+                CommandClaim::Claimed(item) => {
+                    if let Err(error) = self.session_command(&id, command).await {
+                        warn!(payment_id = %id, %error, "inline session command failed; the outbox retries it");
+                        let at = now + backoff(item.attempts);
+                        if let Err(error) = self
+                            .deps
+                            .outbox
+                            .retry(item.id, at, &error.to_string())
+                            .await
+                        {
+                            // The lease runs out and a worker retries it all the same.
+                            debug!(payment_id = %id, %error, "could not schedule the retry");
+                        }
+                        return Ok(payment);
+                    }
+                    if let Err(error) = self.deps.outbox.complete(item.id).await {
+                        // Harmless: a worker runs it again and finds nothing to do.
+                        debug!(payment_id = %id, %error, "could not drop a command carried out");
+                    }
+                }
+                CommandClaim::Busy => {
+                    debug!(payment_id = %id, ?command, "a worker is sending it; waiting for the payment to move");
+                    return self.moved_on(&id, command).await;
+                }
+                CommandClaim::NotQueued => self.session_command(&id, command).await?,
             }
             payment = self.payment(&id).await?;
         }
         Ok(payment)
+    }
+
+    /// The payment once it no longer waits for `command`, or as it is after
+    /// [`INLINE_WAIT`] (the answer then shows it pending; the merchant is told
+    /// the rest by events).
+    async fn moved_on(
+        &self,
+        id: &PaymentId,
+        command: SessionCommand,
+    ) -> Result<Payment, ServiceError> {
+        let deadline = tokio::time::Instant::now() + INLINE_WAIT;
+        loop {
+            let payment = self.payment(id).await?;
+            if payment.pending_session_command() != Some(command)
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(payment);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs the due outbox commands (confirm, cancel, capture, disable token,

@@ -157,7 +157,9 @@ impl Harness {
             TokenId::parse(&format!("tok_new{}", counter.lock().unwrap())).unwrap()
         });
         let mut outbox = MockOutbox::new();
-        outbox.expect_discard().returning(|_| Ok(()));
+        outbox
+            .expect_claim_command()
+            .returning(|_, _, _| Ok(CommandClaim::NotQueued));
         let mut clock = MockClock::new();
         clock.expect_now().returning(now);
         let mut wall_clock = MockClock::new();

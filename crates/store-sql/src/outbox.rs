@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use domain::{EventId, PaymentId, TokenId};
-use ports::{Outbox, OutboxCommand, OutboxItem, StoreError};
+use ports::{CommandClaim, Outbox, OutboxCommand, OutboxItem, StoreError};
 use sqlx::{Any, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -115,14 +115,51 @@ impl Outbox for SqlStore {
             .bind(id)).await
     }
 
-    async fn discard(&self, command: &OutboxCommand) -> Result<(), StoreError> {
+    async fn claim_command(
+        &self,
+        command: &OutboxCommand,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<CommandClaim, StoreError> {
         let (kind, subject) = command_parts(command);
-        self.run(
-            sqlx::query("DELETE FROM outbox WHERE kind = $1 AND subject = $2")
-                .bind(kind)
-                .bind(subject),
-        )
-        .await
+        let lock = match self.dialect {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET locked_until = $1, attempts = attempts + 1 WHERE id = (\
+               SELECT id FROM outbox WHERE kind = $2 AND subject = $3 \
+               AND (locked_until IS NULL OR locked_until <= $4) ORDER BY id LIMIT 1 {lock}) \
+             RETURNING id, attempts"
+        );
+        let claimed = self
+            .all(
+                sqlx::query(&sql)
+                    .bind(micros(now + lease))
+                    .bind(kind)
+                    .bind(subject)
+                    .bind(micros(now)),
+            )
+            .await?;
+        if let Some(row) = claimed.first() {
+            return Ok(CommandClaim::Claimed(OutboxItem {
+                id: get(row, "id")?,
+                command: command.clone(),
+                attempts: to_u32(get(row, "attempts")?)?,
+            }));
+        }
+        let queued = self
+            .all(
+                sqlx::query("SELECT id FROM outbox WHERE kind = $1 AND subject = $2 LIMIT 1")
+                    .bind(kind)
+                    .bind(subject),
+            )
+            .await?;
+        Ok(if queued.is_empty() {
+            CommandClaim::NotQueued
+        } else {
+            CommandClaim::Busy
+        })
     }
 
     async fn depth(&self) -> Result<u64, StoreError> {

@@ -191,7 +191,7 @@ macro_rules! conformance {
             outbox_completed_command_is_gone,
             outbox_retry_waits_for_next_attempt_at,
             outbox_depth_counts_waiting_commands,
-            outbox_discarded_command_is_not_claimed,
+            outbox_one_command_is_claimed_by_one_caller,
             outbox_concurrent_claimers_never_share_a_row,
             event_deliveries_of_one_object_keep_feed_order,
             event_feed_pages_gap_free_in_order,

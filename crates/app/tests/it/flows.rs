@@ -3,7 +3,7 @@
 use app::demo::{self};
 use serde_json::json;
 
-use crate::support::{StoreKind, TestApp, flows};
+use crate::support::{StoreKind, TestApp, flows, payments_of};
 
 async fn seed_000_card_cit_with_3ds_issues_a_new_token(kind: StoreKind) {
     flows(kind, &["000"]).await;
@@ -23,6 +23,55 @@ async fn seed_003_fps_qr_paid_expired_and_two_bindings(kind: StoreKind) {
 
 async fn every_declining_card_fails_with_its_code_verbatim(kind: StoreKind) {
     flows(kind, &["declining"]).await;
+}
+
+/// A session command is sent once per payment, even when the bank's
+/// `ready_to_confirm` webhook and the starting request's answer race: a
+/// repeated idempotency key at the bank is a request sent twice.
+async fn every_session_command_reaches_the_bank_once(kind: StoreKind) {
+    let app = TestApp::start(kind).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-once").await.unwrap();
+    let charges = (0..24).map(|i| {
+        let body = json!({
+            "customer": { "reference": "cust-once" },
+            "amount": { "value": 1_000 + i, "currency": "RUB" },
+            "method": { "type": "token", "token_id": token },
+        });
+        async move { c.post("/v1/payments", &body).await }
+    });
+    for (status, payment) in futures_util::future::join_all(charges).await {
+        assert_eq!(status, 201, "{payment}");
+    }
+    for (name, flow) in demo::flows()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("000") || name.starts_with("002"))
+    {
+        flow(c).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while payments_of(c, "cust-once")
+        .await
+        .iter()
+        .any(|p| p["status"] != "succeeded")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "charges never settled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for i in 0..24 {
+        let charged = app
+            .sandbox()
+            .ledger()
+            .iter()
+            .filter(|e| e.kind == "charge" && e.amount == 1_000 + i)
+            .count();
+        assert_eq!(charged, 1, "charge {i} once");
+    }
+    assert_eq!(app.sandbox().repeated_keys(), Vec::<String>::new());
+    app.stop().await;
 }
 
 async fn refunds_are_partial_or_full_and_never_exceed_the_payment(kind: StoreKind) {
@@ -118,6 +167,7 @@ on_both_stores!(
     seed_002_automatic_manual_confirm_and_cancel,
     seed_003_fps_qr_paid_expired_and_two_bindings,
     every_declining_card_fails_with_its_code_verbatim,
+    every_session_command_reaches_the_bank_once,
     refunds_are_partial_or_full_and_never_exceed_the_payment,
 );
 

@@ -32,6 +32,10 @@ pub struct Bank {
     pub idempotency: BTreeSet<String>,
     /// Money that moved.
     pub ledger: Vec<LedgerEntry>,
+    /// Idempotency keys used a second time, in order (not persisted): each
+    /// is a request the client sent twice.
+    #[serde(skip)]
+    pub repeated_keys: Vec<String>,
     /// Codes the next successful payments are declined with (a fault; not persisted).
     #[serde(skip)]
     pub decline_next: std::collections::VecDeque<String>,
@@ -52,10 +56,13 @@ impl Bank {
     /// Records an idempotency key; a second use is refused, as the bank does.
     pub fn claim_key(&mut self, key: Option<&str>) -> Result<(), Refusal> {
         match key {
-            Some(key) if !self.idempotency.insert(key.to_owned()) => Err(refuse(
-                "idempotency_key_already_exists",
-                "a request with this idempotency key was already made",
-            )),
+            Some(key) if !self.idempotency.insert(key.to_owned()) => {
+                self.repeated_keys.push(key.to_owned());
+                Err(refuse(
+                    "idempotency_key_already_exists",
+                    "a request with this idempotency key was already made",
+                ))
+            }
             _ => Ok(()),
         }
     }

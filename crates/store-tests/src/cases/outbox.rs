@@ -1,4 +1,4 @@
-//! The outbox: claims, leases, retries, discards, concurrent claimers, delivery order.
+//! The outbox: claims, leases, retries, one command claimed inline, concurrent claimers, delivery order.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -107,9 +107,12 @@ pub async fn outbox_retry_waits_for_next_attempt_at<H: Harness>(h: &H) {
     );
 }
 
-/// A command carried out elsewhere is discarded; others stay.
-pub async fn outbox_discarded_command_is_not_claimed<H: Harness>(h: &H) {
+/// One queued command is claimed by one caller at a time, due or not:
+/// another caller finds it busy until it is completed (then it is not
+/// queued) or its lease runs out; a worker's batch claim skips it too.
+pub async fn outbox_one_command_is_claimed_by_one_caller<H: Harness>(h: &H) {
     let s = h.store();
+    let lease = Duration::seconds(30);
     enqueue(
         &*s,
         vec![
@@ -119,20 +122,48 @@ pub async fn outbox_discarded_command_is_not_claimed<H: Harness>(h: &H) {
         ],
     )
     .await;
-    s.discard(&confirm("pay_1")).await.unwrap();
-    let left: Vec<_> = s
-        .claim(now(), 10, Duration::seconds(30))
+    let CommandClaim::Claimed(item) = s
+        .claim_command(&confirm("pay_1"), now(), lease)
+        .await
+        .unwrap()
+    else {
+        panic!("a queued command is claimed");
+    };
+    assert_eq!((item.command.clone(), item.attempts), (confirm("pay_1"), 1));
+    assert_eq!(
+        s.claim_command(&confirm("pay_1"), now(), lease)
+            .await
+            .unwrap(),
+        CommandClaim::Busy
+    );
+    let batch: Vec<_> = s
+        .claim(now(), 10, lease)
         .await
         .unwrap()
         .into_iter()
         .map(|i| i.command)
         .collect();
+    assert!(!batch.contains(&confirm("pay_1")), "{batch:?}");
     assert_eq!(
-        left,
-        vec![
-            confirm("pay_2"),
-            OutboxCommand::CaptureSession(PaymentId::parse("pay_1").unwrap())
-        ]
+        s.claim_command(&confirm("pay_2"), now(), lease)
+            .await
+            .unwrap(),
+        CommandClaim::Busy,
+        "held by the batch claim"
+    );
+    let later = now() + Duration::minutes(1);
+    assert!(matches!(
+        s.claim_command(&confirm("pay_1"), later, lease)
+            .await
+            .unwrap(),
+        CommandClaim::Claimed(OutboxItem { attempts: 2, .. })
+    ));
+    s.complete(item.id).await.unwrap();
+    assert_eq!(
+        s.claim_command(&confirm("pay_1"), later, lease)
+            .await
+            .unwrap(),
+        CommandClaim::NotQueued
     );
 }
 
