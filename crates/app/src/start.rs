@@ -144,8 +144,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     gateway_config.request_timeout = config.bank_timeout;
     let gateway = HttpGateway::new(gateway_config, keys.signer.clone())
         .map_err(fail("bank gateway"))?
-        .with_observer(Arc::new(move |method, took, ok| {
-            observer_metrics.gateway(method, took, ok);
+        .with_observer(Arc::new(move |method, took, outcome| {
+            observer_metrics.bank_call(method, outcome, took);
         }));
     let event_sink = match &config.events {
         Some((url, secret)) => {
@@ -173,6 +173,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ids: Arc::new(ids::RandomIds),
         presenter: Arc::new(JsonPresenter),
         dunning: domain::DunningPolicy::default(),
+        telemetry: metrics.clone(),
     });
     let service = if config.test_clock {
         // The kept time, so that a restart never moves the test clock back.

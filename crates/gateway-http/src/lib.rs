@@ -72,8 +72,10 @@ impl GatewayConfig {
     }
 }
 
-/// Called after every bank request with the method and how long it took (for metrics).
-pub type LatencyObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
+/// Called after every bank request with the method, how long it took and its
+/// outcome: `ok`, `refused` (the bank answered with an error) or `failed`
+/// (no answer, or none that could be read). For metrics.
+pub type LatencyObserver = Arc<dyn Fn(&str, Duration, &'static str) + Send + Sync>;
 
 /// The Bank 131 API over HTTP.
 #[derive(Clone)]
@@ -128,7 +130,16 @@ impl HttpGateway {
         let started = Instant::now();
         let result = self.send(project, method, body, idempotency_key).await;
         if let Some(observe) = &self.observer {
-            observe(method, started.elapsed(), result.is_ok());
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(
+                    GatewayError::Permanent { .. }
+                    | GatewayError::Conflict(_)
+                    | GatewayError::NotFound,
+                ) => "refused",
+                Err(_) => "failed",
+            };
+            observe(method, started.elapsed(), outcome);
         }
         match &result {
             Ok(_) => debug!(

@@ -379,9 +379,9 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            crate::metrics::CONTENT_TYPE,
         )],
-        state.metrics.render(snapshot),
+        state.metrics.render(snapshot.as_ref()),
     )
         .into_response()
 }

@@ -311,7 +311,9 @@ pub(crate) async fn observe(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16();
-    state.metrics.request(&method, &route, status);
+    state
+        .metrics
+        .request(&method, &route, status, started.elapsed());
     span.in_scope(|| {
         tracing::info!(
             status,

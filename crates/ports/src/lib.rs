@@ -52,6 +52,7 @@
 
 mod gateway;
 mod store;
+mod telemetry;
 
 use std::sync::Mutex;
 
@@ -63,12 +64,14 @@ pub use gateway::{
     SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
 };
 pub use store::{
-    ChangeSet, ChargeAttempt, CommandClaim, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE,
+    Backlog, ChangeSet, ChargeAttempt, CommandClaim, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE,
     IDEMPOTENCY_TTL, IdempotencyBegin, IdempotencyBinding, IdempotencyClaim, IdempotencyLease,
     IdempotencyStore, InboundWebhook, InboxItem, NewEvent, Outbox, OutboxCommand, OutboxItem, Page,
     PaymentRepository, StoreError, StoredResponse, Subject, SubscriptionRepository, TestClockStore,
     TokenRepository, UnitOfWork, Versioned, WebhookInbox, Write,
 };
+
+pub use telemetry::{NoTelemetry, Telemetry};
 
 #[cfg(feature = "mocks")]
 pub use gateway::{MockPaymentGateway, MockWebhookDecoder};

@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use domain::{
-    ChargeStatus, CustomerReference, EventId, Payment, PaymentId, RecurrentToken, Subscription,
-    SubscriptionId, TokenId,
+    ChargeStatus, CustomerReference, EventId, Payment, PaymentId, PaymentStatus, RecurrentToken,
+    Subscription, SubscriptionId, TokenId,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -157,6 +157,15 @@ pub struct OutboxItem {
     pub attempts: u32,
 }
 
+/// A queue's size and when its oldest item arrived, for operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Items waiting.
+    pub depth: u64,
+    /// When the oldest waiting item was queued (`None` when empty).
+    pub oldest: Option<OffsetDateTime>,
+}
+
 /// What claiming one particular queued command found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandClaim {
@@ -235,6 +244,8 @@ pub trait PaymentRepository: Send + Sync {
     /// A check found no news: check again at `next`, one more check counted.
     /// Writing the payment resets both.
     async fn checked(&self, id: &PaymentId, next: OffsetDateTime) -> Result<(), StoreError>;
+    /// How many payments there are in each status (statuses with none left out).
+    async fn count_by_status(&self) -> Result<Vec<(PaymentStatus, u64)>, StoreError>;
 }
 
 /// A page of a list kept newest first: at most `limit` items after the one
@@ -430,6 +441,8 @@ pub trait WebhookInbox: Send + Sync {
     /// Deletes applied and rejected webhooks received before `received_before`
     /// (pending ones are kept whatever their age); returns how many.
     async fn purge(&self, received_before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// How many webhooks wait to be applied, and since when the oldest does.
+    async fn unapplied(&self) -> Result<Backlog, StoreError>;
 }
 
 /// Commands for background workers, enqueued through a [`ChangeSet`] and due
@@ -449,8 +462,8 @@ pub trait Outbox: Send + Sync {
     async fn complete(&self, id: i64) -> Result<(), StoreError>;
     /// Failed: try again at `at`.
     async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError>;
-    /// How many commands wait.
-    async fn depth(&self) -> Result<u64, StoreError>;
+    /// How many commands wait, and since when the oldest does.
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
     /// Claims the queued copy of one command for `lease`, whether due or
     /// not, so that a request can carry it out inline while no worker does
     /// (one sender per command, across instances).

@@ -34,8 +34,12 @@ impl Service {
             .get(id)
             .await?
             .ok_or(ServiceError::NotFound("event"))?;
-        sink.deliver(&event)
-            .await
-            .map_err(|why| ServiceError::Gateway(GatewayError::Transient(why)))
+        let delivered = sink.deliver(&event).await;
+        self.deps.telemetry.event_delivery(if delivered.is_ok() {
+            "delivered"
+        } else {
+            "failed"
+        });
+        delivered.map_err(|why| ServiceError::Gateway(GatewayError::Transient(why)))
     }
 }

@@ -39,13 +39,13 @@ use std::sync::Arc;
 use domain::DunningPolicy;
 use ports::{
     Clock, EventLog, EventSink, IdGenerator, ManualClock, Outbox, PaymentGateway,
-    PaymentRepository, Presenter, SubscriptionRepository, TestClockStore, TokenRepository,
-    UnitOfWork, WebhookDecoder, WebhookInbox,
+    PaymentRepository, Presenter, SubscriptionRepository, Telemetry, TestClockStore,
+    TokenRepository, UnitOfWork, WebhookDecoder, WebhookInbox,
 };
 
 pub use error::ServiceError;
 pub use list::Listed;
-pub use operations::{ClockMove, Meanwhile, OperationalSnapshot};
+pub use operations::{ClockMove, Meanwhile, OperationalSnapshot, Waiting};
 pub use payments::StartPaymentCommand;
 pub use subscriptions::{CreateSubscriptionCommand, UpdateSubscriptionCommand};
 pub use work::WorkReport;
@@ -86,6 +86,8 @@ pub struct Deps {
     pub presenter: Arc<dyn Presenter>,
     /// When to retry failed subscription charges.
     pub dunning: DunningPolicy,
+    /// Where outcomes are counted for operators ([`ports::NoTelemetry`] counts nothing).
+    pub telemetry: Arc<dyn Telemetry>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -103,8 +105,6 @@ pub struct Service {
     /// The test clock, when business time moves only on request. It is also
     /// `deps.clock`: [`Service::with_test_clock`] sets both.
     test_clock: Option<TestClock>,
-    /// What this process counted, for operators.
-    counters: Arc<Counters>,
 }
 
 /// The test clock and where its time is kept.
@@ -122,19 +122,12 @@ impl std::fmt::Debug for TestClock {
     }
 }
 
-/// Counts kept in memory for `/metrics`.
-#[derive(Debug, Default)]
-struct Counters {
-    webhooks_checked_instead: std::sync::atomic::AtomicU64,
-}
-
 impl Service {
     /// Wires the use cases to their ports.
     pub fn new(deps: Deps) -> Self {
         Self {
             deps,
             test_clock: None,
-            counters: Arc::default(),
         }
     }
 

@@ -1,19 +1,42 @@
 //! Time and operations: the business clock, the test clock and the jobs it
 //! runs, and the figures operators watch.
 
+use domain::PaymentStatus;
+use ports::Backlog;
 use time::{Duration, OffsetDateTime};
 use tracing::warn;
 
 use crate::{Service, ServiceError};
 
 /// What operators watch, read from the stores.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperationalSnapshot {
-    /// Outbox commands not yet carried out.
-    pub outbox_depth: u64,
-    /// Signed webhooks of a known type that could not be read, whose payment
-    /// was checked with the bank instead (since this process started).
-    pub webhooks_checked_instead: u64,
+    /// Outbox commands not yet carried out, and how long the oldest has waited.
+    pub outbox: Waiting,
+    /// Bank webhooks stored but not yet applied, and how long the oldest has waited.
+    pub inbox: Waiting,
+    /// How many payments are in each status.
+    pub payments: Vec<(PaymentStatus, u64)>,
+}
+
+/// A queue's depth and the age of its oldest item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// Items waiting.
+    pub depth: u64,
+    /// How long the oldest has waited (zero when none waits).
+    pub oldest_age: Duration,
+}
+
+impl Waiting {
+    fn of(backlog: Backlog, now: OffsetDateTime) -> Self {
+        Self {
+            depth: backlog.depth,
+            oldest_age: backlog
+                .oldest
+                .map_or(Duration::ZERO, |oldest| (now - oldest).max(Duration::ZERO)),
+        }
+    }
 }
 
 /// How the test clock is asked to move.
@@ -138,12 +161,11 @@ impl Service {
 
     /// The figures for `/metrics`.
     pub async fn operational_snapshot(&self) -> Result<OperationalSnapshot, ServiceError> {
+        let now = self.now();
         Ok(OperationalSnapshot {
-            outbox_depth: self.deps.outbox.depth().await?,
-            webhooks_checked_instead: self
-                .counters
-                .webhooks_checked_instead
-                .load(std::sync::atomic::Ordering::Relaxed),
+            outbox: Waiting::of(self.deps.outbox.backlog().await?, now),
+            inbox: Waiting::of(self.deps.inbox.unapplied().await?, now),
+            payments: self.deps.payments.count_by_status().await?,
         })
     }
 }

@@ -39,8 +39,12 @@ impl Service {
         for DueCheck { payment, checks } in self.deps.payments.due_for_check(now, BATCH).await? {
             let id = payment.id().clone();
             match self.check(&payment, checks).await {
-                Ok(Found::News) => report.count(true),
+                Ok(Found::News) => {
+                    self.deps.telemetry.reconciliation_check("news");
+                    report.count(true);
+                }
                 Ok(Found::Nothing) => {
+                    self.deps.telemetry.reconciliation_check("nothing");
                     self.deps
                         .payments
                         .checked(&id, payment.recheck_at(checks, now))
@@ -48,6 +52,7 @@ impl Service {
                     report.count(true);
                 }
                 Err(error) => {
+                    self.deps.telemetry.reconciliation_check("failed");
                     warn!(payment_id = %id, %error, "session/status failed; will retry");
                     self.deps
                         .payments

@@ -4,7 +4,7 @@ use domain::{
     Applied, BankCode, BankFact, ChargeStatus, Confirmation, CustomerReference, DeclineClass,
     Failure, Initiator, Interval, Money, NewPayment, NewSubscription, Payment, PaymentMethod,
     PaymentStatus, Period, RecurrentToken, State, Subscription, SubscriptionError,
-    SubscriptionEvent, SubscriptionId, TokenId,
+    SubscriptionEvent, SubscriptionId, SubscriptionStatus, TokenId,
 };
 use futures_util::{StreamExt, stream};
 use ports::{
@@ -328,6 +328,7 @@ impl Service {
         };
         match self.run_payment(payment, Some(instrument), with).await {
             Ok(p) => {
+                self.deps.telemetry.subscription_charge("started");
                 info!(subscription_id = %subscription.id(), payment_id = %p.id(), status = p.status().as_str(), "charge started");
                 Ok(true)
             }
@@ -371,6 +372,9 @@ impl Service {
         now: OffsetDateTime,
     ) -> Vec<NewEvent> {
         let events = vec![SubscriptionEvent::PeriodSkipped; skipped.len()];
+        for _ in skipped {
+            self.deps.telemetry.subscription_charge("skipped");
+        }
         if !skipped.is_empty() {
             warn!(subscription_id = %subscription.id(), periods = skipped.len(), "periods ended unpaid while nothing ran; skipped");
         }
@@ -432,8 +436,18 @@ impl Service {
                 now,
             )
         };
-        if let Applied::Ignored(why) = applied {
-            warn!(subscription_id = %subscription.id(), ?why, "charge outcome did not match the subscription");
+        match applied {
+            Applied::Ignored(why) => {
+                warn!(subscription_id = %subscription.id(), ?why, "charge outcome did not match the subscription");
+            }
+            // Counted as settled; a settlement retried after a write conflict counts again.
+            Applied::Changed { .. } => self.deps.telemetry.subscription_charge(
+                match (charge.status, subscription.status()) {
+                    (ChargeStatus::Succeeded, _) => "paid",
+                    (_, SubscriptionStatus::PastDue) => "declined",
+                    _ => "gave_up",
+                },
+            ),
         }
         self.subscription_events(subscription, &new_events, now)
     }

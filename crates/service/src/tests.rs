@@ -190,6 +190,7 @@ impl Harness {
             ids: Arc::new(ids),
             presenter: Arc::new(presenter),
             dunning: DunningPolicy::default(),
+            telemetry: Arc::new(NoTelemetry),
         };
         (Service::new(deps), db)
     }

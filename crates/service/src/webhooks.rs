@@ -79,9 +79,7 @@ impl Service {
                     Some(item.id),
                 )
                 .await?;
-                self.counters
-                    .webhooks_checked_instead
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.deps.telemetry.webhook_checked_instead();
                 return Ok(true);
             }
             Err(error) => {

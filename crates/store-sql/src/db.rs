@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use domain::State;
 
-use ports::{StoreError, Versioned};
+use ports::{Backlog, StoreError, Versioned};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
@@ -129,6 +129,23 @@ impl SqlStore {
         query: Query<'q, Any, AnyArguments<'q>>,
     ) -> Result<Vec<AnyRow>, StoreError> {
         query.fetch_all(&self.pool).await.map_err(store_error)
+    }
+
+    /// A queue's backlog from `sql`, which selects `n` (a count) and
+    /// `oldest` (a time in microseconds, `NULL` when empty).
+    pub(crate) async fn backlog_of(&self, sql: &'static str) -> Result<Backlog, StoreError> {
+        let row = sqlx::query(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let oldest = get::<Option<i64>>(&row, "oldest")?
+            .map(crate::codec::from_micros)
+            .transpose()
+            .map_err(corrupt)?;
+        Ok(Backlog {
+            depth: u64::try_from(get::<i64>(&row, "n")?).unwrap_or(0),
+            oldest,
+        })
     }
 
     /// Whether the database answers.

@@ -1,7 +1,7 @@
 //! [`WebhookInbox`]: verified bank webhooks, stored before they are applied.
 
 use async_trait::async_trait;
-use ports::{InboundWebhook, InboxItem, StoreError, WebhookInbox};
+use ports::{Backlog, InboundWebhook, InboxItem, StoreError, WebhookInbox};
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
@@ -75,6 +75,13 @@ impl WebhookInbox for SqlStore {
         .await
         .map_err(store_error)?;
         Ok(result.rows_affected())
+    }
+
+    async fn unapplied(&self) -> Result<Backlog, StoreError> {
+        self.backlog_of(
+            "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox WHERE status = 'pending'",
+        )
+        .await
     }
 }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use domain::{EventId, PaymentId, TokenId};
-use ports::{CommandClaim, Outbox, OutboxCommand, OutboxItem, StoreError};
+use ports::{Backlog, CommandClaim, Outbox, OutboxCommand, OutboxItem, StoreError};
 use sqlx::{Any, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -162,12 +162,8 @@ impl Outbox for SqlStore {
         })
     }
 
-    async fn depth(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox")
-            .fetch_one(&self.pool)
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.backlog_of("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox")
             .await
-            .map_err(store_error)?;
-        u64::try_from(get::<i64>(&row, "n")?)
-            .map_err(|_| StoreError::Permanent("negative count".into()))
     }
 }

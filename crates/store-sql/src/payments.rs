@@ -1,7 +1,7 @@
 //! [`PaymentRepository`] and the payment rows a commit writes.
 
 use async_trait::async_trait;
-use domain::{BankSessionId, CustomerReference, Payment, PaymentId, State};
+use domain::{BankSessionId, CustomerReference, Payment, PaymentId, PaymentStatus, State};
 use ports::{DueCheck, Page, PaymentRepository, StoreError, Versioned, Write};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -146,5 +146,22 @@ impl PaymentRepository for SqlStore {
             .bind(id.as_str()),
         )
         .await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(PaymentStatus, u64)>, StoreError> {
+        let rows = self
+            .all(sqlx::query(
+                "SELECT status, COUNT(*) AS n FROM payments GROUP BY status ORDER BY status",
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let name: String = get(row, "status")?;
+                let status = PaymentStatus::parse(&name).ok_or_else(|| {
+                    StoreError::Permanent(format!("unknown payment status {name:?}"))
+                })?;
+                Ok((status, u64::try_from(get::<i64>(row, "n")?).unwrap_or(0)))
+            })
+            .collect()
     }
 }

@@ -151,9 +151,11 @@ async fn health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_d
         .await
         .unwrap();
     for needle in [
-        "recur_http_requests_total{method=\"POST\",route=\"/v1/payments\",status=\"201\"}",
-        "recur_gateway_request_seconds_count",
-        "recur_outbox_depth",
+        "recur_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/payments\",status=\"201\"}",
+        "recur_bank_request_duration_seconds_bucket{le=",
+        "recur_queue_depth{queue=\"outbox\"}",
+        "recur_queue_oldest_age_seconds{queue=\"inbox\"}",
+        "recur_payments{status=",
     ] {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
     }

@@ -32,7 +32,7 @@ pub async fn failed_change_set_writes_nothing<H: Harness>(h: &H) {
     );
     assert!(TokenRepository::get(&*s, &t.id).await.unwrap().is_none());
     assert!(s.after(None, 10).await.unwrap().is_empty());
-    assert_eq!(s.depth().await.unwrap(), 0);
+    assert_eq!(s.backlog().await.unwrap().depth, 0);
 }
 
 /// An empty change set succeeds and writes nothing.
@@ -149,7 +149,7 @@ pub async fn everything_survives_a_reopen<H: Harness>(h: &H) {
     );
     assert_eq!(r.charges(sub.id()).await.unwrap(), vec![c]);
     assert_eq!(r.after(None, 10).await.unwrap().len(), 1);
-    assert_eq!(r.depth().await.unwrap(), 1);
+    assert_eq!(r.backlog().await.unwrap().depth, 1);
     assert_eq!(r.pending(now(), 10).await.unwrap().len(), 1);
     assert_eq!(
         r.begin(claim(now())).await.unwrap(),

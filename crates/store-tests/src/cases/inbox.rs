@@ -15,6 +15,35 @@ pub async fn inbox_deduplicates_by_key<H: Harness>(h: &H) {
     assert_eq!(s.pending(now(), 10).await.unwrap().len(), 1);
 }
 
+/// The backlog counts the webhooks not yet applied and knows when the
+/// oldest arrived; applied ones leave it.
+pub async fn inbox_backlog_counts_what_waits<H: Harness>(h: &H) {
+    let s = h.store();
+    assert_eq!(s.unapplied().await.unwrap(), Backlog::default());
+    let early = InboundWebhook {
+        received_at: now() - Duration::minutes(5),
+        ..webhook("early")
+    };
+    s.store(early).await.unwrap();
+    s.store(webhook("late")).await.unwrap();
+    let backlog = s.unapplied().await.unwrap();
+    assert_eq!(
+        (backlog.depth, backlog.oldest),
+        (2, Some(now() - Duration::minutes(5)))
+    );
+    let first = s.pending(now(), 1).await.unwrap()[0].id;
+    commit(&*s, changes::inbox_applied(vec![first]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.unapplied().await.unwrap(),
+        Backlog {
+            depth: 1,
+            oldest: Some(now())
+        }
+    );
+}
+
 /// Pending webhooks come oldest first, with their exact bytes, due at once.
 pub async fn inbox_pending_is_oldest_first_and_due_at_once<H: Harness>(h: &H) {
     let s = h.store();

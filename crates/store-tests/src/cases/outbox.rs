@@ -167,12 +167,18 @@ pub async fn outbox_one_command_is_claimed_by_one_caller<H: Harness>(h: &H) {
     );
 }
 
-/// Depth counts the commands waiting.
+/// The backlog counts the commands waiting and knows when the oldest came.
 pub async fn outbox_depth_counts_waiting_commands<H: Harness>(h: &H) {
     let s = h.store();
-    assert_eq!(s.depth().await.unwrap(), 0);
+    assert_eq!(s.backlog().await.unwrap(), Backlog::default());
     enqueue(&*s, vec![confirm("pay_1"), confirm("pay_2")]).await;
-    assert_eq!(s.depth().await.unwrap(), 2);
+    assert_eq!(
+        s.backlog().await.unwrap(),
+        Backlog {
+            depth: 2,
+            oldest: Some(now())
+        }
+    );
 }
 
 /// Two workers claiming at once never get the same row.

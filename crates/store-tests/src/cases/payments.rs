@@ -212,3 +212,21 @@ pub async fn payments_are_due_for_a_check_by_their_own_schedule<H: Harness>(h: &
             .any(|(id, _)| id == done.id())
     );
 }
+
+/// Payments are counted by status, statuses with none left out.
+pub async fn payments_are_counted_by_status<H: Harness>(h: &H) {
+    let s = h.store();
+    assert_eq!(s.count_by_status().await.unwrap(), vec![]);
+    let succeeded = fixtures::rich_payment();
+    assert_eq!(succeeded.status(), PaymentStatus::Succeeded);
+    let pending = [payment("cust-count"), payment("cust-count")];
+    for p in pending.iter().chain([&succeeded]) {
+        commit(&*s, changes::insert(p)).await.unwrap();
+    }
+    let mut counts = s.count_by_status().await.unwrap();
+    counts.sort_by_key(|(status, _)| status.as_str());
+    assert_eq!(
+        counts,
+        vec![(PaymentStatus::Pending, 2), (PaymentStatus::Succeeded, 1)]
+    );
+}
