@@ -198,6 +198,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let store = ready_store.clone();
             Box::pin(async move { store.ping().await.is_ok() }) as BoxFuture<bool>
         }),
+        // A payment request makes at most four bank calls, each cut off at
+        // the bank timeout: the request's own timeout only catches a hang.
+        request_timeout: config.bank_timeout * 4 + std::time::Duration::from_secs(10),
     };
     tasks.push(serve(
         api_listener,

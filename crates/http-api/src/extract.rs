@@ -1,9 +1,10 @@
 //! Extractors: typed ids from the path and JSON bodies, each refusal in the
 //! API's error envelope.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use domain::{InvalidId, PaymentId, SubscriptionId, TokenId};
 use serde::de::DeserializeOwned;
@@ -110,12 +111,53 @@ pub struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|_| ApiError::bad_request("the body could not be read"))?;
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let body = read_body(request.into_body()).await?;
         json_body(&body).map(JsonBody)
     }
+}
+
+/// A request body, whole: the route's limit layer stops one that is too
+/// large (`413 body_too_large`) and the body timeout a client too slow to
+/// send it (`408 request_timeout`), both in the error envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        read_body(request.into_body()).await.map(RawBody)
+    }
+}
+
+/// Reads `body` whole, in the error envelope (see [`RawBody`]).
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|error| {
+            let cause = error.into_inner();
+            if caused_by::<http_body_util::LengthLimitError>(&*cause) {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the body is larger than this route takes",
+                )
+            } else if caused_by::<tower_http::timeout::TimeoutError>(&*cause) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the body was not sent in time",
+                )
+            } else {
+                ApiError::bad_request("the body could not be read")
+            }
+        })
+}
+
+/// Whether `error`, or an error it was caused by, is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(<dyn std::error::Error>::is::<E>)
 }
 
 /// A JSON body; an empty one reads as `{}`.

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,7 @@ use ports::IdempotencyLease;
 use service::{ClockMove, Meanwhile, ServiceError};
 use time::Duration;
 
-use crate::extract::{JsonBody, PathId, PathIdAnd, QueryOf, header};
+use crate::extract::{JsonBody, PathId, PathIdAnd, QueryOf, RawBody, header};
 use crate::wire::{
     AdvanceIn, ChargeList, ChargeView, Clock, CreatePaymentIn, CreateSubscriptionIn, EventList,
     EventView, EventsQuery, ListQuery, PaymentAction, PaymentList, PaymentView, RefundIn,
@@ -335,7 +334,7 @@ fn status(code: StatusCode, status: &'static str) -> Response {
 pub(crate) async fn bank_webhook(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let signature = header(&headers, "x-partner-sign").unwrap_or_default();
     match state.service.receive_webhook(&body, signature).await {

@@ -47,6 +47,9 @@ pub struct ApiState {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Whether the database answers (for `/readyz`).
     pub ready: Arc<dyn Fn() -> BoxFuture<bool> + Send + Sync>,
+    /// The longest a request may run before it is answered `503 timeout`
+    /// (long enough for every bank call a request makes to time out first).
+    pub request_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for ApiState {

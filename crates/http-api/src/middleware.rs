@@ -13,9 +13,10 @@ use serde_json::Value;
 use service::ServiceError;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tower_http::request_id::{MakeRequestId, RequestId};
 use tracing::Instrument;
 
-use crate::extract::header;
+use crate::extract::{header, read_body};
 use crate::handlers::payment_view;
 use crate::{ApiError, ApiState};
 
@@ -24,12 +25,13 @@ pub(crate) const MAX_API_BODY: usize = 64 * 1024;
 /// Largest bank webhook body.
 pub(crate) const MAX_WEBHOOK_BODY: usize = 1 << 20;
 
-/// The merchant API's body rules, before anything reads the body: at most
-/// 64 KiB (`413 body_too_large`), and a non-empty `POST` body is JSON
-/// (`415 unsupported_media_type`). Answers in the error envelope.
-pub(crate) async fn api_body_limits(request: Request, next: Next) -> Response {
+/// A non-empty `POST` body to the merchant API is JSON (`415
+/// unsupported_media_type` otherwise), in the error envelope. Its size is
+/// the route's `RequestBodyLimitLayer`'s to check.
+pub(crate) async fn require_json(request: Request, next: Next) -> Response {
     if request.method() == Method::POST {
-        let declared = declared_length(request.headers());
+        let declared = header(request.headers(), header::CONTENT_LENGTH.as_str())
+            .and_then(|v| v.parse::<u64>().ok());
         let json = header(request.headers(), header::CONTENT_TYPE.as_str())
             .and_then(|v| v.split(';').next())
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
@@ -44,39 +46,7 @@ pub(crate) async fn api_body_limits(request: Request, next: Next) -> Response {
             .into_response();
         }
     }
-    limit_body(request, next, MAX_API_BODY).await
-}
-
-/// The webhook route's body limit (1 MiB), in the error envelope.
-pub(crate) async fn webhook_body_limit(request: Request, next: Next) -> Response {
-    limit_body(request, next, MAX_WEBHOOK_BODY).await
-}
-
-/// The `Content-Length` a request declares, if it declares a readable one.
-fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
-    header(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok())
-}
-
-async fn limit_body(request: Request, next: Next, limit: usize) -> Response {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {} KiB", limit / 1024),
-        )
-        .into_response()
-    };
-    if declared_length(request.headers()).is_some_and(|n| n > limit as u64) {
-        return too_large();
-    }
-    let (parts, body) = request.into_parts();
-    match to_bytes(body, limit).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(_) => too_large(),
-    }
+    next.run(request).await
 }
 
 /// Which API key sent a request: a short hash of it, so that
@@ -124,13 +94,9 @@ pub(crate) async fn idempotency(
         .map_or("", |s| s.0.as_str())
         .to_owned();
     let (parts, body) = request.into_parts();
-    let Ok(body) = to_bytes(body, MAX_API_BODY).await else {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the body is larger than 64 KiB",
-        )
-        .into_response();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
     };
     let claim = IdempotencyClaim {
         key: format!("{scope}:{key}"),
@@ -268,27 +234,79 @@ pub(crate) async fn authenticate(
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The caller's `X-Request-Id` when it is a sane one (1–128 of
-/// `A-Z a-z 0-9 . _ -`), otherwise a new `req_…`: it is in every log line of
-/// the request and in the answer, so both sides can find one request.
-fn request_id(headers: &axum::http::HeaderMap) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let given = header(headers, REQUEST_ID).filter(|id| {
-        (1..=128).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    });
-    given.map_or_else(
-        || {
-            let started = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros());
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            format!("req_{started:x}{n:06x}")
-        },
-        str::to_owned,
-    )
+/// Whether a caller's `X-Request-Id` is a sane one to keep and log: 1–128
+/// of `A-Z a-z 0-9 . _ -`.
+fn sane_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Drops an `X-Request-Id` that is not [sane](sane_request_id), so that
+/// tower-http's `SetRequestIdLayer` gives the request a new one instead.
+pub(crate) async fn drop_unsafe_request_id(mut request: Request, next: Next) -> Response {
+    if header(request.headers(), REQUEST_ID).is_none_or(|id| !sane_request_id(id)) {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+/// New request ids for tower-http's request-id layers: `req_`, the time in
+/// microseconds and a process-wide counter, in hex.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("req_{now:x}{n:06x}"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Every error answer, from every layer, in the error envelope: an answer
+/// a layer made without one (tower-http's timeout and body limit, a
+/// rejection) gets the envelope here, with a code named after its status.
+pub(crate) async fn errors_in_the_envelope(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = header(response.headers(), header::CONTENT_TYPE.as_str())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("body_too_large", "the body is larger than this route takes")
+        }
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request was not sent in time"),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "timeout",
+            "the request took too long; it may have taken effect: retry with the same Idempotency-Key",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the body must be Content-Type: application/json",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this route does not take this method")
+        }
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        s if s.is_client_error() => ("invalid_request", "the request could not be read"),
+        _ => ("internal_error", "the request failed"),
+    };
+    let (mut parts, _) = response.into_parts();
+    let enveloped = ApiError::new(status, code, message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (fresh, body) = enveloped.into_parts();
+    parts.headers.extend(fresh.headers);
+    Response::from_parts(parts, body)
 }
 
 /// One span per request (method, route, path: ids, never bodies) and the request counters.
@@ -302,14 +320,14 @@ pub(crate) async fn observe(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().to_string();
-    let request_id = request_id(request.headers());
+    // Set by tower-http's request-id layer outside this one.
+    let request_id = header(request.headers(), REQUEST_ID)
+        .unwrap_or_default()
+        .to_owned();
     // The payment id is recorded by the handler that learns it (a new payment).
     let span = tracing::info_span!("request", %request_id, %method, %route, path = %request.uri().path(), payment_id = tracing::field::Empty);
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     state
         .metrics
@@ -359,20 +377,18 @@ mod tests {
     }
 
     #[test]
-    fn a_sane_request_id_is_kept_and_anything_else_replaced() {
-        let with = |value: &str| {
-            let mut headers = axum::http::HeaderMap::new();
-            headers.insert(REQUEST_ID, HeaderValue::from_str(value).unwrap());
-            request_id(&headers)
-        };
-        assert_eq!(with("abc-123_x.y"), "abc-123_x.y");
-        assert!(with("has space").starts_with("req_"));
-        assert!(with(&"a".repeat(129)).starts_with("req_"));
+    fn only_a_sane_request_id_is_kept_and_new_ones_differ() {
+        assert!(sane_request_id("abc-123_x.y"));
+        assert!(!sane_request_id("has space"));
+        assert!(!sane_request_id(&"a".repeat(129)));
+        assert!(!sane_request_id(""));
+        let request = Request::new(Body::empty());
         let (a, b) = (
-            request_id(&axum::http::HeaderMap::new()),
-            request_id(&axum::http::HeaderMap::new()),
+            NewRequestId.make_request_id(&request).unwrap(),
+            NewRequestId.make_request_id(&request).unwrap(),
         );
-        assert_ne!(a, b, "generated ids differ");
+        assert_ne!(a.header_value(), b.header_value(), "new ids differ");
+        assert!(a.header_value().to_str().unwrap().starts_with("req_"));
     }
 
     #[test]

@@ -8,6 +8,10 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::time::Duration;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -62,16 +66,24 @@ async fn openapi_json(State(_): State<ApiState>) -> Response {
     Json(document()).into_response()
 }
 
-/// The whole HTTP surface.
+/// How long a client may take to send a request's body once its headers
+/// are in (`408 request_timeout`).
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The whole HTTP surface. Layers run outside in: a request id (tower-http,
+/// a caller's sane `X-Request-Id` kept), every error in the envelope, the
+/// request's span and metrics, the body and request timeouts (tower-http),
+/// then per route group: bearer keys, JSON only, the body limit
+/// (tower-http), `Idempotency-Key`, the handler.
 pub(crate) fn router(state: ApiState) -> Router {
     let (v1, _) = merchant_api(state.service.has_test_clock()).split_for_parts();
-    // Layers run outside in: authentication, then idempotency, then the handler.
     let v1 = v1
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             mw::idempotency,
         ))
-        .route_layer(middleware::from_fn(mw::api_body_limits))
+        .route_layer(RequestBodyLimitLayer::new(mw::MAX_API_BODY))
+        .route_layer(middleware::from_fn(mw::require_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             mw::authenticate,
@@ -80,9 +92,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(v1)
         .route(
             "/webhooks/bank131",
-            post(handlers::bank_webhook)
-                .layer(DefaultBodyLimit::disable())
-                .layer(middleware::from_fn(mw::webhook_body_limit)),
+            post(handlers::bank_webhook).layer(RequestBodyLimitLayer::new(mw::MAX_WEBHOOK_BODY)),
         )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
@@ -90,6 +100,16 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::disable())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.request_timeout,
+        ))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(middleware::from_fn_with_state(state.clone(), mw::observe))
+        .layer(middleware::from_fn(mw::errors_in_the_envelope))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(mw::NewRequestId))
+        .layer(middleware::from_fn(mw::drop_unsafe_request_id))
         .with_state(state)
 }

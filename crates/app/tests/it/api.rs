@@ -716,3 +716,73 @@ async fn slow_loris_clients_never_keep_webhooks_from_being_answered() {
     );
     app.stop().await;
 }
+
+/// Sends `head` and then `body` on a raw connection and reads the answer
+/// until the server closes it (or 15 s pass).
+async fn raw_exchange(app: &TestApp, head: String, body: &[u8], pause: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(body).await;
+    tokio::time::sleep(pause).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// tower-http's body limit holds for a body without a `Content-Length`
+/// (chunked), and a client that stops sending its body is answered
+/// `408`; both in the error envelope, and a caller's unusable request id
+/// is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_oversize_and_stalled_bodies_are_refused_in_the_envelope() {
+    let app = TestApp::start(StoreKind::Sqlite).await;
+    let head = |extra: &str| {
+        format!(
+            "POST /v1/payments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nConnection: close\r\n{extra}\r\n",
+            app.api_key()
+        )
+    };
+    let chunk = vec![b' '; 70 * 1024];
+    let mut chunked = format!("{:x}\r\n", chunk.len()).into_bytes();
+    chunked.extend(&chunk);
+    chunked.extend(b"\r\n0\r\n\r\n");
+    let too_large = raw_exchange(
+        &app,
+        head("Transfer-Encoding: chunked\r\n"),
+        &chunked,
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        too_large.starts_with("HTTP/1.1 413") && too_large.contains(r#""code":"body_too_large""#),
+        "{too_large}"
+    );
+    let started = Instant::now();
+    let stalled = raw_exchange(
+        &app,
+        head(&format!(
+            "Content-Length: 100\r\nX-Request-Id: {}\r\n",
+            "r".repeat(200)
+        )),
+        b"{\"customer\":",
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        stalled.starts_with("HTTP/1.1 408") && stalled.contains(r#""code":"request_timeout""#),
+        "{stalled}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stalled.to_lowercase().contains("x-request-id: req_"),
+        "{stalled}"
+    );
+    app.stop().await;
+}
