@@ -49,6 +49,11 @@ impl Currency {
     /// US dollar.
     pub const USD: Currency = Currency(*b"USD");
 
+    /// Every code [`Currency::parse`] knows, upper case.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        ISO_4217.split(' ')
+    }
+
     /// Parses an alphabetic ISO 4217 code in any case.
     pub fn parse(code: &str) -> Result<Self, MoneyError> {
         let upper = code.trim().to_ascii_uppercase();

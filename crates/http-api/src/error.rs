@@ -68,9 +68,12 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             ServiceError::NotFound(what) => Self::not_found(what),
-            ServiceError::InvalidCursor => Self::invalid_field(
-                "invalid_cursor",
-                "the cursor (starting_after, after) is not an object of this list",
+            // A well-formed cursor naming nothing in the list: the object
+            // the request names is not found (a malformed one is `400`).
+            ServiceError::InvalidCursor => Self::new(
+                StatusCode::NOT_FOUND,
+                "cursor_not_found",
+                "the cursor (starting_after, after) names no object of this list",
             ),
             ServiceError::TokenInactive => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

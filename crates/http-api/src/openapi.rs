@@ -3,7 +3,7 @@
 //! `wire.rs`), plus what every operation shares (bearer keys, `400`/`401`,
 //! `Idempotency-Key` on `POST`).
 
-use domain::{PaymentId, SubscriptionId, TokenId};
+use domain::{Currency, PaymentId, SubscriptionId, TokenId};
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi;
 
@@ -58,6 +58,76 @@ fn id_parameter(path: &str) -> Option<Value> {
     }))
 }
 
+/// A time as the API reads it (RFC 3339, in range field by field).
+const RFC_3339: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
+/// What the derived schemas cannot say by attribute, each rule as the API
+/// enforces it, so that a request the document allows is accepted and one
+/// it forbids is refused.
+fn tighten(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    // Every known code, upper and lower case (any case is accepted).
+    let codes: Vec<String> = Currency::codes()
+        .flat_map(|code| [code.to_owned(), code.to_ascii_lowercase()])
+        .collect();
+    schemas["Amount"]["properties"]["currency"]["enum"] = json!(codes);
+    // RFC 3339, as the API reads times.
+    for (schema, property) in [("CreateSubscription", "start_at"), ("Advance", "to")] {
+        schemas[schema]["properties"][property]["pattern"] = json!(RFC_3339);
+    }
+    // An SBP subscription service goes with an SBP method only.
+    schemas["CreatePayment"]["if"] = json!({
+        "required": ["subscription_service"],
+        "properties": { "subscription_service": { "type": "object" } },
+    });
+    schemas["CreatePayment"]["then"] = json!({
+        "properties": { "method": { "properties": { "type": { "enum": ["fps", "fps_binding"] } } } },
+    });
+    // A saved token needs the merchant's consent (`save_token`) or the
+    // customer's (the widget's box), never both.
+    schemas["CreatePayment"]["not"] = json!({
+        "required": ["save_token", "method"],
+        "properties": {
+            "save_token": { "const": true },
+            "method": { "required": ["recurrent_checkbox"], "properties": { "recurrent_checkbox": { "const": true } } },
+        },
+    });
+    for request in ["CreatePayment", "CreateSubscription", "UpdateSubscription"] {
+        schemas[request]["properties"]["metadata"] = json!({
+            "type": ["object", "null"],
+            "description": "The merchant's own data, returned as given: at most 50 keys of at most 40 characters, each value a string of at most 500",
+            "maxProperties": 50,
+            "propertyNames": { "maxLength": 40 },
+            "additionalProperties": { "type": "string", "maxLength": 500 },
+        });
+    }
+    // The longest period: a year, in any unit.
+    schemas["IntervalRequest"]["oneOf"] = json!([
+        { "properties": { "unit": { "const": "day" }, "count": { "maximum": 365 } } },
+        { "properties": { "unit": { "const": "week" }, "count": { "maximum": 52 } } },
+        { "properties": { "unit": { "const": "month" }, "count": { "maximum": 12 } } },
+    ]);
+    schemas["Advance"]["oneOf"] = json!([
+        { "required": ["seconds"], "properties": { "seconds": { "type": "integer" }, "to": { "type": "null" } } },
+        { "required": ["to"], "properties": { "to": { "type": "string" }, "seconds": { "type": "null" } } },
+    ]);
+    let paths = &mut doc["paths"];
+    for (list, prefix) in [
+        ("/v1/payments", PaymentId::PREFIX),
+        ("/v1/tokens", TokenId::PREFIX),
+    ] {
+        if let Some(parameters) = paths[list]["get"]["parameters"].as_array_mut() {
+            for parameter in parameters
+                .iter_mut()
+                .filter(|p| p["name"] == "starting_after")
+            {
+                parameter["schema"]["pattern"] = json!(format!("^{prefix}[A-Za-z0-9_-]+$"));
+                parameter["schema"]["maxLength"] = json!(64);
+            }
+        }
+    }
+}
+
 /// The OpenAPI 3.1 document of the merchant API: `api` (the routes' own
 /// parts) with what every operation shares.
 pub(crate) fn complete(api: &OpenApi) -> Value {
@@ -70,6 +140,7 @@ pub(crate) fn complete(api: &OpenApi) -> Value {
     doc["components"]["securitySchemes"] =
         json!({ "bearer": { "type": "http", "scheme": "bearer" } });
     doc["security"] = json!([{ "bearer": [] }]);
+    tighten(&mut doc);
     let error =
         json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
     let Some(paths) = doc["paths"].as_object_mut() else {

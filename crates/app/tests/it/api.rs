@@ -556,9 +556,19 @@ async fn request_limits_are_enforced_with_their_own_codes_in_the_envelope(kind: 
         assert_eq!(status, 400, "{query}: {answer}");
         assert!(answer["error"]["message"].is_string(), "{answer}");
     }
-    for cursor in ["evt_zzzz", "evt_99999999999999", "garbage"] {
+    // A malformed cursor is a bad request; a well-formed one naming no
+    // event is the object the request names not being found.
+    for (cursor, status_and_code) in [
+        ("evt_zzzz", (404, "cursor_not_found")),
+        ("evt_99999999999999", (404, "cursor_not_found")),
+        ("garbage", (400, "invalid_cursor")),
+    ] {
         let (status, answer) = c.get(&format!("/v1/events?after={cursor}")).await;
-        assert_eq!(status, 400, "{cursor}: {answer}");
+        assert_eq!(
+            (status, answer["error"]["code"].as_str().unwrap_or_default()),
+            status_and_code,
+            "{cursor}: {answer}"
+        );
     }
     let (status, answer) = c.get("/v1/events?limit=abc").await;
     assert_eq!(
@@ -621,7 +631,7 @@ async fn payments_and_tokens_are_listed_in_pages(kind: StoreKind) {
         .await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
-        (400, Some("invalid_cursor"))
+        (404, Some("cursor_not_found"))
     );
     let (status, answer) = c
         .get(&format!(
@@ -630,7 +640,7 @@ async fn payments_and_tokens_are_listed_in_pages(kind: StoreKind) {
         ))
         .await;
     assert_eq!(
-        status, 400,
+        status, 404,
         "another customer's payment is no cursor: {answer}"
     );
     let (status, answer) = c

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::shared::{
     Amount, ConfirmationName, Customer, InitiatorName, IntervalUnitName, SubscriptionServiceInfo,
 };
+use super::shared::{optional_whole_number, whole_number};
 use super::time::parse_timestamp;
 use crate::error::ApiError;
 
@@ -21,13 +22,17 @@ use crate::error::ApiError;
 #[derive(Deserialize, ToSchema)]
 #[schema(as = Card)]
 pub struct CardIn {
-    /// The card number, 12–19 digits.
+    /// The card number, 12–19 digits (spaces between them allowed).
+    #[schema(pattern = r"^\s*([0-9]\s*){12,19}$")]
     number: String,
     /// `MM`, 01–12.
+    #[schema(pattern = r"^\s*(0?[1-9]|1[0-2])\s*$")]
     expiry_month: String,
     /// `YY` or `YYYY`.
+    #[schema(pattern = r"^\s*[0-9]{2,4}\s*$")]
     expiry_year: String,
     /// CVV/CVC, 3–4 digits.
+    #[schema(pattern = r"^\s*[0-9]{3,4}\s*$")]
     security_code: String,
     /// The name on the card.
     #[serde(default)]
@@ -60,6 +65,7 @@ pub enum MethodIn {
     /// A saved token.
     Token {
         /// `tok_…`.
+        #[schema(max_length = 64, pattern = r"^tok_[A-Za-z0-9_-]+$")]
         token_id: String,
         /// `merchant` (MIT, the default) or `client` (CIT).
         #[serde(default)]
@@ -89,15 +95,17 @@ pub struct CreatePaymentIn {
     #[serde(default)]
     #[schema(value_type = Option<ConfirmationName>)]
     confirmation: Option<String>,
-    /// Where the customer returns after 3-D Secure (`http` or `https`).
+    /// Where the customer returns after 3-D Secure (`http` or `https`, at
+    /// most 2,048 characters).
     #[serde(default)]
-    #[schema(format = "uri")]
+    #[schema(format = "uri", max_length = 2048, pattern = r"^https?://")]
     return_url: Option<String>,
     /// For `fps` and `fps_binding` only.
     #[serde(default)]
     subscription_service: Option<SubscriptionServiceInfo>,
-    /// Free text.
+    /// Free text, at most 1,000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     description: Option<String>,
     /// The merchant's own key-value data, returned as given.
     #[serde(default)]
@@ -224,7 +232,8 @@ impl CreatePaymentIn {
             }
         };
         if let Some(url) = &self.return_url
-            && (url.len() > 2_048 || !(url.starts_with("https://") || url.starts_with("http://")))
+            && (url.chars().count() > 2_048
+                || !(url.starts_with("https://") || url.starts_with("http://")))
         {
             return Err(ApiError::invalid_field(
                 "invalid_return_url",
@@ -263,12 +272,12 @@ pub struct IntervalIn {
     #[schema(value_type = IntervalUnitName)]
     unit: String,
     /// How many units a period lasts (default 1).
-    #[serde(default = "one")]
-    #[schema(minimum = 1)]
-    count: u32,
+    #[serde(default = "one", deserialize_with = "whole_number")]
+    #[schema(value_type = u32, minimum = 1)]
+    count: i64,
 }
 
-fn one() -> u32 {
+fn one() -> i64 {
     1
 }
 
@@ -279,6 +288,7 @@ pub struct CreateSubscriptionIn {
     /// Who pays.
     customer: Customer,
     /// The `tok_…` charged each period.
+    #[schema(max_length = 64, pattern = r"^tok_[A-Za-z0-9_-]+$")]
     token_id: String,
     /// How much per period.
     amount: Amount,
@@ -288,8 +298,9 @@ pub struct CreateSubscriptionIn {
     #[serde(default)]
     #[schema(format = DateTime)]
     start_at: Option<String>,
-    /// Free text.
+    /// Free text, at most 1,000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     description: Option<String>,
     /// The merchant's own key-value data.
     #[serde(default)]
@@ -307,8 +318,12 @@ impl CreateSubscriptionIn {
             token_id: TokenId::parse(&self.token_id)
                 .map_err(|e| ApiError::bad_request(format!("token_id: {e}")))?,
             amount: self.amount.money("amount")?,
-            interval: Interval::new(unit, self.interval.count)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            interval: u32::try_from(self.interval.count)
+                .ok()
+                .and_then(|count| Interval::new(unit, count).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("interval.count must be 1 to a year's worth of units")
+                })?,
             start_at: self
                 .start_at
                 .as_deref()
@@ -326,6 +341,7 @@ impl CreateSubscriptionIn {
 pub struct UpdateSubscriptionIn {
     /// A new token (how a past-due subscription whose token died is paid again).
     #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^tok_[A-Za-z0-9_-]+$")]
     token_id: Option<String>,
     /// A new amount for future charges.
     #[serde(default)]
@@ -356,7 +372,9 @@ impl UpdateSubscriptionIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = Advance)]
 pub struct AdvanceIn {
-    /// Move forward by this many seconds.
+    /// Move forward by this many seconds (at most a hundred years).
+    #[schema(minimum = 0, maximum = 3_162_240_000_i64)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
     pub seconds: Option<i64>,
     /// Move forward to this time.
     #[schema(format = DateTime)]
@@ -372,8 +390,12 @@ pub struct AdvanceIn {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Whose objects to list.
-    #[param(required = true)]
+    /// Whose objects to list (as `customer.reference` was given).
+    #[param(
+        required = true,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub customer_reference: Option<String>,
     /// Page size, 1–100 (default 100).
     #[param(minimum = 1, maximum = 100)]
@@ -433,6 +455,7 @@ fn cursor<Id, E>(
 #[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// `true` asks the bank (`token/info`) first.
+    #[param(value_type = Option<bool>)]
     pub refresh: Option<String>,
 }
 
@@ -452,6 +475,7 @@ impl TokenQuery {
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// The last event id already seen.
+    #[param(max_length = 64, pattern = r"^evt_[A-Za-z0-9_-]+$")]
     pub after: Option<String>,
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]

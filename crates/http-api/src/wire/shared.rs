@@ -14,10 +14,12 @@ pub const MAX_AMOUNT: i64 = 999_999_999_999;
 /// in, upper case out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Amount {
-    /// Minor units (kopecks, cents).
+    /// Minor units (kopecks, cents); a JSON number with no fraction
+    /// (`100` or `100.0`).
     #[schema(minimum = 0, maximum = 999_999_999_999_i64)]
+    #[serde(deserialize_with = "whole_number")]
     pub value: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code, any case (the document's pattern lists every code).
     #[schema(example = "RUB")]
     pub currency: String,
 }
@@ -50,8 +52,41 @@ impl From<Money> for Amount {
 /// `{"reference": "cust-42"}`: the merchant's own customer reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Customer {
-    /// The merchant's reference.
+    /// The merchant's reference: 1–128 characters, not all blank, no
+    /// control characters.
+    #[schema(
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub reference: String,
+}
+
+/// A JSON number that is a whole number, as JSON Schema's `integer` is
+/// (`100.0` included); anything else is refused without echoing it.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        // The range check is the caller's (`amount_too_large`); this bound
+        // only keeps the cast exact.
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 =>
+        {
+            #[allow(clippy::cast_possible_truncation)]
+            Ok(f as i64)
+        }
+        _ => Err(serde::de::Error::custom("not a whole number")),
+    }
+}
+
+/// [`whole_number`] for an optional field (`null` or absent is `None`).
+pub(crate) fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|Whole(n)| n))
 }
 
 impl Customer {
@@ -109,8 +144,16 @@ pub enum IntervalUnitName {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(as = SubscriptionService)]
 pub struct SubscriptionServiceInfo {
-    /// The merchant's id of the subscription.
+    /// The merchant's id of the subscription (1–128 characters).
+    #[schema(
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub id: String,
-    /// The name the customer sees.
+    /// The name the customer sees (1–128 characters).
+    #[schema(
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
 }
