@@ -174,7 +174,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         presenter: Arc::new(JsonPresenter),
         dunning: domain::DunningPolicy::default(),
         telemetry: metrics.clone(),
-    });
+    })
+    .with_in_flight(config.worker_in_flight);
     let service = if config.test_clock {
         // The kept time, so that a restart never moves the test clock back.
         let kept = TestClockStore::load(&*store)

@@ -17,9 +17,6 @@ const LEASE: Duration = Duration::seconds(30);
 /// How long a request waits for a session command a worker is sending.
 const INLINE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Outbox commands carried out at the same time, at most.
-pub(crate) const OUTBOX_IN_FLIGHT: usize = 8;
-
 /// Whether two commands are about the same payment or token (and so must run
 /// in order). Event deliveries are ordered by the claim itself.
 fn same_subject(a: &OutboxCommand, b: &OutboxCommand) -> bool {
@@ -129,7 +126,7 @@ impl Service {
 
     /// Runs the due outbox commands (confirm, cancel, capture, disable token,
     /// deliver event). Commands of different payments, tokens and events run
-    /// concurrently (at most eight at a time); the commands of
+    /// concurrently (at most [`Service::with_in_flight`] at a time); the commands of
     /// one payment or token run one after the other, in queue order. A failed
     /// command is retried with backoff, across restarts.
     pub async fn run_outbox(&self) -> Result<WorkReport, ServiceError> {
@@ -146,7 +143,7 @@ impl Service {
         }
         let reports: Vec<Result<WorkReport, ServiceError>> = stream::iter(groups)
             .map(|group| self.run_in_order(group, now))
-            .buffer_unordered(OUTBOX_IN_FLIGHT)
+            .buffer_unordered(self.in_flight)
             .collect()
             .await;
         let mut report = WorkReport::default();

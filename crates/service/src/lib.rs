@@ -105,7 +105,13 @@ pub struct Service {
     /// The test clock, when business time moves only on request. It is also
     /// `deps.clock`: [`Service::with_test_clock`] sets both.
     test_clock: Option<TestClock>,
+    /// How many items a background worker carries out at the same time.
+    in_flight: usize,
 }
+
+/// Background items carried out at the same time by default: enough to hide
+/// the bank's latency, few enough to leave the store's pool to the API.
+pub const DEFAULT_IN_FLIGHT: usize = 8;
 
 /// The test clock and where its time is kept.
 #[derive(Clone)]
@@ -128,10 +134,19 @@ impl Service {
         Self {
             deps,
             test_clock: None,
+            in_flight: DEFAULT_IN_FLIGHT,
         }
     }
 
-    /// Runs business time on `clock`, which moves only through
+    /// Lets each background worker (outbox, scheduler) carry out up to
+    /// `in_flight` items of its batch at the same time (at least one).
+    #[must_use]
+    pub fn with_in_flight(mut self, in_flight: usize) -> Self {
+        self.in_flight = in_flight.max(1);
+        self
+    }
+
+    /// Business time moves only when asked: the test clock, moved by
     /// [`Service::advance_clock`], each move kept in `kept` (start `clock`
     /// at what `kept` holds, so that a restart never moves it back).
     #[must_use]

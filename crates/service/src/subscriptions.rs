@@ -17,9 +17,6 @@ use crate::retry::Attempt;
 use crate::work::{BATCH, WorkReport};
 use crate::{Service, ServiceError};
 
-/// Subscription charges started at the same time, at most.
-const CHARGES_IN_FLIGHT: usize = 8;
-
 /// `POST /v1/subscriptions`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateSubscriptionCommand {
@@ -233,7 +230,7 @@ impl Service {
                     }
                 }
             })
-            .buffer_unordered(CHARGES_IN_FLIGHT)
+            .buffer_unordered(self.in_flight)
             .collect()
             .await;
         let mut report = WorkReport::default();

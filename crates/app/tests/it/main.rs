@@ -31,6 +31,7 @@ mod clock;
 mod events;
 mod flows;
 mod independent_client;
+mod instances;
 mod reconcile;
 mod subscriptions;
 mod support;

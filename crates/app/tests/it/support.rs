@@ -21,7 +21,7 @@ pub enum StoreKind {
     Postgres,
 }
 
-async fn admin(sql: &str) {
+pub async fn admin(sql: &str) {
     sqlx::any::install_default_drivers();
     let url = store_postgres::test_server_url();
     let mut conn = sqlx::AnyConnection::connect(&url)
