@@ -32,6 +32,7 @@ mod events;
 mod flows;
 mod independent_client;
 mod instances;
+mod outage;
 mod reconcile;
 mod subscriptions;
 mod support;
