@@ -29,8 +29,8 @@ use bank131::requests::{
 use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, Signer, map, methods};
 use domain::{BankCode, BankSessionId, DeclineClass, Money, RecurrentTokenSecret, SessionCommand};
 use ports::{
-    CreateSession, GatewayError, PaymentGateway, Project, SessionSnapshot, StartPayment, TokenInfo,
-    WidgetToken,
+    CreateSession, GatewayError, PaymentGateway, Project, SessionCall, SessionSnapshot,
+    StartPayment, TokenInfo, WidgetToken,
 };
 use serde::Serialize;
 use tracing::{debug, warn};
@@ -284,6 +284,13 @@ fn session_body(session_id: &BankSessionId) -> SessionIdRequest {
     }
 }
 
+/// A raw token as the bank's requests carry it (never logged).
+fn token_ref(token: &RecurrentTokenSecret) -> TokenRef {
+    TokenRef {
+        token: token.expose().to_owned(),
+    }
+}
+
 fn token_info_of(method: &str, response: &Response) -> Result<TokenInfo, GatewayError> {
     response.token_info().map(map::token_info).ok_or_else(|| {
         GatewayError::UnknownOutcome(format!("{method}: no token info in the answer"))
@@ -319,13 +326,13 @@ impl PaymentGateway for HttpGateway {
         .await
     }
 
-    async fn session_command(
-        &self,
-        command: SessionCommand,
-        session_id: BankSessionId,
-        project: Project,
-        idempotency_key: String,
-    ) -> Result<SessionSnapshot, GatewayError> {
+    async fn session_command(&self, call: SessionCall) -> Result<SessionSnapshot, GatewayError> {
+        let SessionCall {
+            command,
+            session_id,
+            project,
+            idempotency_key,
+        } = call;
         let method = match command {
             SessionCommand::Confirm => methods::SESSION_CONFIRM,
             SessionCommand::Cancel => methods::SESSION_CANCEL,
@@ -403,9 +410,7 @@ impl PaymentGateway for HttpGateway {
     async fn token_info(&self, token: RecurrentTokenSecret) -> Result<TokenInfo, GatewayError> {
         let body = TokenInfoRequest {
             kind: "recurrent_token".into(),
-            recurrent_token: TokenRef {
-                token: token.expose().to_owned(),
-            },
+            recurrent_token: token_ref(&token),
         };
         // Tokens are the main project's: merchant-initiated charges run there.
         let response = self
@@ -420,9 +425,7 @@ impl PaymentGateway for HttpGateway {
         idempotency_key: String,
     ) -> Result<TokenInfo, GatewayError> {
         let body = RecurrentRequest {
-            recurrent: TokenRef {
-                token: token.expose().to_owned(),
-            },
+            recurrent: token_ref(&token),
         };
         match self
             .call(

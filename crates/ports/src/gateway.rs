@@ -149,6 +149,37 @@ pub struct TokenInfo {
     pub finished_at: Option<OffsetDateTime>,
 }
 
+/// A session command for one session: `session/confirm`, `session/cancel`
+/// or `session/capture`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCall {
+    /// Which command.
+    pub command: SessionCommand,
+    /// The session.
+    pub session_id: BankSessionId,
+    /// The project the session belongs to.
+    pub project: Project,
+    /// The same key for every resend of this command.
+    pub idempotency_key: String,
+}
+
+impl SessionCall {
+    /// `command` for `session_id` in `project`, sent with `idempotency_key`.
+    pub fn new(
+        command: SessionCommand,
+        session_id: BankSessionId,
+        project: Project,
+        idempotency_key: String,
+    ) -> Self {
+        Self {
+            command,
+            session_id,
+            project,
+            idempotency_key,
+        }
+    }
+}
+
 /// A public token for the bank's payment widget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WidgetToken {
@@ -169,13 +200,7 @@ pub trait PaymentGateway: Send + Sync {
     async fn start_payment(&self, request: StartPayment) -> Result<SessionSnapshot, GatewayError>;
     /// `session/confirm`, `session/cancel` or `session/capture`: one call on
     /// a session, told apart by the command.
-    async fn session_command(
-        &self,
-        command: SessionCommand,
-        session_id: BankSessionId,
-        project: Project,
-        idempotency_key: String,
-    ) -> Result<SessionSnapshot, GatewayError>;
+    async fn session_command(&self, call: SessionCall) -> Result<SessionSnapshot, GatewayError>;
     /// `session/refund`, full when `amount` is `None`.
     async fn refund(
         &self,

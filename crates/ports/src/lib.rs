@@ -60,7 +60,7 @@ use domain::{Payment, PaymentId, RecurrentToken, Subscription, SubscriptionId, T
 use time::{Duration, OffsetDateTime};
 
 pub use gateway::{
-    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project,
+    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project, SessionCall,
     SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
 };
 pub use store::{

@@ -3,7 +3,7 @@
 
 use domain::{BankFact, Payment, PaymentId, SessionCommand};
 use futures_util::{StreamExt, stream};
-use ports::{CommandClaim, GatewayError, OutboxCommand, OutboxItem, Project};
+use ports::{CommandClaim, GatewayError, OutboxCommand, OutboxItem, Project, SessionCall};
 use time::Duration;
 use tracing::{debug, info, warn};
 
@@ -214,9 +214,8 @@ impl Service {
         };
         let gateway = &self.deps.gateway;
         let project = Project::for_method(read.value.method());
-        let result = gateway
-            .session_command(command, session, project, command_key(id, command))
-            .await;
+        let call = SessionCall::new(command, session, project, command_key(id, command));
+        let result = gateway.session_command(call).await;
         let change = match result {
             Ok(snapshot) => {
                 let fact = match (command, snapshot.fact) {

@@ -6,7 +6,7 @@ use domain::{
     BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionCommand,
     SessionStatus, State,
 };
-use ports::{DueCheck, GatewayError, Project};
+use ports::{DueCheck, GatewayError, Project, SessionCall};
 use time::Duration;
 use tracing::{info, warn};
 
@@ -121,12 +121,12 @@ impl Service {
             match self
                 .deps
                 .gateway
-                .session_command(
+                .session_command(SessionCall::new(
                     SessionCommand::Cancel,
                     session,
                     project,
                     command_key(id, SessionCommand::Cancel),
-                )
+                ))
                 .await
             {
                 // Conflict: the bank has nothing left to cancel either.

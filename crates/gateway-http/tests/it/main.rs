@@ -14,7 +14,7 @@ use bank131::{Bank131Webhooks, Signer, Verifier};
 use domain::*;
 use gateway_http::{GatewayConfig, HttpGateway};
 use ports::{
-    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project,
+    CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project, SessionCall,
     SessionSnapshot, StartPayment, WebhookDecoder,
 };
 use sandbox::bank::Faults;
@@ -195,12 +195,12 @@ impl World {
         assert_eq!(started.fact, Some(BankFact::ReadyToConfirm));
         let confirmed = self
             .gateway
-            .session_command(
+            .session_command(SessionCall::new(
                 SessionCommand::Confirm,
                 session.clone(),
                 Project::Main,
                 format!("{payment}:confirm"),
-            )
+            ))
             .await
             .unwrap();
         (session, confirmed)
@@ -291,12 +291,12 @@ async fn seed_001_mit_with_a_token_succeeds_without_the_customer() {
     assert_eq!(started.fact, Some(BankFact::ReadyToConfirm));
     let done = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session.clone(),
             Project::Main,
             "pay_mit:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     // The charge reports the charged token back (recur keeps one tok_ for it).
@@ -335,12 +335,12 @@ async fn seed_000_cit_with_a_token_redirects_to_3ds_and_issues_a_new_token() {
     .unwrap();
     let confirmed = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session.clone(),
             Project::Main,
             "pay_cit:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     let Some(BankFact::ActionRequired(NextAction::Redirect {
@@ -382,12 +382,12 @@ async fn seed_000_failed_3ds_ends_with_3ds_error() {
     .await
     .unwrap();
     w.gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session.clone(),
             Project::Main,
             "pay_3ds:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     w.control(
@@ -449,12 +449,12 @@ async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_t
     assert_eq!(paid["session"]["next_action"], "confirm");
     let confirmed = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session,
             Project::Main,
             "pay_w:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     match confirmed.fact {
@@ -476,12 +476,12 @@ async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_t
     .await;
     let confirmed = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             unticked,
             Project::Main,
             "pay_w2:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(confirmed.fact, Some(BankFact::Succeeded { token: None }));
@@ -504,12 +504,12 @@ async fn seed_002_manual_cancel_ends_the_session() {
     .unwrap();
     let cancelled = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Cancel,
             session.clone(),
             Project::Main,
             "pay_c:cancel".into(),
-        )
+        ))
         .await
         .unwrap();
     assert!(
@@ -517,12 +517,12 @@ async fn seed_002_manual_cancel_ends_the_session() {
     );
     let again = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session,
             Project::Main,
             "pay_c:confirm".into(),
-        )
+        ))
         .await;
     assert!(matches!(again, Err(GatewayError::Conflict(_))), "{again:?}");
 }
@@ -547,12 +547,12 @@ async fn seed_003_fps_qr_paid_issues_a_token_and_expired_fails() {
             .unwrap();
         let confirmed = w
             .gateway
-            .session_command(
+            .session_command(SessionCall::new(
                 SessionCommand::Confirm,
                 session.clone(),
                 Project::Main,
                 format!("{payment}:confirm"),
-            )
+            ))
             .await
             .unwrap();
         assert!(
@@ -625,12 +625,12 @@ async fn seed_001_token_info_and_disable() {
     .unwrap();
     let done = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session,
             Project::Main,
             "pay_after:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     assert!(
@@ -657,12 +657,12 @@ async fn a_token_can_die_after_its_first_charge() {
     .await
     .unwrap();
     w.gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session,
             Project::Main,
             "pay_m1:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     assert!(!w.gateway.token_info(token).await.unwrap().is_active);
@@ -675,12 +675,12 @@ async fn held_funds_are_captured() {
     assert_eq!(confirmed.fact, Some(BankFact::ReadyToCapture));
     let captured = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Capture,
             session,
             Project::Main,
             "pay_hold:capture".into(),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(captured.fact, Some(BankFact::Succeeded { token: None }));
@@ -713,12 +713,12 @@ async fn a_repeated_idempotency_key_reads_the_session_instead_of_failing() {
     let (session, first) = w.card_payment("pay_i", "4242424242424242", false).await;
     let again = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session,
             Project::Main,
             "pay_i:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(again.fact, first.fact);
@@ -839,12 +839,12 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
     });
     let lost = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session.clone(),
             Project::Main,
             "pay_lost:confirm".into(),
-        )
+        ))
         .await;
     assert!(
         matches!(lost, Err(GatewayError::UnknownOutcome(_))),
@@ -1013,7 +1013,12 @@ async fn error_envelopes_map_to_transient_or_conflict_by_code() {
         "{result:?}"
     );
     let result = gateway_at(&format!("{base}/wrong"))
-        .session_command(SessionCommand::Confirm, ps(), Project::Main, "k".into())
+        .session_command(SessionCall::new(
+            SessionCommand::Confirm,
+            ps(),
+            Project::Main,
+            "k".into(),
+        ))
         .await;
     assert!(
         matches!(result, Err(GatewayError::Conflict(_))),
@@ -1095,12 +1100,12 @@ async fn card_numbers_and_cvv_never_reach_the_logs_or_errors() {
     .unwrap();
     let declined = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             session,
             Project::Main,
             "pay_log:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     assert!(matches!(declined.fact, Some(BankFact::Failed(_))));
@@ -1151,12 +1156,12 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
     .unwrap();
     let confirmed = w
         .gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             qr_session.clone(),
             Project::Main,
             "pay_qrpage:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     let Some(BankFact::ActionRequired(NextAction::Qr { content })) = confirmed.fact else {
@@ -1206,12 +1211,12 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
     .await
     .unwrap();
     w.gateway
-        .session_command(
+        .session_command(SessionCall::new(
             SessionCommand::Confirm,
             three_ds.clone(),
             Project::Main,
             "pay_3dspage:confirm".into(),
-        )
+        ))
         .await
         .unwrap();
     let page = http
@@ -1290,12 +1295,12 @@ async fn customer_present_payments_run_on_the_3ds_project_and_each_session_stays
                 .await
                 .unwrap();
             let done = gateway
-                .session_command(
+                .session_command(SessionCall::new(
                     SessionCommand::Confirm,
                     session.clone(),
                     project,
                     format!("{id}:confirm"),
-                )
+                ))
                 .await
                 .unwrap();
             (session, done)

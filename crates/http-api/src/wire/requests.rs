@@ -35,7 +35,6 @@ pub struct CardIn {
     #[schema(pattern = r"^\s*[0-9]{3,4}\s*$")]
     security_code: String,
     /// The name on the card.
-    #[serde(default)]
     holder_name: Option<String>,
 }
 
@@ -68,7 +67,6 @@ pub enum MethodIn {
         #[schema(max_length = 64, pattern = r"^tok_[A-Za-z0-9_-]+$")]
         token_id: String,
         /// `merchant` (MIT, the default) or `client` (CIT).
-        #[serde(default)]
         #[schema(value_type = Option<InitiatorName>)]
         initiator: Option<String>,
     },
@@ -92,23 +90,18 @@ pub struct CreatePaymentIn {
     #[serde(default)]
     save_token: bool,
     /// `automatic` (default) or `manual`.
-    #[serde(default)]
     #[schema(value_type = Option<ConfirmationName>)]
     confirmation: Option<String>,
     /// Where the customer returns after 3-D Secure (`http` or `https`, at
     /// most 2,048 characters).
-    #[serde(default)]
     #[schema(format = "uri", max_length = 2048, pattern = r"^https?://")]
     return_url: Option<String>,
     /// For `fps` and `fps_binding` only.
-    #[serde(default)]
     subscription_service: Option<SubscriptionServiceInfo>,
     /// Free text, at most 1,000 characters.
-    #[serde(default)]
     #[schema(max_length = 1000)]
     description: Option<String>,
     /// The merchant's own key-value data, returned as given.
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
@@ -260,7 +253,6 @@ impl CreatePaymentIn {
 #[schema(as = Refund)]
 pub struct RefundIn {
     /// Partial amount; full when absent.
-    #[serde(default)]
     pub amount: Option<Amount>,
 }
 
@@ -295,15 +287,12 @@ pub struct CreateSubscriptionIn {
     /// How long a period is.
     interval: IntervalIn,
     /// The first period's start (an anchor when in the past); now by default.
-    #[serde(default)]
     #[schema(format = DateTime)]
     start_at: Option<String>,
     /// Free text, at most 1,000 characters.
-    #[serde(default)]
     #[schema(max_length = 1000)]
     description: Option<String>,
     /// The merchant's own key-value data.
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
@@ -340,14 +329,11 @@ impl CreateSubscriptionIn {
 #[schema(as = UpdateSubscription)]
 pub struct UpdateSubscriptionIn {
     /// A new token (how a past-due subscription whose token died is paid again).
-    #[serde(default)]
     #[schema(max_length = 64, pattern = r"^tok_[A-Za-z0-9_-]+$")]
     token_id: Option<String>,
     /// A new amount for future charges.
-    #[serde(default)]
     amount: Option<Amount>,
     /// New metadata.
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
