@@ -2,10 +2,12 @@
 //!
 //! - `codegen`: writes the generated docs (`docs/state-machines.md`, `docs/openapi.json`).
 //! - `bench`: runs the benchmarks (release) and writes `docs/benchmarks.md`.
+//! - `fuzz [--seconds N]`: runs every `cargo fuzz` target for N seconds.
 //! - `check`: everything CI checks after the tests (format, clippy, dependency
 //!   direction, fresh generated files, no placeholders, docs without warnings).
 
 mod codegen;
+mod fuzz;
 mod rules;
 mod shape;
 
@@ -18,8 +20,12 @@ fn main() -> ExitCode {
         Some("codegen") => codegen::run(codegen::Mode::Write),
         Some("check") => check(),
         Some("bench") => bench(),
+        Some("fuzz") => {
+            let args: Vec<String> = std::env::args().collect();
+            fuzz::seconds(&args).and_then(fuzz::run)
+        }
         _ => {
-            eprintln!("usage: cargo xtask <codegen|check|bench>");
+            eprintln!("usage: cargo xtask <codegen|check|bench|fuzz [--seconds N]>");
             return ExitCode::from(2);
         }
     };
