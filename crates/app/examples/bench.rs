@@ -5,7 +5,11 @@
 //!   AES-256-GCM token seal and open;
 //! - domain: applying one bank fact to a payment;
 //! - end to end: MIT payments through the merchant API against the in-process
-//!   sandbox, sequential and 8 at a time, on SQLite.
+//!   sandbox, sequential and 8 at a time, on SQLite;
+//! - billing day: monthly subscriptions falling due at once on Postgres,
+//!   next to the crypto ceiling measured in the same run (the single-core
+//!   `openssl speed rsa2048` sign rate, the signatures each charge costs,
+//!   counted).
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +72,134 @@ async fn payments(
     }
     latencies.sort();
     (started.elapsed(), latencies)
+}
+
+/// A fresh database on the local PostgreSQL server.
+async fn postgres_database(name: &str) -> String {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let server = store_postgres::test_server_url();
+    let mut admin = sqlx::AnyConnection::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {server}: {e}"));
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin.execute(sql.as_str()).await.expect("admin statement");
+    }
+    store_postgres::with_database(&server, name)
+}
+
+/// `openssl speed rsa2048` signatures per second on one core, when openssl
+/// is installed.
+fn openssl_sign_rate() -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "3", "rsa2048"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "rsa 2048 bits 0.000244s 0.000007s   4098.4 144532.1"
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("rsa 2048 bits"))?;
+    line.split_whitespace().nth(5)?.parse().ok()
+}
+
+/// What a billing day measured.
+struct BillingDay {
+    subscriptions: u32,
+    took: Duration,
+    signatures: u64,
+    double_charges: usize,
+}
+
+/// `n` monthly subscriptions that fall due at the same moment: the test clock
+/// moves past it, and the run ends when the sandbox has charged every one.
+async fn billing_day(n: u32) -> BillingDay {
+    let dir = std::env::temp_dir().join(format!("recur-bench-day-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let database = postgres_database(&format!("recur_bench_day_{}", std::process::id())).await;
+    let running = app::start(Config::ephemeral(dir.join("state"), database))
+        .await
+        .expect("service");
+    let client = Client::of(&running);
+    let sandbox = running.sandbox.clone().expect("sandbox mode");
+    let token = demo::saved_card_token(&client, "cust-day")
+        .await
+        .expect("token");
+    let (_, clock) = client.get("/v1/test/clock").await;
+    let now = time::OffsetDateTime::parse(
+        clock["now"].as_str().expect("now"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("time");
+    let due = (now + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let (client, token, due) = (client.clone(), token.clone(), due.clone());
+            tokio::spawn(async move {
+                for i in (w..n).step_by(16) {
+                    let body = serde_json::json!({ "customer": { "reference": format!("cust-day-{i}") },
+                        "token_id": token, "amount": { "value": 100_000 + i, "currency": "RUB" },
+                        "interval": { "unit": "month", "count": 1 }, "start_at": due });
+                    let (status, created) = client.post("/v1/subscriptions", &body).await;
+                    assert_eq!(status, 201, "{created}");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let charged = |sandbox: &sandbox::Sandbox| {
+        sandbox
+            .ledger()
+            .iter()
+            .filter(|e| e.kind == "charge" && e.amount >= 100_000)
+            .count()
+    };
+    let signatures = bank131::signatures_made();
+    let started = Instant::now();
+    let (status, moved) = client
+        .post(
+            "/v1/test/clock/advance",
+            &serde_json::json!({ "seconds": 86_400 + 60 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    let total = usize::try_from(n).expect("small");
+    while charged(&sandbox) < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "billing day not over in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    // Let the last webhooks and confirms land before counting signatures.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let signatures = bank131::signatures_made() - signatures;
+    let mut amounts: Vec<i64> = sandbox
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "charge" && e.amount >= 100_000)
+        .map(|e| e.amount)
+        .collect();
+    let all = amounts.len();
+    amounts.sort_unstable();
+    amounts.dedup();
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    BillingDay {
+        subscriptions: n,
+        took,
+        signatures,
+        double_charges: all - amounts.len(),
+    }
 }
 
 #[tokio::main]
@@ -134,6 +266,8 @@ async fn main() {
     let (parallel, par_lat) = payments(&client, &token, count, 8).await;
     running.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    let day = billing_day(2_000).await;
+    let openssl = openssl_sign_rate();
 
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!("# Benchmarks\n");
@@ -168,4 +302,39 @@ async fn main() {
             percentile(lat, 990).as_secs_f64() * 1e3
         );
     }
+
+    println!();
+    let charges_per_second = f64::from(day.subscriptions) / day.took.as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let per_charge = day.signatures as f64 / f64::from(day.subscriptions);
+    let ours = f64::from(n) / sign.as_secs_f64();
+    let rate = openssl.unwrap_or(ours);
+    #[allow(clippy::cast_precision_loss)]
+    let ceiling = cores as f64 * rate / per_charge;
+    println!(
+        "Billing day: {} monthly subscriptions fall due at the same moment (test clock), in-process sandbox, Postgres, `RECUR_WORKER_CONCURRENCY` 8:\n",
+        day.subscriptions
+    );
+    println!("| figure | value |\n| --- | --- |");
+    println!("| charges per second | {charges_per_second:.0} |");
+    println!("| all charged in | {:.1} s |", day.took.as_secs_f64());
+    println!(
+        "| double charges in the sandbox's ledger | {} |",
+        day.double_charges
+    );
+    println!(
+        "| RSA-2048 signatures per charge (counted: recur's requests, the sandbox's answers and webhooks) | {per_charge:.1} |"
+    );
+    match openssl {
+        Some(r) => println!("| `openssl speed rsa2048`, one core | {r:.0} signs/s |"),
+        None => println!("| `openssl speed rsa2048` | openssl not installed |"),
+    }
+    println!("| aws-lc-rs, one core (above) | {ours:.0} signs/s |");
+    println!(
+        "| crypto ceiling: cores × sign rate ÷ signatures per charge | {ceiling:.0} charges/s |"
+    );
+    println!(
+        "| reached | {:.0} % of the ceiling (target: 50 %) |",
+        100.0 * charges_per_second / ceiling
+    );
 }

@@ -12,7 +12,7 @@ pub mod requests;
 pub mod sign;
 
 pub use map::{Bank131Webhooks, PAYMENT_ID_KEY};
-pub use sign::{KeyError, Signer, Verifier};
+pub use sign::{KeyError, Signer, Verifier, signatures_made};
 
 /// The header carrying the project id.
 pub const PROJECT_HEADER: &str = "X-PARTNER-PROJECT";

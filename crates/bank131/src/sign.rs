@@ -15,6 +15,16 @@ use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+/// RSA signatures made by every [`Signer`] of this process (recur's
+/// requests and, in-process, the sandbox's answers and webhooks): what the
+/// benchmarks divide by charges to find the crypto ceiling.
+static SIGNATURES_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many signatures this process has made so far.
+pub fn signatures_made() -> u64 {
+    SIGNATURES_MADE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Why a key could not be loaded or a signature made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyError(pub String);
@@ -128,6 +138,7 @@ impl Signer {
 
     /// The base64 signature of `body`, for `X-PARTNER-SIGN`.
     pub fn sign(&self, body: &[u8]) -> Result<String, KeyError> {
+        SIGNATURES_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut signature = vec![0; self.key.public_modulus_len()];
         self.key
             .sign(

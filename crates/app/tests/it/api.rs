@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use app::demo::{self};
 use serde_json::{Value, json};
 
-use crate::support::{self, StoreKind, TestApp, payments_of};
+use crate::support::{self, StoreKind, TestApp, json_of, payments_of};
 
 async fn idempotency_keys_replay_refuse_and_serialize(kind: StoreKind) {
     let app = TestApp::start(kind).await;
@@ -159,17 +159,7 @@ async fn health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_d
     ] {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
     }
-    let spec: Value = serde_json::from_str(
-        &http
-            .get(format!("{}/openapi.json", app.base()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let spec = json_of(http.get(format!("{}/openapi.json", app.base()))).await;
     assert_eq!(spec["openapi"], "3.1.0");
     assert!(spec["paths"]["/v1/payments/{id}/refund"]["post"].is_object());
     app.close_database().await;

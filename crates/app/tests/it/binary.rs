@@ -8,16 +8,10 @@ use std::time::{Duration, Instant};
 
 use bank131::Signer;
 
+use crate::support::{free_port, json_of};
+
 fn recur() -> Command {
     Command::new(env!("CARGO_BIN_EXE_recur"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -279,36 +273,16 @@ async fn the_sandbox_alone_serves_any_client_with_its_generated_keys() {
     let body = br#"{"metadata":{"order":"1"}}"#;
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/v1/session/create");
-    let answer: serde_json::Value = serde_json::from_str(
-        &http
-            .post(&url)
-            .header("X-PARTNER-PROJECT", "shop-acquiring")
+    let signed = |project: &str| {
+        http.post(&url)
+            .header("X-PARTNER-PROJECT", project)
             .header("X-PARTNER-SIGN", partner.sign(body).unwrap())
             .body(body.to_vec())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    };
+    let answer = json_of(signed("shop-acquiring")).await;
     assert_eq!(answer["status"], "ok", "{answer}");
     assert!(answer["session"]["id"].as_str().unwrap().starts_with("ps_"));
-    let refused: serde_json::Value = serde_json::from_str(
-        &http
-            .post(&url)
-            .header("X-PARTNER-PROJECT", "other")
-            .header("X-PARTNER-SIGN", partner.sign(body).unwrap())
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let refused = json_of(signed("other")).await;
     assert_eq!(refused["error"]["code"], "authentication_error");
     terminate(&mut child);
     let _ = std::fs::remove_dir_all(dir);

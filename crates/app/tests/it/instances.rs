@@ -8,17 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::demo::{self, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::admin;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{admin, free_port, json_of};
 
 /// A child process and every line it wrote to stderr so far.
 struct Process {
@@ -162,15 +154,7 @@ async fn two_instances_on_one_database_charge_every_due_period_exactly_once() {
     }
 
     // Exactly once: one charge attempt and one charge at the bank per subscription.
-    let ledger: Value = serde_json::from_str(
-        &reqwest::get(format!("{bank_url}/sandbox/ledger"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let ledger = json_of(reqwest::Client::new().get(format!("{bank_url}/sandbox/ledger"))).await;
     for (i, id) in subscriptions.iter().enumerate() {
         let amount = 20_000 + i64::try_from(i).unwrap();
         let charged = ledger["data"]

@@ -351,3 +351,18 @@ pub async fn flows(kind: StoreKind, flows: &[&str]) {
     }
     app.stop().await;
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The JSON answer of a request (`Null` when the body is not JSON).
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    let text = request.send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
