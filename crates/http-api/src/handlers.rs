@@ -51,7 +51,6 @@ pub(crate) async fn create_payment(
     let mut command = input.command()?;
     command.idempotency = lease.map(|Extension(lease)| lease);
     let payment = state.service.start_payment(command).await?;
-    tracing::Span::current().record("payment_id", payment.id().as_str());
     Ok((
         StatusCode::CREATED,
         Json(payment_view(&state, &payment).await),

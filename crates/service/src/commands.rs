@@ -5,7 +5,7 @@ use domain::{BankFact, Payment, PaymentId, SessionCommand};
 use futures_util::{StreamExt, stream};
 use ports::{CommandClaim, GatewayError, OutboxCommand, OutboxItem, Project, SessionCall};
 use time::Duration;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::apply::PaymentChange;
 use crate::work::{BATCH, WorkReport, backoff};
@@ -28,6 +28,19 @@ fn same_subject(a: &OutboxCommand, b: &OutboxCommand) -> bool {
     match (a, b) {
         (DisableToken(x), DisableToken(y)) => x == y,
         _ => payment(a).is_some() && payment(a) == payment(b),
+    }
+}
+
+/// A span naming a command's subject (`payment_id`, `token_id` or
+/// `event_id`), so that every line logged while it runs, the bank
+/// gateway's included, says what it is about.
+fn subject_span(command: &OutboxCommand) -> tracing::Span {
+    match command {
+        OutboxCommand::ConfirmSession(id)
+        | OutboxCommand::CancelSession(id)
+        | OutboxCommand::CaptureSession(id) => info_span!("outbox", payment_id = %id),
+        OutboxCommand::DisableToken(id) => info_span!("outbox", token_id = %id),
+        OutboxCommand::DeliverEvent(id) => info_span!("outbox", event_id = %id),
     }
 }
 
@@ -163,13 +176,14 @@ impl Service {
     ) -> Result<WorkReport, ServiceError> {
         let mut report = WorkReport::default();
         for item in group {
-            match self.execute(&item.command).await {
+            let span = subject_span(&item.command);
+            match self.execute(&item.command).instrument(span.clone()).await {
                 Ok(()) => {
                     self.deps.outbox.complete(item.id).await?;
                     report.count(true);
                 }
                 Err(error) => {
-                    warn!(command = ?item.command, attempts = item.attempts, %error, "outbox command failed; will retry");
+                    span.in_scope(|| warn!(command = ?item.command, attempts = item.attempts, %error, "outbox command failed; will retry"));
                     let at = now + backoff(item.attempts);
                     self.deps
                         .outbox

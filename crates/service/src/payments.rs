@@ -64,6 +64,10 @@ impl Service {
             self.now(),
         )
         .map_err(ServiceError::invalid)?;
+        // The caller's span (the HTTP request's) names the payment from here
+        // on, so that every line logged while it is started, the bank
+        // gateway's included, carries its id.
+        tracing::Span::current().record("payment_id", payment.id().as_str());
         let with = ChangeSet {
             idempotency: cmd.idempotency.map(|lease| IdempotencyBinding {
                 lease,

@@ -8,7 +8,7 @@ use domain::{
 };
 use ports::{DueCheck, GatewayError, Project, SessionCall};
 use time::Duration;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::apply::PaymentChange;
 use crate::commands::command_key;
@@ -38,7 +38,8 @@ impl Service {
         let mut report = WorkReport::default();
         for DueCheck { payment, checks } in self.deps.payments.due_for_check(now, BATCH).await? {
             let id = payment.id().clone();
-            match self.check(&payment, checks).await {
+            let span = tracing::info_span!("reconcile", payment_id = %id);
+            match self.check(&payment, checks).instrument(span).await {
                 Ok(Found::News) => {
                     self.deps.telemetry.reconciliation_check("news");
                     report.count(true);

@@ -11,7 +11,7 @@ use ports::{
     ChangeSet, ChargeAttempt, Instrument, NewEvent, StoreError, Subject, Versioned, Write,
 };
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 use crate::retry::Attempt;
 use crate::work::{BATCH, WorkReport};
@@ -222,7 +222,12 @@ impl Service {
         let started: Vec<bool> = stream::iter(due)
             .map(|read| async move {
                 let subscription_id = read.value.id().clone();
-                match self.start_charge(read, now).await {
+                let span = tracing::info_span!(
+                    "charge",
+                    %subscription_id,
+                    payment_id = tracing::field::Empty
+                );
+                match self.start_charge(read, now).instrument(span).await {
                     Ok(started) => started,
                     Err(error) => {
                         warn!(%subscription_id, %error, "could not start a subscription charge");
@@ -271,6 +276,7 @@ impl Service {
             now,
         )
         .map_err(ServiceError::invalid)?;
+        tracing::Span::current().record("payment_id", payment.id().as_str());
         let charge = ChargeAttempt {
             subscription_id: subscription.id().clone(),
             period_index: due.period.index,

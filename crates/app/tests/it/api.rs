@@ -206,6 +206,38 @@ async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
     }
 }
 
+/// Every bank call made for a payment is logged inside a span that names the
+/// payment, from its first call (`session/create`) on.
+async fn bank_calls_for_a_payment_are_logged_with_its_id(kind: StoreKind) {
+    let captured = support::capture_logs();
+    let app = TestApp::start(kind).await;
+    let token = demo::saved_card_token(&app.client, "cust-log-ids")
+        .await
+        .unwrap();
+    let (status, created) = app
+        .client
+        .post(
+            "/v1/payments",
+            &demo::token_payment("cust-log-ids", &token, "merchant", 4_321),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    app.client.wait_status(&id, "succeeded").await.unwrap();
+    app.stop().await;
+    let logs = captured.text();
+    let calls: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("bank call") && l.contains(&id))
+        .collect();
+    for method in ["session/create", "session/start/payment"] {
+        assert!(
+            calls.iter().any(|l| l.contains(method)),
+            "no {method} line names {id}: {calls:?}"
+        );
+    }
+}
+
 async fn shutdown_finishes_within_ten_seconds(kind: StoreKind) {
     let app = TestApp::start(kind).await;
     demo::mit_with_token(&app.client).await.unwrap();
@@ -225,6 +257,7 @@ on_both_stores!(
     bad_requests_get_a_clear_error_and_change_nothing,
     health_readiness_metrics_and_openapi_answer_and_readiness_follows_the_database,
     card_numbers_never_reach_the_logs,
+    bank_calls_for_a_payment_are_logged_with_its_id,
     shutdown_finishes_within_ten_seconds,
 );
 
