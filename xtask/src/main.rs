@@ -4,7 +4,8 @@
 //! - `bench`: runs the benchmarks (release) and writes `docs/benchmarks.md`.
 //! - `fuzz [--seconds N]`: runs every `cargo fuzz` target for N seconds.
 //! - `check`: everything CI checks after the tests (format, clippy, dependency
-//!   direction, fresh generated files, no placeholders, docs without warnings).
+//!   direction, fresh generated files, no placeholders, `cargo deny`, docs
+//!   without warnings).
 
 mod codegen;
 mod fuzz;
@@ -95,6 +96,7 @@ fn check() -> Result<(), String> {
     step("generated files fresh", codegen::run(codegen::Mode::Verify));
     step("no placeholders", rules::check_sources(&root()));
     step("shape", shape::check(&shape::sources(&root())));
+    step("cargo deny", deny());
     step(
         "docs",
         cargo(
@@ -111,6 +113,35 @@ fn check() -> Result<(), String> {
             failures.len(),
             failures.join("\n  ")
         ))
+    }
+}
+
+/// `cargo deny check` against `deny.toml`: licenses, bans and sources
+/// always; advisories too when the RustSec database can be fetched (it needs
+/// network access to GitHub, which some machines do not have).
+fn deny() -> Result<(), String> {
+    let installed = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !installed {
+        return Err("cargo-deny is not installed (cargo install cargo-deny --locked)".into());
+    }
+    if cargo(&["deny", "fetch", "db"], &[]).is_ok() {
+        cargo(&["deny", "check", "--hide-inclusion-graph"], &[])
+    } else {
+        eprintln!("the advisory database cannot be fetched: licenses, bans and sources only");
+        cargo(
+            &[
+                "deny",
+                "check",
+                "--hide-inclusion-graph",
+                "licenses",
+                "bans",
+                "sources",
+            ],
+            &[],
+        )
     }
 }
 
