@@ -2,56 +2,13 @@
 //! (`recur sandbox`, a third process): they share the work through the
 //! stores' claims and leases, and every due period is charged exactly once.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use app::demo::{self, Client};
 use serde_json::json;
 
-use crate::support::{admin, free_port, json_of};
-
-/// A child process and every line it wrote to stderr so far.
-struct Process {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    fn spawn(mut command: Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Self { child, stderr }
-    }
-
-    fn lines_with(&self, needle: &str) -> usize {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Process, admin, free_port, json_of};
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);

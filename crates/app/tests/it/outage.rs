@@ -3,61 +3,12 @@
 //! could not store, and recovers without a restart; nothing is lost and
 //! nothing is charged twice.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use app::demo;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
-use crate::support::{StoreKind, TestApp, payments_of};
-
-/// A TCP proxy in front of PostgreSQL that can cut every connection and
-/// refuse new ones, as a stopped server does.
-struct Proxy {
-    port: u16,
-    down: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(target: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let down = Arc::new(AtomicBool::new(false));
-        let (cut, _) = watch::channel(0_u64);
-        let (is_down, cuts) = (down.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if is_down.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection is refused
-                }
-                let mut cut = cuts.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { port, down, cut }
-    }
-
-    fn stop(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        self.cut.send_modify(|n| *n += 1);
-    }
-
-    fn restart(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-}
+use crate::support::{Proxy, StoreKind, TestApp, payments_of};
 
 async fn status_of(url: &str) -> u16 {
     reqwest::get(url).await.map_or(0, |r| r.status().as_u16())
@@ -65,7 +16,7 @@ async fn status_of(url: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_a_503_and_everything_recovers_without_a_restart() {
-    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let proxy = Proxy::start("127.0.0.1:5432".into()).await;
     let port = proxy.port;
     let app = TestApp::start_with(StoreKind::Postgres, move |config| {
         config.database_url = config
@@ -143,4 +94,112 @@ async fn a_database_outage_is_a_503_and_everything_recovers_without_a_restart() 
         assert_eq!(charged, 1, "{amount} charged {charged} times");
     }
     app.stop().await;
+}
+
+/// The bank unreachable for a minute: `recur serve` (live mode) reaches
+/// `recur sandbox` through a proxy that refuses every connection meanwhile.
+/// A payment made then is pending (its outcome unknown, never failed), and
+/// once the bank is back reconciliation resumes it: paid, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_unreachable_for_a_minute_leaves_payments_pending_then_reconciled() {
+    use std::process::Command;
+
+    use crate::support::{Process, free_port, json_of};
+
+    let dir = std::env::temp_dir().join(format!("recur-bank-down-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (bank, api) = (free_port(), free_port());
+    let keys = dir.join("keys");
+    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_recur"));
+    sandbox
+        .arg("sandbox")
+        .current_dir(&dir)
+        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
+        .env("SANDBOX_PROJECT", "shop")
+        .env("SANDBOX_KEYS_DIR", &keys)
+        .env(
+            "SANDBOX_WEBHOOK_URL",
+            format!("http://127.0.0.1:{api}/webhooks/bank131"),
+        );
+    let _bank = Process::spawn(sandbox);
+    let ledger_url = format!("http://127.0.0.1:{bank}/sandbox/ledger");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(&ledger_url).await.is_err() {
+        assert!(Instant::now() < deadline, "the sandbox never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let proxy = Proxy::start(format!("127.0.0.1:{bank}")).await;
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_recur"));
+    serve
+        .arg("serve")
+        .current_dir(&dir)
+        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("recur.db").display()),
+        )
+        .env(
+            "BANK131_BASE_URL",
+            format!("http://127.0.0.1:{}", proxy.port),
+        )
+        .env("BANK131_PROJECT", "shop")
+        .env("BANK131_PRIVATE_KEY_FILE", keys.join("partner_private.pem"))
+        .env("BANK131_PUBLIC_KEY_FILE", keys.join("bank_public.pem"))
+        .env("RECUR_API_KEYS", "sk_test_bank_down")
+        .env(
+            "RECUR_TOKEN_KEY",
+            store_sql::crypto::TokenKeys::generate_base64(),
+        );
+    let _recur = Process::spawn(serve);
+    let c = demo::Client::new(
+        format!("http://127.0.0.1:{api}"),
+        "sk_test_bank_down".into(),
+        format!("http://127.0.0.1:{bank}"),
+    );
+    while c.get("/healthz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "recur never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = demo::saved_card_token(&c, "cust-bank-down").await.unwrap();
+
+    proxy.stop();
+    let started = Instant::now();
+    let (status, during) = c
+        .post(
+            "/v1/payments",
+            &json!({ "customer": { "reference": "cust-bank-down" }, "amount": { "value": 40_001, "currency": "RUB" },
+                "method": { "type": "token", "token_id": token } }),
+        )
+        .await;
+    assert_eq!(status, 201, "{during}");
+    assert_eq!(
+        during["status"], "pending",
+        "never failed for the bank's outage: {during}"
+    );
+    let id = during["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(started.elapsed())).await;
+    let (_, still) = c.get(&format!("/v1/payments/{id}")).await;
+    assert_eq!(still["status"], "pending", "{still}");
+    proxy.restart();
+
+    // Reconciliation resumes it (its next check comes at most a minute later).
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let (_, now) = c.get(&format!("/v1/payments/{id}")).await;
+        if now["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reconciled: {now}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ledger = json_of(reqwest::Client::new().get(&ledger_url)).await;
+    let charged = ledger["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "charge" && e["amount"] == 40_001)
+        .count();
+    assert_eq!(charged, 1, "charged {charged} times");
+    let _ = std::fs::remove_dir_all(dir);
 }

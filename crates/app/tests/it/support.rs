@@ -1,8 +1,10 @@
 //! Starting the real service for a test: a temporary state directory, a fresh
 //! database on either store, the in-process sandbox on port 0.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,8 @@ use app::{Config, Running};
 use bank131::Signer;
 use serde_json::Value;
 use sqlx::{Connection, Executor};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -365,4 +369,90 @@ pub fn free_port() -> u16 {
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     let text = request.send().await.unwrap().text().await.unwrap();
     serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A child process and every line it wrote to stderr so far.
+pub struct Process {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    pub fn spawn(mut command: std::process::Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Self { child, stderr }
+    }
+
+    pub fn lines_with(&self, needle: &str) -> usize {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP proxy in front of a server (PostgreSQL, the bank) that can cut
+/// every connection and refuse new ones, as a stopped server does.
+pub struct Proxy {
+    pub port: u16,
+    down: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl Proxy {
+    pub async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let (cut, _) = watch::channel(0_u64);
+        let (is_down, cuts) = (down.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_down.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let (mut cut, target) = (cuts.subscribe(), target.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target.as_str()).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, down, cut }
+    }
+
+    pub fn stop(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    pub fn restart(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
 }
