@@ -203,3 +203,131 @@ async fn a_bank_unreachable_for_a_minute_leaves_payments_pending_then_reconciled
     assert_eq!(charged, 1, "charged {charged} times");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The disk full under SQLite: `recur serve` runs with a file-size limit
+/// (`ulimit -f`, its `SIGXFSZ` ignored, so a write past it fails as on a full
+/// disk). Payments fill the database until a write fails: that request is a
+/// clear `503` in the envelope, never a `500` or a hang; the file passes
+/// SQLite's integrity check afterwards and holds every payment recur said it
+/// created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FAILS, a found data-loss bug not yet fixed (docs/reliability.md, \"Found, not fixed\"): \
+            once the WAL cannot grow, acknowledged payments are lost; run with --ignored"]
+async fn a_full_disk_under_sqlite_is_a_clear_error_and_no_corruption() {
+    use std::process::Command;
+
+    use sqlx::{Connection, Row};
+
+    use crate::support::{Process, free_port};
+
+    let dir = std::env::temp_dir().join(format!("recur-disk-full-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (bank, api) = (free_port(), free_port());
+    let keys = dir.join("keys");
+    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_recur"));
+    sandbox
+        .arg("sandbox")
+        .current_dir(&dir)
+        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
+        .env("SANDBOX_PROJECT", "shop")
+        .env("SANDBOX_KEYS_DIR", &keys)
+        .env(
+            "SANDBOX_WEBHOOK_URL",
+            format!("http://127.0.0.1:{api}/webhooks/bank131"),
+        );
+    let _bank = Process::spawn(sandbox);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("http://127.0.0.1:{bank}/sandbox/ledger"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the sandbox never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let database = dir.join("recur.db");
+    let mut serve = Command::new("sh");
+    serve
+        .args([
+            "-c",
+            // 1 MiB: any file recur writes past that fails, as on a full disk.
+            "trap '' XFSZ; ulimit -f 1024; exec \"$0\" serve",
+            env!("CARGO_BIN_EXE_recur"),
+        ])
+        .current_dir(&dir)
+        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
+        .env("DATABASE_URL", format!("sqlite://{}", database.display()))
+        .env("BANK131_BASE_URL", format!("http://127.0.0.1:{bank}"))
+        .env("BANK131_PROJECT", "shop")
+        .env("BANK131_PRIVATE_KEY_FILE", keys.join("partner_private.pem"))
+        .env("BANK131_PUBLIC_KEY_FILE", keys.join("bank_public.pem"))
+        .env("RECUR_API_KEYS", "sk_test_disk_full")
+        .env(
+            "RECUR_TOKEN_KEY",
+            store_sql::crypto::TokenKeys::generate_base64(),
+        );
+    let recur = Process::spawn(serve);
+    let c = demo::Client::new(
+        format!("http://127.0.0.1:{api}"),
+        "sk_test_disk_full".into(),
+        format!("http://127.0.0.1:{bank}"),
+    );
+    while c.get("/healthz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "recur never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = demo::saved_card_token(&c, "cust-disk").await.unwrap();
+    // 50 values of 500 characters: about 25 KiB a payment.
+    let metadata: serde_json::Map<String, Value> = (0..50)
+        .map(|i| (format!("k{i}"), json!("x".repeat(500))))
+        .collect();
+    let mut created = Vec::new();
+    let refused = loop {
+        let (status, answer) = c
+            .post(
+                "/v1/payments",
+                &json!({ "customer": { "reference": "cust-disk" }, "amount": { "value": 100, "currency": "RUB" },
+                    "method": { "type": "token", "token_id": token }, "metadata": metadata }),
+            )
+            .await;
+        match status {
+            201 => created.push(answer["id"].as_str().unwrap().to_owned()),
+            _ => break (status, answer),
+        }
+        assert!(created.len() < 200, "1 MiB never filled up");
+    };
+    assert_eq!(
+        (refused.0, refused.1["error"]["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{refused:?}"
+    );
+    assert!(
+        !created.is_empty(),
+        "some payments fit before the disk filled"
+    );
+    drop(recur);
+
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    let check: String = sqlx::query("PRAGMA integrity_check")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(check, "ok");
+    for id in &created {
+        let found = sqlx::query("SELECT id FROM payments WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut db)
+            .await
+            .unwrap();
+        assert!(
+            found.is_some(),
+            "{id} was answered 201 but is not stored ({} created)",
+            created.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
