@@ -211,18 +211,9 @@ async fn card_numbers_never_reach_the_logs(kind: StoreKind) {
 async fn bank_calls_for_a_payment_are_logged_with_its_id(kind: StoreKind) {
     let captured = support::capture_logs();
     let app = TestApp::start(kind).await;
-    let token = demo::saved_card_token(&app.client, "cust-log-ids")
-        .await
-        .unwrap();
-    let (status, created) = app
-        .client
-        .post(
-            "/v1/payments",
-            &demo::token_payment("cust-log-ids", &token, "merchant", 4_321),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id =
+        support::token_payment_with_a_saved_card(&app.client, "cust-log-ids", "merchant", 4_321)
+            .await;
     app.client.wait_status(&id, "succeeded").await.unwrap();
     app.stop().await;
     let logs = captured.text();

@@ -2,13 +2,12 @@
 //! (`recur sandbox`, a third process): they share the work through the
 //! stores' claims and leases, and every due period is charged exactly once.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use app::demo::{self, Client};
 use serde_json::json;
 
-use crate::support::{Process, admin, free_port, json_of};
+use crate::support::{Process, admin, free_port, json_of, live_serve, standalone_sandbox};
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -28,20 +27,7 @@ async fn two_instances_on_one_database_charge_every_due_period_exactly_once() {
     admin(&format!("CREATE DATABASE {name}")).await;
     let database = store_postgres::with_database(&store_postgres::test_server_url(), &name);
     let (bank, api) = (free_port(), [free_port(), free_port()]);
-    let keys = dir.join("keys");
-
-    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_recur"));
-    sandbox
-        .arg("sandbox")
-        .current_dir(&dir)
-        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
-        .env("SANDBOX_PROJECT", "shop")
-        .env("SANDBOX_KEYS_DIR", &keys)
-        .env(
-            "SANDBOX_WEBHOOK_URL",
-            format!("http://127.0.0.1:{}/webhooks/bank131", api[0]),
-        );
-    let _bank = Process::spawn(sandbox);
+    let _bank = standalone_sandbox(&dir, bank, api[0]).await;
     let bank_url = format!("http://127.0.0.1:{bank}");
     wait_until("the sandbox answers", async || {
         reqwest::get(format!("{bank_url}/sandbox/ledger"))
@@ -54,17 +40,9 @@ async fn two_instances_on_one_database_charge_every_due_period_exactly_once() {
     let instances: Vec<Process> = api
         .iter()
         .map(|port| {
-            let mut serve = Command::new(env!("CARGO_BIN_EXE_recur"));
+            let mut serve = live_serve(&dir, *port, &bank_url, &database, "sk_test_two");
+            // One token key for both: they read each other's tokens.
             serve
-                .arg("serve")
-                .current_dir(&dir)
-                .env("RECUR_LISTEN", format!("127.0.0.1:{port}"))
-                .env("DATABASE_URL", &database)
-                .env("BANK131_BASE_URL", &bank_url)
-                .env("BANK131_PROJECT", "shop")
-                .env("BANK131_PRIVATE_KEY_FILE", keys.join("partner_private.pem"))
-                .env("BANK131_PUBLIC_KEY_FILE", keys.join("bank_public.pem"))
-                .env("RECUR_API_KEYS", "sk_test_two")
                 .env("RECUR_TOKEN_KEY", &token_key)
                 .env("RECUR_LOG_FORMAT", "json");
             Process::spawn(serve)

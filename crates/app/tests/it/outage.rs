@@ -102,55 +102,23 @@ async fn a_database_outage_is_a_503_and_everything_recovers_without_a_restart() 
 /// once the bank is back reconciliation resumes it: paid, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bank_unreachable_for_a_minute_leaves_payments_pending_then_reconciled() {
-    use std::process::Command;
-
-    use crate::support::{Process, free_port, json_of};
+    use crate::support::{Process, free_port, json_of, live_serve, standalone_sandbox};
 
     let dir = std::env::temp_dir().join(format!("recur-bank-down-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (bank, api) = (free_port(), free_port());
-    let keys = dir.join("keys");
-    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_recur"));
-    sandbox
-        .arg("sandbox")
-        .current_dir(&dir)
-        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
-        .env("SANDBOX_PROJECT", "shop")
-        .env("SANDBOX_KEYS_DIR", &keys)
-        .env(
-            "SANDBOX_WEBHOOK_URL",
-            format!("http://127.0.0.1:{api}/webhooks/bank131"),
-        );
-    let _bank = Process::spawn(sandbox);
+    let _bank = standalone_sandbox(&dir, bank, api).await;
     let ledger_url = format!("http://127.0.0.1:{bank}/sandbox/ledger");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(&ledger_url).await.is_err() {
-        assert!(Instant::now() < deadline, "the sandbox never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let proxy = Proxy::start(format!("127.0.0.1:{bank}")).await;
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_recur"));
-    serve
-        .arg("serve")
-        .current_dir(&dir)
-        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("recur.db").display()),
-        )
-        .env(
-            "BANK131_BASE_URL",
-            format!("http://127.0.0.1:{}", proxy.port),
-        )
-        .env("BANK131_PROJECT", "shop")
-        .env("BANK131_PRIVATE_KEY_FILE", keys.join("partner_private.pem"))
-        .env("BANK131_PUBLIC_KEY_FILE", keys.join("bank_public.pem"))
-        .env("RECUR_API_KEYS", "sk_test_bank_down")
-        .env(
-            "RECUR_TOKEN_KEY",
-            store_sql::crypto::TokenKeys::generate_base64(),
-        );
+    let serve = live_serve(
+        &dir,
+        api,
+        &format!("http://127.0.0.1:{}", proxy.port),
+        &format!("sqlite://{}", dir.join("recur.db").display()),
+        "sk_test_bank_down",
+    );
     let _recur = Process::spawn(serve);
     let c = demo::Client::new(
         format!("http://127.0.0.1:{api}"),

@@ -456,3 +456,71 @@ impl Proxy {
         self.down.store(false, Ordering::SeqCst);
     }
 }
+
+/// `recur sandbox` as a process of its own in `dir`, listening on `bank` and
+/// sending its webhooks to recur on `api`; returned once it answers.
+pub async fn standalone_sandbox(dir: &std::path::Path, bank: u16, api: u16) -> Process {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_recur"));
+    command
+        .arg("sandbox")
+        .current_dir(dir)
+        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
+        .env("SANDBOX_PROJECT", "shop")
+        .env("SANDBOX_KEYS_DIR", dir.join("keys"))
+        .env(
+            "SANDBOX_WEBHOOK_URL",
+            format!("http://127.0.0.1:{api}/webhooks/bank131"),
+        );
+    let process = Process::spawn(command);
+    let ledger = format!("http://127.0.0.1:{bank}/sandbox/ledger");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(&ledger).await.is_err() {
+        assert!(Instant::now() < deadline, "the sandbox never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    process
+}
+
+/// `recur serve` in live mode in `dir`, on `api`, against the bank at
+/// `bank_url` with the keys [`standalone_sandbox`] wrote, storing in
+/// `database`, accepting the API key `api_key`.
+pub fn live_serve(
+    dir: &std::path::Path,
+    api: u16,
+    bank_url: &str,
+    database: &str,
+    api_key: &str,
+) -> std::process::Command {
+    let keys = dir.join("keys");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_recur"));
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env("RECUR_LISTEN", format!("127.0.0.1:{api}"))
+        .env("DATABASE_URL", database)
+        .env("BANK131_BASE_URL", bank_url)
+        .env("BANK131_PROJECT", "shop")
+        .env("BANK131_PRIVATE_KEY_FILE", keys.join("partner_private.pem"))
+        .env("BANK131_PUBLIC_KEY_FILE", keys.join("bank_public.pem"))
+        .env("RECUR_API_KEYS", api_key)
+        .env(
+            "RECUR_TOKEN_KEY",
+            store_sql::crypto::TokenKeys::generate_base64(),
+        );
+    command
+}
+
+/// A saved card for `customer`, then a token payment of `amount` started by
+/// `initiator` (`merchant` or `client`): the new payment's id.
+pub async fn token_payment_with_a_saved_card(
+    c: &Client,
+    customer: &str,
+    initiator: &str,
+    amount: i64,
+) -> String {
+    let token = demo::saved_card_token(c, customer).await.unwrap();
+    let body = demo::token_payment(customer, &token, initiator, amount);
+    let (status, created) = c.post("/v1/payments", &body).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
