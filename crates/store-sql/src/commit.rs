@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use ports::{ChangeSet, OutboxCommand, StoreError, UnitOfWork};
-use sqlx::{Any, Transaction};
+use sqlx::{Acquire, Any, Transaction};
 use time::OffsetDateTime;
 
 use crate::codec::micros;
@@ -80,16 +80,33 @@ impl UnitOfWork for SqlStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        if let Err(e) = self.commit_in(&mut tx, &changes, micros(at)).await {
-            let _ = tx.rollback().await;
-            return Err(e);
+        let mut connection = self.pool.acquire().await.map_err(store_error)?;
+        let mut tx = connection.begin().await.map_err(store_error)?;
+        let written = self.commit_in(&mut tx, &changes, micros(at)).await;
+        // Whether the transaction ended cleanly, committed or rolled back.
+        let (ended_cleanly, result) = match written {
+            Ok(()) => match tx.commit().await {
+                Ok(()) => (true, Ok(())),
+                Err(e) => (
+                    false,
+                    Err(match store_error(e) {
+                        StoreError::Transient(why) | StoreError::Permanent(why) => {
+                            StoreError::UnknownOutcome(why)
+                        }
+                        other => other,
+                    }),
+                ),
+            },
+            Err(e) => (tx.rollback().await.is_ok(), Err(e)),
+        };
+        if !ended_cleanly {
+            // After a failed commit or rollback (a full disk, an I/O error)
+            // the connection's transaction state is unknown: reused, it could
+            // run every later "commit" inside a transaction that never
+            // commits (SQLite's single connection did exactly that:
+            // scripts/disk-full-drill). It is closed; the pool opens a new one.
+            let _ = connection.close().await;
         }
-        tx.commit().await.map_err(|e| match store_error(e) {
-            StoreError::Transient(why) | StoreError::Permanent(why) => {
-                StoreError::UnknownOutcome(why)
-            }
-            other => other,
-        })
+        result
     }
 }

@@ -171,3 +171,110 @@ async fn a_bank_unreachable_for_a_minute_leaves_payments_pending_then_reconciled
     assert_eq!(charged, 1, "charged {charged} times");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The disk full under SQLite: `recur serve` runs with a 512 KiB file-size
+/// limit (`ulimit -f` counts 512-byte blocks in sh; `SIGXFSZ` ignored, so a
+/// write past it fails as on a full disk) and payments with large metadata
+/// fill the database until one is refused: a clear `503` in the envelope;
+/// every payment answered `201` is still there, while recur runs and after,
+/// and the file passes SQLite's integrity check. (Before the fix, a failed
+/// commit left SQLite's one connection in a transaction that never
+/// committed, and every later "commit" was lost with it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_sqlite_is_a_clear_error_and_loses_no_payment() {
+    use sqlx::{Connection, Row};
+
+    use crate::support::{Process, free_port, live_serve, standalone_sandbox};
+
+    let dir = std::env::temp_dir().join(format!("recur-disk-full-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (bank, api) = (free_port(), free_port());
+    let _bank = standalone_sandbox(&dir, bank, api).await;
+    let database = format!("sqlite://{}", dir.join("recur.db").display());
+    let serve = live_serve(
+        &dir,
+        api,
+        &format!("http://127.0.0.1:{bank}"),
+        &database,
+        "sk_test_disk_full",
+    );
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 1024; exec \"$0\" serve",
+            env!("CARGO_BIN_EXE_recur"),
+        ])
+        .current_dir(&dir);
+    for (name, value) in serve.get_envs() {
+        if let Some(value) = value {
+            limited.env(name, value);
+        }
+    }
+    let recur = Process::spawn(limited);
+    let c = demo::Client::new(
+        format!("http://127.0.0.1:{api}"),
+        "sk_test_disk_full".into(),
+        format!("http://127.0.0.1:{bank}"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.get("/healthz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "recur never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A saved card (which may already meet the full disk), then payments
+    // of about 25 KiB each until one is refused.
+    let card = demo::card_payment("cust-disk", "4242424242424242", 10_000, true);
+    let (status, first) = c.post("/v1/payments", &card).await;
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    if status == 201 {
+        acknowledged.push(first["id"].as_str().unwrap().to_owned());
+        let metadata: serde_json::Map<String, Value> = (0..50)
+            .map(|i| (format!("k{i}"), json!("x".repeat(500))))
+            .collect();
+        for amount in 100..400 {
+            let mut body = demo::card_payment("cust-disk", "4242424242424242", amount, false);
+            body["metadata"] = Value::Object(metadata.clone());
+            let (status, answer) = c.post("/v1/payments", &body).await;
+            if status != 201 {
+                refused = Some((status, answer));
+                break;
+            }
+            acknowledged.push(answer["id"].as_str().unwrap().to_owned());
+        }
+    } else {
+        refused = Some((status, first));
+    }
+    let (status, answer) = refused.expect("the file-size limit never bit");
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]["code"]
+            .as_str()
+            .is_some_and(|code| code.starts_with("store_")),
+        "{answer}"
+    );
+    for id in &acknowledged {
+        let (status, _) = c.get(&format!("/v1/payments/{id}")).await;
+        assert_eq!(status, 200, "{id} was answered 201 and is gone");
+    }
+    drop(recur);
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&database).await.unwrap();
+    let check: String = sqlx::query("PRAGMA integrity_check")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(check, "ok");
+    for id in &acknowledged {
+        let stored = sqlx::query("SELECT id FROM payments WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut db)
+            .await
+            .unwrap();
+        assert!(stored.is_some(), "{id} was answered 201 but is not stored");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
