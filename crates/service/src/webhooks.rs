@@ -4,7 +4,7 @@
 use domain::{Applied, BankFact, BankSessionId, PaymentId, PaymentStatus};
 use ports::{ChangeSet, InboxItem, WebhookError};
 use sha2::{Digest, Sha256};
-use tracing::{debug, warn};
+use tracing::{Instrument as _, debug, warn};
 
 use crate::apply::PaymentChange;
 use crate::work::{BATCH, WorkReport, backoff};
@@ -38,7 +38,12 @@ impl Service {
         let now = self.deps.wall_clock.now();
         let mut report = WorkReport::default();
         for item in self.deps.inbox.pending(now, BATCH).await? {
-            let note = match self.apply_webhook(&item).await {
+            let span = tracing::info_span!(
+                "webhook",
+                inbox_id = item.id,
+                payment_id = tracing::field::Empty
+            );
+            let note = match self.apply_webhook(&item).instrument(span).await {
                 Ok(true) => None,
                 Ok(false) => Some("no payment for this session yet".to_owned()),
                 Err(error) => {
@@ -72,6 +77,7 @@ impl Service {
                     return Ok(false);
                 };
                 let id = found.value.id().clone();
+                tracing::Span::current().record("payment_id", id.as_str());
                 self.change_read_payment(
                     &id,
                     Some(found),
@@ -155,6 +161,8 @@ impl Service {
         }
         let Some(found) = found else { return Ok(None) };
         let id = found.value.id().clone();
+        // The webhook's span names the payment from here on.
+        tracing::Span::current().record("payment_id", id.as_str());
         let (_, applied) = self
             .change_read_payment(&id, Some(found), change, inbox_item)
             .await?;
