@@ -2,7 +2,7 @@
 //! receiver, and the in-process sandbox), hardened against hostile clients
 //! with hyper's own parts: a header read timeout (which also ends idle
 //! keep-alive connections), a cap on open connections, and a deadline for
-//! in-flight requests at shutdown.
+//! in-flight requests at shutdown; and tower-http's request timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tower_http::timeout::TimeoutLayer;
 use tracing::warn;
 
 /// How long a client may take to send a request's headers, and how long an
@@ -23,6 +24,11 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections at most; more wait in the listen backlog. Slow clients
 /// are cut off by the header read timeout long before they exhaust it.
 pub(crate) const MAX_CONNECTIONS: usize = 4_096;
+
+/// The longest any request of either listener may run (`503` then): a
+/// backstop under the merchant API's own, tighter timeouts, and the sandbox's
+/// only one.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long shutdown waits for requests in flight.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -34,6 +40,10 @@ pub fn serve(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let router = router.layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        REQUEST_TIMEOUT,
+    ));
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let graceful = GracefulShutdown::new();
