@@ -16,15 +16,35 @@ pub(crate) struct ErrorSchemas;
 /// (`answers.tsv` says how it reads).
 const ERROR_ANSWERS: &str = include_str!("answers.tsv");
 
+/// The links between operations (`links.tsv` says how it reads).
+const LINKS: &str = include_str!("links.tsv");
+
+/// The data lines of a tab-separated table: `#` starts a comment line.
+fn table_rows(text: &'static str) -> impl Iterator<Item = Vec<&'static str>> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| line.split('\t').collect())
+}
+
+/// Adds the links of `links.tsv` that start at operation `id` to its
+/// answers, each named after the operation it leads to.
+fn add_links(id: &str, operation: &mut Value) {
+    for row in table_rows(LINKS) {
+        if let [from, status, to, parameter, expression] = row[..]
+            && from == id
+        {
+            operation["responses"][status]["links"][to] =
+                json!({ "operationId": to, "parameters": { parameter: expression } });
+        }
+    }
+}
+
 /// `(who, status, description)` of each line of `answers.tsv`.
 fn error_answers() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
-    ERROR_ANSWERS
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, '\t');
-            Some((fields.next()?, fields.next()?, fields.next()?))
-        })
+    table_rows(ERROR_ANSWERS).filter_map(|row| match row[..] {
+        [who, status, description] => Some((who, status, description)),
+        _ => None,
+    })
 }
 
 /// Whether a line's `who` covers the operation `id` of `method path`.
@@ -165,6 +185,7 @@ pub(crate) fn complete(api: &OpenApi) -> Value {
                 };
                 *answer = json!({ "description": description, "content": error.clone() });
             }
+            add_links(&id, operation);
             if method == "post" {
                 add_parameter(operation, idempotency_key());
             }
@@ -369,6 +390,18 @@ mod tests {
             .flat_map(|item| item.as_object().unwrap().values())
             .filter_map(|operation| operation["operationId"].as_str())
             .collect();
+        for row in super::table_rows(super::LINKS) {
+            assert_eq!(row.len(), 5, "links.tsv: {row:?}");
+            for operation in [row[0], row[2]] {
+                assert!(operations.contains(operation), "links.tsv: {operation}");
+            }
+            assert!(
+                doc["paths"]
+                    .to_string()
+                    .contains(&format!("\"{}\":{{\"operationId\"", row[2])),
+                "links.tsv: {row:?} is not in the document"
+            );
+        }
         for (who, status, _) in super::error_answers() {
             assert!(
                 ["every", "{id}", "post"].contains(&who) || operations.contains(who),
