@@ -19,6 +19,8 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("merchant_request", &["fuzz/seeds/merchant_request"]),
     ("money", &[]),
     ("payment_machine", &[]),
+    ("token_machine", &[]),
+    ("subscription_machine", &[]),
 ];
 
 /// The `--seconds` value, 60 when absent.
