@@ -45,6 +45,17 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// What a claiming `SELECT` ends with so that concurrent claimers skip
+    /// each other's rows (SQLite has one writer at a time already).
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Postgres => "FOR UPDATE SKIP LOCKED",
+            Self::Sqlite => "",
+        }
+    }
+}
+
 /// The store: one pool, all ports.
 #[derive(Clone)]
 pub struct SqlStore {

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::codec::micros;
 use crate::db::{get, sql_int, store_error, to_u32};
-use crate::{Dialect, SqlStore};
+use crate::SqlStore;
 
 pub(crate) fn command_parts(c: &OutboxCommand) -> (&'static str, &str) {
     match c {
@@ -67,10 +67,7 @@ impl Outbox for SqlStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let lock = match self.dialect {
-            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
+        let lock = self.dialect.skip_locked();
         // Events of one object are delivered in feed order: an event waits
         // while an earlier one of the same object is still undelivered.
         let sql = format!(
@@ -122,10 +119,7 @@ impl Outbox for SqlStore {
         lease: Duration,
     ) -> Result<CommandClaim, StoreError> {
         let (kind, subject) = command_parts(command);
-        let lock = match self.dialect {
-            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
+        let lock = self.dialect.skip_locked();
         let sql = format!(
             "UPDATE outbox SET locked_until = $1, attempts = attempts + 1 WHERE id = (\
                SELECT id FROM outbox WHERE kind = $2 AND subject = $3 \
