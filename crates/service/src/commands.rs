@@ -87,23 +87,15 @@ impl Service {
                 .await?
             {
                 CommandClaim::Claimed(item) => {
-                    if let Err(error) = self.session_command(&id, command).await {
-                        warn!(payment_id = %id, %error, "inline session command failed; the outbox retries it");
-                        let at = now + backoff(item.attempts);
-                        if let Err(error) = self
-                            .deps
-                            .outbox
-                            .retry(item.id, at, &error.to_string())
-                            .await
-                        {
-                            // The lease runs out and a worker retries it all the same.
-                            debug!(payment_id = %id, %error, "could not schedule the retry");
-                        }
-                        return Ok(payment);
+                    let outcome = self.session_command(&id, command).await;
+                    let done = outcome.is_ok();
+                    if let Err(error) = self.record_outcome(&item, outcome, now).await {
+                        // Harmless: the lease runs out and a worker carries
+                        // it out again (a no-op if it went through).
+                        debug!(payment_id = %id, %error, "could not record the command's outcome");
                     }
-                    if let Err(error) = self.deps.outbox.complete(item.id).await {
-                        // Harmless: a worker runs it again and finds nothing to do.
-                        debug!(payment_id = %id, %error, "could not drop a command carried out");
+                    if !done {
+                        return Ok(payment);
                     }
                 }
                 CommandClaim::Busy => {
@@ -176,24 +168,39 @@ impl Service {
     ) -> Result<WorkReport, ServiceError> {
         let mut report = WorkReport::default();
         for item in group {
-            let span = subject_span(&item.command);
-            match self.execute(&item.command).instrument(span.clone()).await {
-                Ok(()) => {
-                    self.deps.outbox.complete(item.id).await?;
-                    report.count(true);
-                }
-                Err(error) => {
-                    span.in_scope(|| warn!(command = ?item.command, attempts = item.attempts, %error, "outbox command failed; will retry"));
-                    let at = now + backoff(item.attempts);
-                    self.deps
-                        .outbox
-                        .retry(item.id, at, &error.to_string())
-                        .await?;
-                    report.count(false);
-                }
-            }
+            let outcome = self
+                .execute(&item.command)
+                .instrument(subject_span(&item.command))
+                .await;
+            report.count(self.record_outcome(&item, outcome, now).await?);
         }
         Ok(report)
+    }
+
+    /// Records how a claimed command went, whoever carried it out (a worker,
+    /// or the request that started its payment): done, it leaves the outbox;
+    /// failed, it is tried again after its backoff. `true` when done.
+    async fn record_outcome(
+        &self,
+        item: &OutboxItem,
+        outcome: Result<(), ServiceError>,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, ServiceError> {
+        match outcome {
+            Ok(()) => {
+                self.deps.outbox.complete(item.id).await?;
+                Ok(true)
+            }
+            Err(error) => {
+                subject_span(&item.command).in_scope(|| warn!(command = ?item.command, attempts = item.attempts, %error, "outbox command failed; will retry"));
+                let at = now + backoff(item.attempts);
+                self.deps
+                    .outbox
+                    .retry(item.id, at, &error.to_string())
+                    .await?;
+                Ok(false)
+            }
+        }
     }
 
     async fn execute(&self, command: &OutboxCommand) -> Result<(), ServiceError> {

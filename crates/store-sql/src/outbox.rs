@@ -6,9 +6,9 @@ use ports::{Backlog, CommandClaim, Outbox, OutboxCommand, OutboxItem, StoreError
 use sqlx::{Any, Transaction};
 use time::{Duration, OffsetDateTime};
 
+use crate::SqlStore;
 use crate::codec::micros;
 use crate::db::{get, sql_int, store_error, to_u32};
-use crate::SqlStore;
 
 pub(crate) fn command_parts(c: &OutboxCommand) -> (&'static str, &str) {
     match c {
