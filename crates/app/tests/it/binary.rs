@@ -377,3 +377,18 @@ async fn rotate_token_key_reencrypts_stored_tokens_with_the_new_key() {
     only_new.pool().close().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Human-format logs written to a pipe (a file, journald) carry no ANSI
+/// colour codes: they are only for a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_logs_off_a_terminal_carry_no_colour_codes() {
+    let dir = temp_dir("no-ansi");
+    let mut child = spawn_sandbox_serve(&dir, &[("RECUR_LOG_FORMAT", "human")]);
+    wait_for_line(&mut child, "-d '");
+    assert!(terminate(&mut child).success());
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("INFO"), "human lines were written: {logs}");
+    assert!(!logs.contains('\u{1b}'), "an ANSI escape in: {logs}");
+    let _ = std::fs::remove_dir_all(dir);
+}
