@@ -3,7 +3,7 @@
 //! Reports arrive duplicated and out of order, so [`observe`] only ever moves
 //! a status forward: an older report is [`Ignored::Stale`].
 
-use crate::machine::{Applied, Ignored, State, Transition};
+use crate::machine::{Applied, Ignored, State, Transition, state_names};
 
 /// A Bank 131 payment session's status.
 ///
@@ -38,13 +38,13 @@ pub enum SessionStatus {
 }
 
 impl State for SessionStatus {
-    const ALL: &'static [Self] = &[
-        Self::Created,
-        Self::InProgress,
-        Self::Error,
-        Self::Accepted,
-        Self::Cancelled,
-    ];
+    state_names! {
+        Created => "created",
+        InProgress => "in_progress",
+        Error => "error",
+        Accepted => "accepted",
+        Cancelled => "cancelled",
+    }
     const MACHINE: &'static str = "BankSession";
     const TRANSITIONS: &'static [Transition<Self>] = &[
         t(Self::Created, "payment started", Self::InProgress),
@@ -57,16 +57,6 @@ impl State for SessionStatus {
         t(Self::Error, "accepted", Self::Accepted),
         t(Self::Error, "cancelled", Self::Cancelled),
     ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::InProgress => "in_progress",
-            Self::Error => "error",
-            Self::Accepted => "accepted",
-            Self::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// An acquiring payment's status inside a session.
@@ -93,12 +83,12 @@ pub enum AcquiringStatus {
 }
 
 impl State for AcquiringStatus {
-    const ALL: &'static [Self] = &[
-        Self::Pending,
-        Self::InProgress,
-        Self::Succeeded,
-        Self::Failed,
-    ];
+    state_names! {
+        Pending => "pending",
+        InProgress => "in_progress",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
     const MACHINE: &'static str = "AcquiringPayment";
     const TRANSITIONS: &'static [Transition<Self>] = &[
         t(Self::Pending, "processing", Self::InProgress),
@@ -107,15 +97,6 @@ impl State for AcquiringStatus {
         t(Self::InProgress, "succeeded", Self::Succeeded),
         t(Self::InProgress, "failed", Self::Failed),
     ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::InProgress => "in_progress",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
 }
 
 const fn t<S: Copy>(from: S, on: &'static str, to: S) -> Transition<S> {

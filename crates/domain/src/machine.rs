@@ -2,6 +2,21 @@
 
 use std::fmt;
 
+/// Writes a [`State`]'s `ALL` and `as_str` from one `Variant => "name"` list, so a state
+/// cannot be listed without a name or named twice.
+macro_rules! state_names {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
+        const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+        fn as_str(self) -> &'static str {
+            match self {
+                $(Self::$variant => $name),+
+            }
+        }
+    };
+}
+pub(crate) use state_names;
+
 /// One edge of a state machine: `from` moves to `to` on `on`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition<S: 'static> {

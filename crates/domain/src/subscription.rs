@@ -12,7 +12,7 @@ pub use error::SubscriptionError;
 pub use interval::{Interval, IntervalUnit, Period};
 
 use crate::decline::{DeclineClass, Dunning, DunningPolicy};
-use crate::machine::{Applied, Ignored, State, Transition, TransitionError};
+use crate::machine::{Applied, Ignored, State, Transition, TransitionError, state_names};
 use crate::{CustomerReference, Money, SubscriptionId, TokenId};
 
 /// A subscription's status.
@@ -29,7 +29,12 @@ pub enum SubscriptionStatus {
 }
 
 impl State for SubscriptionStatus {
-    const ALL: &'static [Self] = &[Self::Active, Self::PastDue, Self::Paused, Self::Cancelled];
+    state_names! {
+        Active => "active",
+        PastDue => "past_due",
+        Paused => "paused",
+        Cancelled => "cancelled",
+    }
     const MACHINE: &'static str = "Subscription";
     const TRANSITIONS: &'static [Transition<Self>] = &[
         Transition {
@@ -73,15 +78,6 @@ impl State for SubscriptionStatus {
             to: Self::Cancelled,
         },
     ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::PastDue => "past_due",
-            Self::Paused => "paused",
-            Self::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// A charge attempt's status.

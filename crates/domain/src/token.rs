@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use crate::machine::{Applied, Ignored, State, Transition, TransitionError};
+use crate::machine::{Applied, Ignored, State, Transition, TransitionError, state_names};
 use crate::{CustomerReference, PaymentId, RecurrentTokenSecret, TokenId};
 
 /// A token's lifecycle.
@@ -17,7 +17,11 @@ pub enum TokenStatus {
 }
 
 impl State for TokenStatus {
-    const ALL: &'static [Self] = &[Self::Active, Self::Disabling, Self::Disabled];
+    state_names! {
+        Active => "active",
+        Disabling => "disabling",
+        Disabled => "disabled",
+    }
     const MACHINE: &'static str = "RecurrentToken";
     const TRANSITIONS: &'static [Transition<Self>] = &[
         Transition {
@@ -41,14 +45,6 @@ impl State for TokenStatus {
             to: Self::Disabled,
         },
     ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabling => "disabling",
-            Self::Disabled => "disabled",
-        }
-    }
 }
 
 /// Which rail a token charges.

@@ -1,6 +1,6 @@
 //! The merchant-facing payment status and its transition table.
 
-use crate::machine::{State, Transition};
+use crate::machine::{State, Transition, state_names};
 
 /// The merchant-facing payment status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,14 +20,14 @@ pub enum PaymentStatus {
 }
 
 impl State for PaymentStatus {
-    const ALL: &'static [Self] = &[
-        Self::Pending,
-        Self::RequiresAction,
-        Self::RequiresConfirmation,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-    ];
+    state_names! {
+        Pending => "pending",
+        RequiresAction => "requires_action",
+        RequiresConfirmation => "requires_confirmation",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
     const MACHINE: &'static str = "Payment";
     const TRANSITIONS: &'static [Transition<Self>] = &[
         t(
@@ -84,17 +84,6 @@ impl State for PaymentStatus {
         ),
         t(Self::RequiresAction, "cancel confirmed", Self::Cancelled),
     ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::RequiresAction => "requires_action",
-            Self::RequiresConfirmation => "requires_confirmation",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
 }
 
 const fn t(from: PaymentStatus, on: &'static str, to: PaymentStatus) -> Transition<PaymentStatus> {
