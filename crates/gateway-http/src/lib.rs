@@ -29,7 +29,7 @@ use bank131::requests::{
 use bank131::{IDEMPOTENCY_HEADER, PROJECT_HEADER, SIGN_HEADER, Signer, map, methods};
 use domain::{BankCode, BankSessionId, DeclineClass, Money, RecurrentTokenSecret, SessionCommand};
 use ports::{
-    CreateSession, GatewayError, PaymentGateway, Project, SessionCall, SessionSnapshot,
+    CreateSession, GatewayError, PaymentGateway, Project, SessionCall, SessionRef, SessionSnapshot,
     StartPayment, TokenInfo, WidgetToken,
 };
 use serde::Serialize;
@@ -217,7 +217,10 @@ impl HttpGateway {
             {
                 // The same request ran before: its result is the session's state now.
                 match session_id {
-                    Some(id) => self.session_status(id.clone(), project).await,
+                    Some(id) => {
+                        self.session_status(SessionRef::new(id.clone(), project))
+                            .await
+                    }
                     None => Err(GatewayError::Conflict(format!(
                         "{method} already done with this idempotency key"
                     ))),
@@ -350,35 +353,30 @@ impl PaymentGateway for HttpGateway {
 
     async fn refund(
         &self,
-        session_id: BankSessionId,
-        project: Project,
+        session: SessionRef,
         amount: Option<Money>,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError> {
         let body = RefundRequest {
-            session_id: session_id.as_str().to_owned(),
+            session_id: session.session_id.as_str().to_owned(),
             amount_details: amount.map(map::amount),
         };
         self.session_call(
-            project,
+            session.project,
             methods::SESSION_REFUND,
             &body,
-            Some(&session_id),
+            Some(&session.session_id),
             Some(&idempotency_key),
         )
         .await
     }
 
-    async fn session_status(
-        &self,
-        session_id: BankSessionId,
-        project: Project,
-    ) -> Result<SessionSnapshot, GatewayError> {
+    async fn session_status(&self, session: SessionRef) -> Result<SessionSnapshot, GatewayError> {
         let response = self
             .call(
-                project,
+                session.project,
                 methods::SESSION_STATUS,
-                &session_body(&session_id),
+                &session_body(&session.session_id),
                 None,
             )
             .await?;
@@ -387,17 +385,18 @@ impl PaymentGateway for HttpGateway {
 
     async fn widget_token(
         &self,
-        session_id: BankSessionId,
-        project: Project,
+        session: SessionRef,
         show_recurrent_checkbox: bool,
     ) -> Result<WidgetToken, GatewayError> {
         let body = WidgetTokenRequest {
             acquiring_widget: AcquiringWidget {
-                session_id: session_id.as_str().to_owned(),
+                session_id: session.session_id.as_str().to_owned(),
                 show_recurrent_checkbox: Some(show_recurrent_checkbox),
             },
         };
-        let response = self.call(project, methods::TOKEN, &body, None).await?;
+        let response = self
+            .call(session.project, methods::TOKEN, &body, None)
+            .await?;
         let public_token = response.public_token.ok_or_else(|| {
             GatewayError::UnknownOutcome("token: no public_token in the answer".into())
         })?;

@@ -180,6 +180,25 @@ impl SessionCall {
     }
 }
 
+/// A session at the bank: every call on one names it and the project it runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    /// The session.
+    pub session_id: BankSessionId,
+    /// The project the session belongs to.
+    pub project: Project,
+}
+
+impl SessionRef {
+    /// `session_id` in `project`.
+    pub fn new(session_id: BankSessionId, project: Project) -> Self {
+        Self {
+            session_id,
+            project,
+        }
+    }
+}
+
 /// A public token for the bank's payment widget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WidgetToken {
@@ -204,22 +223,16 @@ pub trait PaymentGateway: Send + Sync {
     /// `session/refund`, full when `amount` is `None`.
     async fn refund(
         &self,
-        session_id: BankSessionId,
-        project: Project,
+        session: SessionRef,
         amount: Option<Money>,
         idempotency_key: String,
     ) -> Result<SessionSnapshot, GatewayError>;
     /// `session/status`: how every unknown outcome is resolved.
-    async fn session_status(
-        &self,
-        session_id: BankSessionId,
-        project: Project,
-    ) -> Result<SessionSnapshot, GatewayError>;
+    async fn session_status(&self, session: SessionRef) -> Result<SessionSnapshot, GatewayError>;
     /// `token` for the payment widget.
     async fn widget_token(
         &self,
-        session_id: BankSessionId,
-        project: Project,
+        session: SessionRef,
         show_recurrent_checkbox: bool,
     ) -> Result<WidgetToken, GatewayError>;
     /// `token/info` about a recurrent token.

@@ -61,7 +61,8 @@ use time::{Duration, OffsetDateTime};
 
 pub use gateway::{
     CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project, SessionCall,
-    SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError, WidgetToken,
+    SessionRef, SessionSnapshot, StartPayment, TokenInfo, WebhookDecoder, WebhookError,
+    WidgetToken,
 };
 pub use store::{
     Backlog, ChangeSet, ChargeAttempt, CommandClaim, DueCheck, Event, EventLog, IDEMPOTENCY_LEASE,

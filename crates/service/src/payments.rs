@@ -7,7 +7,7 @@ use domain::{
 };
 use ports::{
     ChangeSet, CreateSession, GatewayError, IdempotencyBinding, IdempotencyLease, Instrument, Page,
-    Project, StartPayment, Write,
+    Project, SessionRef, StartPayment, Write,
 };
 use tracing::{info, warn};
 
@@ -329,7 +329,7 @@ impl Service {
                 let widget = self
                     .deps
                     .gateway
-                    .widget_token(session_id, project, checkbox);
+                    .widget_token(SessionRef::new(session_id, project), checkbox);
                 match widget.await {
                     Ok(widget) => PaymentChange::ShowWidget(widget.public_token),
                     // Only a public token was asked for: nothing moved.
@@ -432,7 +432,7 @@ impl Service {
         let snapshot = self
             .deps
             .gateway
-            .refund(session, project, Some(amount), key)
+            .refund(SessionRef::new(session, project), Some(amount), key)
             .await?;
         match snapshot.fact {
             Some(fact @ BankFact::Refunded { .. }) => Ok(self

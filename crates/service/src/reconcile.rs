@@ -6,7 +6,7 @@ use domain::{
     BankCode, BankFact, Failure, Payment, PaymentMethod, PaymentStatus, SessionCommand,
     SessionStatus, State,
 };
-use ports::{DueCheck, GatewayError, Project, SessionCall};
+use ports::{DueCheck, GatewayError, Project, SessionCall, SessionRef};
 use time::Duration;
 use tracing::{Instrument, info, warn};
 
@@ -83,7 +83,7 @@ impl Service {
         let snapshot = match self
             .deps
             .gateway
-            .session_status(session.clone(), project)
+            .session_status(SessionRef::new(session.clone(), project))
             .await
         {
             Ok(snapshot) => snapshot,

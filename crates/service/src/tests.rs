@@ -267,7 +267,7 @@ async fn unknown_outcome_stays_pending_and_is_reconciled_never_resent() {
     h.gateway
         .expect_session_status()
         .times(1)
-        .returning(|_, _| Ok(snapshot("ps_1", Some(BankFact::Succeeded { token: None }))));
+        .returning(|_| Ok(snapshot("ps_1", Some(BankFact::Succeeded { token: None }))));
     let (service, _db) = h.service();
 
     let payment = service

@@ -80,8 +80,9 @@ enum MethodDoc {
     },
 }
 
+/// The stored form of a [`NextAction`]: `{"type": "redirect", "url": …}` and so on.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(remote = "NextAction", tag = "type", rename_all = "snake_case")]
 enum ActionDoc {
     Redirect {
         url: String,
@@ -95,6 +96,10 @@ enum ActionDoc {
         public_token: String,
     },
 }
+
+/// A payment's next action, if any, in its stored form.
+#[derive(Serialize, Deserialize)]
+struct StoredAction(#[serde(with = "ActionDoc")] NextAction);
 
 #[derive(Serialize, Deserialize)]
 struct FailureDoc {
@@ -120,7 +125,7 @@ struct PaymentDoc {
     session_id: Option<String>,
     session_status: Option<String>,
     acquiring_status: Option<String>,
-    next_action: Option<ActionDoc>,
+    next_action: Option<StoredAction>,
     token_id: Option<String>,
     failure: Option<FailureDoc>,
     refunded: MoneyDoc,
@@ -225,19 +230,7 @@ pub fn payment_json(p: &domain::Payment) -> String {
         session_id: parts.session_id.map(|s| s.to_string()),
         session_status: parts.session_status.map(|s| s.as_str().to_owned()),
         acquiring_status: parts.acquiring_status.map(|s| s.as_str().to_owned()),
-        next_action: parts.next_action.map(|a| match a {
-            NextAction::Redirect {
-                url,
-                method,
-                params,
-            } => ActionDoc::Redirect {
-                url,
-                method,
-                params,
-            },
-            NextAction::Qr { content } => ActionDoc::Qr { content },
-            NextAction::Widget { public_token } => ActionDoc::Widget { public_token },
-        }),
+        next_action: parts.next_action.map(StoredAction),
         token_id: parts.token_id.map(|t| t.to_string()),
         failure: parts.failure.map(|f| FailureDoc {
             code: f.code.as_str().to_owned(),
@@ -311,19 +304,7 @@ pub fn payment_from_json(text: &str) -> Result<domain::Payment, Corrupt> {
             .as_deref()
             .map(state::<AcquiringStatus>)
             .transpose()?,
-        next_action: d.next_action.map(|a| match a {
-            ActionDoc::Redirect {
-                url,
-                method,
-                params,
-            } => NextAction::Redirect {
-                url,
-                method,
-                params,
-            },
-            ActionDoc::Qr { content } => NextAction::Qr { content },
-            ActionDoc::Widget { public_token } => NextAction::Widget { public_token },
-        }),
+        next_action: d.next_action.map(|StoredAction(a)| a),
         token_id: d
             .token_id
             .as_deref()

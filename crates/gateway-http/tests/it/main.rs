@@ -15,7 +15,7 @@ use domain::*;
 use gateway_http::{GatewayConfig, HttpGateway};
 use ports::{
     CreateSession, DecodedWebhook, GatewayError, Instrument, PaymentGateway, Project, SessionCall,
-    SessionSnapshot, StartPayment, WebhookDecoder,
+    SessionRef, SessionSnapshot, StartPayment, WebhookDecoder,
 };
 use sandbox::bank::Faults;
 use sandbox::{Sandbox, SandboxConfig};
@@ -397,7 +397,7 @@ async fn seed_000_failed_3ds_ends_with_3ds_error() {
     .await;
     let status = w
         .gateway
-        .session_status(session, Project::Main)
+        .session_status(SessionRef::new(session, Project::Main))
         .await
         .unwrap();
     assert!(
@@ -434,7 +434,7 @@ async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_t
     let session = w.session("pay_w", "lucky", rub(10_000)).await;
     let widget = w
         .gateway
-        .widget_token(session.clone(), Project::Main, true)
+        .widget_token(SessionRef::new(session.clone(), Project::Main), true)
         .await
         .unwrap();
     assert!(widget.public_token.starts_with("pt_"));
@@ -465,7 +465,7 @@ async fn seed_001_a_widget_payment_waits_for_confirm_then_pays_with_the_ticked_t
     let unticked = w.session("pay_w2", "lucky", rub(10_000)).await;
     let widget = w
         .gateway
-        .widget_token(unticked.clone(), Project::Main, false)
+        .widget_token(SessionRef::new(unticked.clone(), Project::Main), false)
         .await
         .unwrap();
     w.control(
@@ -570,7 +570,7 @@ async fn seed_003_fps_qr_paid_issues_a_token_and_expired_fails() {
         .await;
         let status = w
             .gateway
-            .session_status(session, Project::Main)
+            .session_status(SessionRef::new(session, Project::Main))
             .await
             .unwrap();
         if pay {
@@ -692,8 +692,7 @@ async fn refunds_report_the_refunded_total() {
     let (session, _) = w.card_payment("pay_r", "4242424242424242", false).await;
     w.gateway
         .refund(
-            session.clone(),
-            Project::Main,
+            SessionRef::new(session.clone(), Project::Main),
             Some(rub(4_000)),
             "r1".into(),
         )
@@ -752,7 +751,10 @@ async fn a_wrong_signature_is_refused_with_authentication_error_and_nothing_done
     .unwrap();
     assert!(
         wrong_project
-            .session_status(BankSessionId::parse("ps_1").unwrap(), Project::Main)
+            .session_status(SessionRef::new(
+                BankSessionId::parse("ps_1").unwrap(),
+                Project::Main
+            ))
             .await
             .is_err()
     );
@@ -852,7 +854,7 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
     );
     let status = w
         .gateway
-        .session_status(session, Project::Main)
+        .session_status(SessionRef::new(session, Project::Main))
         .await
         .unwrap();
     assert_eq!(
@@ -869,7 +871,10 @@ async fn api_timeouts_and_lost_answers_are_unknown_outcomes_resolved_by_session_
     });
     let timed_out = w
         .gateway
-        .session_status(BankSessionId::parse("ps_1").unwrap(), Project::Main)
+        .session_status(SessionRef::new(
+            BankSessionId::parse("ps_1").unwrap(),
+            Project::Main,
+        ))
         .await;
     assert!(
         matches!(timed_out, Err(GatewayError::UnknownOutcome(_))),
@@ -905,7 +910,7 @@ async fn the_lost_answer_test_card_executes_and_times_out() {
     );
     assert_eq!(
         w.gateway
-            .session_status(session, Project::Main)
+            .session_status(SessionRef::new(session, Project::Main))
             .await
             .unwrap()
             .fact,
@@ -993,7 +998,7 @@ async fn garbage_5xx_timeouts_and_redirects_are_unknown_outcomes() {
     // A redirect is not followed: the signed request never goes elsewhere.
     for path in ["garbage", "html500", "slow", "redirect"] {
         let result = gateway_at(&format!("{base}/{path}"))
-            .session_status(ps(), Project::Main)
+            .session_status(SessionRef::new(ps(), Project::Main))
             .await;
         assert!(
             matches!(result, Err(GatewayError::UnknownOutcome(_))),
@@ -1006,7 +1011,7 @@ async fn garbage_5xx_timeouts_and_redirects_are_unknown_outcomes() {
 async fn error_envelopes_map_to_transient_or_conflict_by_code() {
     let base = fault_server().await;
     let result = gateway_at(&format!("{base}/error"))
-        .session_status(ps(), Project::Main)
+        .session_status(SessionRef::new(ps(), Project::Main))
         .await;
     assert!(
         matches!(result, Err(GatewayError::Transient(_))),
@@ -1032,7 +1037,7 @@ async fn a_refused_connection_is_transient_and_a_reset_is_unknown() {
     let closed = listener.local_addr().unwrap();
     drop(listener);
     let result = gateway_at(&format!("http://{closed}"))
-        .session_status(ps(), Project::Main)
+        .session_status(SessionRef::new(ps(), Project::Main))
         .await;
     assert!(
         matches!(result, Err(GatewayError::Transient(_))),
@@ -1053,7 +1058,7 @@ async fn a_refused_connection_is_transient_and_a_reset_is_unknown() {
         }
     });
     let result = gateway_at(&format!("http://{addr}"))
-        .session_status(ps(), Project::Main)
+        .session_status(SessionRef::new(ps(), Project::Main))
         .await;
     assert!(
         matches!(result, Err(GatewayError::UnknownOutcome(_))),
@@ -1184,7 +1189,7 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
     let widget_session = w.session("pay_widgetpage", "lucky", rub(1_000)).await;
     let widget = w
         .gateway
-        .widget_token(widget_session, Project::Main, true)
+        .widget_token(SessionRef::new(widget_session, Project::Main), true)
         .await
         .unwrap();
     let page = http
@@ -1244,7 +1249,7 @@ async fn the_customer_pages_show_the_qr_code_the_widget_form_and_send_3ds_back()
     );
     let status = w
         .gateway
-        .session_status(three_ds, Project::Main)
+        .session_status(SessionRef::new(three_ds, Project::Main))
         .await
         .unwrap();
     assert!(matches!(status.fact, Some(BankFact::Failed(ref f)) if f.code.as_str() == "3DS_error"));
@@ -1340,7 +1345,7 @@ async fn customer_present_payments_run_on_the_3ds_project_and_each_session_stays
     assert_eq!(project_of(&mit_session).as_deref(), Some("main-project"));
     // A session answers only the project that created it.
     let wrong = gateway
-        .session_status(card_session, Project::Main)
+        .session_status(SessionRef::new(card_session, Project::Main))
         .await
         .unwrap_err();
     assert!(
