@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! - `codegen`: writes the generated docs (`docs/state-machines.md`, `docs/openapi.json`).
-//! - `bench`: runs the benchmarks (release) and writes `docs/benchmarks.md`.
+//! - `bench [--quick] [section ...]`: runs the benchmarks (release); a full
+//!   run of every section writes `docs/benchmarks.md`.
 //! - `fuzz [--seconds N]`: runs every `cargo fuzz` target for N seconds.
 //! - `check`: everything CI checks after the tests (format, clippy, dependency
 //!   direction, fresh generated files, no placeholders, `cargo deny`, docs
@@ -20,13 +21,15 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("codegen") => codegen::run(codegen::Mode::Write),
         Some("check") => check(),
-        Some("bench") => bench(),
+        Some("bench") => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => {
             let args: Vec<String> = std::env::args().collect();
             fuzz::seconds(&args).and_then(fuzz::run)
         }
         _ => {
-            eprintln!("usage: cargo xtask <codegen|check|bench|fuzz [--seconds N]>");
+            eprintln!(
+                "usage: cargo xtask <codegen|check|bench [--quick] [section ...]|fuzz [--seconds N]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -145,23 +148,45 @@ fn deny() -> Result<(), String> {
     }
 }
 
-/// Runs the benchmarks in release mode and writes `docs/benchmarks.md`.
-fn bench() -> Result<(), String> {
-    eprintln!("$ cargo run --release -p app --example bench");
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["run", "--release", "-q", "-p", "app", "--example", "bench"])
+/// Builds the `recur` binary and the benchmarks in release mode, runs them and,
+/// when every section ran at full size, writes `docs/benchmarks.md`. `args`
+/// (`--quick`, section names) go to the benchmark binary.
+fn bench(args: &[String]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("$ cargo build --release -p app --bins --example bench");
+    let built = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "app",
+            "--bins",
+            "--example",
+            "bench",
+        ])
         .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot build the benchmarks: {e}"))?;
+    if !built.success() {
+        return Err("the benchmarks did not build".into());
+    }
+    eprintln!("$ target/release/examples/bench {}", args.join(" "));
+    let out = Command::new(root().join("target/release/examples/bench"))
+        .args(args)
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run the benchmarks: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "the benchmarks failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err("the benchmarks failed (see above)".into());
     }
     let report = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
-    let path = root().join("docs/benchmarks.md");
-    std::fs::write(&path, &report).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if args.is_empty() {
+        let path = root().join("docs/benchmarks.md");
+        std::fs::write(&path, &report)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     print!("{report}");
     Ok(())
 }

@@ -45,6 +45,10 @@ pub fn test_server_url() -> String {
 pub async fn open(url: &str, keys: Arc<TokenKeys>) -> Result<SqlStore, StoreError> {
     let options = AnyPoolOptions::new()
         .max_connections(16)
+        // No ping before each use: it is a round trip on every statement
+        // batch, and a connection that died is dropped by the pool at its
+        // first failed use anyway (that use fails and is retried or answered 503).
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10));
     store_sql::connect(
         options,

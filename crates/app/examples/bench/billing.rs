@@ -1,0 +1,129 @@
+//! Benchmark 1, the billing day: monthly subscriptions falling due at the
+//! same moment (test clock), in-process sandbox, PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use app::Config;
+use app::demo::{self, Client};
+
+use crate::measure::{cpu_time, peak_rss_mib, postgres_database, reset_peak_rss};
+use crate::seed;
+
+/// What a billing day measured.
+pub struct BillingDay {
+    pub subscriptions: u32,
+    pub took: Duration,
+    pub cpu: Duration,
+    pub signatures: u64,
+    pub double_charges: usize,
+    pub peak_rss_mib: f64,
+}
+
+impl BillingDay {
+    pub fn charges_per_second(&self) -> f64 {
+        f64::from(self.subscriptions) / self.took.as_secs_f64()
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    pub fn signatures_per_charge(&self) -> f64 {
+        self.signatures as f64 / f64::from(self.subscriptions)
+    }
+}
+
+/// `n` monthly subscriptions that fall due at the same moment, with
+/// `history` finished payments already stored: the test clock moves past the
+/// moment, and the run ends when the sandbox has charged every one.
+pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
+    let tag = format!("{}_{history}_{in_flight}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("recur-bench-day-{tag}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let database = postgres_database(&format!("recur_bench_day_{tag}")).await;
+    let mut config = Config::ephemeral(dir.join("state"), database.clone());
+    config.worker_in_flight = in_flight;
+    let running = app::start(config).await.expect("service");
+    let client = Client::of(&running);
+    let sandbox = running.sandbox.clone().expect("sandbox mode");
+    let token = demo::saved_card_token(&client, "cust-day")
+        .await
+        .expect("token");
+    if history > 0 {
+        seed::history(&database, history).await;
+    }
+    let (_, clock) = client.get("/v1/test/clock").await;
+    let now = time::OffsetDateTime::parse(
+        clock["now"].as_str().expect("now"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("time");
+    let due = (now + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let (client, token, due) = (client.clone(), token.clone(), due.clone());
+            tokio::spawn(async move {
+                for i in (w..n).step_by(16) {
+                    let body = serde_json::json!({ "customer": { "reference": "cust-day" },
+                        "token_id": token, "amount": { "value": 100_000 + i, "currency": "RUB" },
+                        "interval": { "unit": "month", "count": 1 }, "start_at": due });
+                    let (status, created) = client.post("/v1/subscriptions", &body).await;
+                    assert_eq!(status, 201, "{created}");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let charged = |sandbox: &sandbox::Sandbox| {
+        sandbox
+            .ledger()
+            .iter()
+            .filter(|e| e.kind == "charge" && e.amount >= 100_000)
+            .count()
+    };
+    let signatures = bank131::signatures_made();
+    let cpu = cpu_time();
+    reset_peak_rss();
+    let started = Instant::now();
+    let (status, moved) = client
+        .post(
+            "/v1/test/clock/advance",
+            &serde_json::json!({ "seconds": 86_400 + 60 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    let total = usize::try_from(n).expect("fits");
+    while charged(&sandbox) < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "billing day not over in 15 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu);
+    // Let the last webhooks and confirms land before counting signatures.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let signatures = bank131::signatures_made() - signatures;
+    let mut amounts: Vec<i64> = sandbox
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "charge" && e.amount >= 100_000)
+        .map(|e| e.amount)
+        .collect();
+    let all = amounts.len();
+    amounts.sort_unstable();
+    amounts.dedup();
+    let peak = peak_rss_mib();
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    BillingDay {
+        subscriptions: n,
+        took,
+        cpu,
+        signatures,
+        double_charges: all - amounts.len(),
+        peak_rss_mib: peak,
+    }
+}
