@@ -179,7 +179,8 @@ fn bench(args: &[String]) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run the benchmarks: {e}"))?;
     if !out.status.success() {
-        return Err("the benchmarks failed (see above)".into());
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        return Err("the benchmarks failed (see above; what they measured is printed)".into());
     }
     let report = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
     if args.is_empty() {

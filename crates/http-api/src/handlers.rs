@@ -304,17 +304,23 @@ pub(crate) async fn advance_clock(
         (None, Some(to)) => ClockMove::To(parse_timestamp("to", &to)?),
         _ => return Err(ApiError::bad_request("give exactly one of seconds or to")),
     };
-    let now = state
-        .service
-        .advance_clock(
-            step,
-            if input.service_down {
-                Meanwhile::ServiceDown
-            } else {
-                Meanwhile::ServiceRunning
-            },
-        )
+    let meanwhile = if input.service_down {
+        Meanwhile::ServiceDown
+    } else {
+        Meanwhile::ServiceRunning
+    };
+    // A task of its own: a client that stops waiting (or the request
+    // timeout) must not cut the charges that fell due off halfway.
+    let service = state.service.clone();
+    let now = tokio::spawn(async move { service.advance_clock(step, meanwhile).await })
         .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                format!("the clock's move failed: {e}"),
+            )
+        })?
         .map_err(|e| match e {
             ServiceError::State(m) => ApiError::new(StatusCode::CONFLICT, "clock_backwards", m),
             other => other.into(),

@@ -118,13 +118,18 @@ impl Sandbox {
         };
         if sandbox.inner.config.state_file.is_some() {
             // Writes are batched: a busy sandbox saves at most every SAVE_EVERY,
-            // instead of re-serializing its whole state on every call.
+            // instead of re-serializing its whole state on every call; and a
+            // large state, whose save takes long, is saved less often, so
+            // that saving never takes more than a twentieth of the time.
             let weak = Arc::downgrade(&sandbox.inner);
             tokio::spawn(async move {
+                let mut pause = SAVE_EVERY;
                 loop {
-                    tokio::time::sleep(SAVE_EVERY).await;
+                    tokio::time::sleep(pause).await;
                     let Some(inner) = weak.upgrade() else { return };
+                    let started = std::time::Instant::now();
                     Sandbox { inner }.flush();
+                    pause = SAVE_EVERY.max(started.elapsed() * 20);
                 }
             });
         }

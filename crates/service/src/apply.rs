@@ -81,19 +81,22 @@ impl Service {
         id: &PaymentId,
         change: PaymentChange,
     ) -> Result<(Payment, Applied<PaymentStatus>), ServiceError> {
-        self.change_read_payment(id, None, change, None).await
+        let (stored, applied) = self.change_read_payment(id, None, change, None).await?;
+        Ok((stored.value, applied))
     }
 
     /// [`Service::change_payment`] starting from a payment already read
     /// (re-read only after a conflict), and marking an inbox item applied in
-    /// the same commit, whether the change moved the payment or not.
+    /// the same commit, whether the change moved the payment or not. Returns
+    /// the payment as stored now, with its version, so that the next step
+    /// need not read it again.
     pub(crate) async fn change_read_payment<'a>(
         &'a self,
         id: &'a PaymentId,
         mut first: Option<Versioned<Payment>>,
         change: PaymentChange,
         inbox_item: Option<i64>,
-    ) -> Result<(Payment, Applied<PaymentStatus>), ServiceError> {
+    ) -> Result<(Versioned<Payment>, Applied<PaymentStatus>), ServiceError> {
         self.retry_on_conflict(&format!("payment {id}"), |_, now| {
             let read = first.take();
             let change = change.clone();
@@ -103,6 +106,7 @@ impl Service {
                     None => self.read_payment(id).await?,
                 };
                 let mut payment = read.value;
+                let version = read.version;
                 let outcome = apply(&mut payment, change, now)?;
                 let applied = outcome.applied.clone();
                 let mut changes = if applied.is_changed() {
@@ -112,10 +116,16 @@ impl Service {
                     ChangeSet::default()
                 };
                 changes.inbox_applied.extend(inbox_item);
+                // A write of the payment takes its version one up (the port's rule).
+                let written = changes.payments.iter().any(|w| w.value.id() == id);
+                let stored = |value| Versioned {
+                    value,
+                    version: version + i64::from(written),
+                };
                 Ok(if changes.is_empty() {
-                    Attempt::Unchanged((payment, applied))
+                    Attempt::Unchanged((stored(payment), applied))
                 } else {
-                    Attempt::Commit(changes, (payment, applied))
+                    Attempt::Commit(changes, (stored(payment), applied))
                 })
             })
         })

@@ -3,7 +3,9 @@
 
 use domain::{BankFact, Payment, PaymentId, SessionCommand};
 use futures_util::{StreamExt, stream};
-use ports::{CommandClaim, GatewayError, OutboxCommand, OutboxItem, Project, SessionCall};
+use ports::{
+    CommandClaim, GatewayError, OutboxCommand, OutboxItem, Project, SessionCall, Versioned,
+};
 use time::Duration;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -80,31 +82,33 @@ impl Service {
             };
             let id = payment.id().clone();
             let now = self.deps.wall_clock.now();
-            match self
+            payment = match self
                 .deps
                 .outbox
                 .claim_command(&queued(&id, command), now, LEASE)
                 .await?
             {
                 CommandClaim::Claimed(item) => {
-                    let outcome = self.session_command(&id, command).await;
-                    let done = outcome.is_ok();
+                    let (outcome, next) = match self.session_command(&id, command).await {
+                        Ok(stored) => (Ok(()), Some(stored.value)),
+                        Err(error) => (Err(error), None),
+                    };
                     if let Err(error) = self.record_outcome(&item, outcome, now).await {
                         // Harmless: the lease runs out and a worker carries
                         // it out again (a no-op if it went through).
                         debug!(payment_id = %id, %error, "could not record the command's outcome");
                     }
-                    if !done {
-                        return Ok(payment);
+                    match next {
+                        Some(next) => next,
+                        None => return Ok(payment),
                     }
                 }
                 CommandClaim::Busy => {
                     debug!(payment_id = %id, ?command, "a worker is sending it; waiting for the payment to move");
                     return self.moved_on(&id, command).await;
                 }
-                CommandClaim::NotQueued => self.session_command(&id, command).await?,
-            }
-            payment = self.payment(&id).await?;
+                CommandClaim::NotQueued => self.session_command(&id, command).await?.value,
+            };
         }
         Ok(payment)
     }
@@ -204,34 +208,30 @@ impl Service {
     }
 
     async fn execute(&self, command: &OutboxCommand) -> Result<(), ServiceError> {
-        match command {
-            OutboxCommand::ConfirmSession(id) => {
-                self.session_command(id, SessionCommand::Confirm).await
-            }
-            OutboxCommand::CancelSession(id) => {
-                self.session_command(id, SessionCommand::Cancel).await
-            }
-            OutboxCommand::CaptureSession(id) => {
-                self.session_command(id, SessionCommand::Capture).await
-            }
-            OutboxCommand::DisableToken(id) => self.disable_token_at_bank(id).await,
-            OutboxCommand::DeliverEvent(id) => self.deliver_event(id).await,
-        }
+        let (id, session_command) = match command {
+            OutboxCommand::ConfirmSession(id) => (id, SessionCommand::Confirm),
+            OutboxCommand::CancelSession(id) => (id, SessionCommand::Cancel),
+            OutboxCommand::CaptureSession(id) => (id, SessionCommand::Capture),
+            OutboxCommand::DisableToken(id) => return self.disable_token_at_bank(id).await,
+            OutboxCommand::DeliverEvent(id) => return self.deliver_event(id).await,
+        };
+        self.session_command(id, session_command).await.map(drop)
     }
 
     /// Sends a session command if the payment still waits for it (a command
-    /// that the inline path already sent is a no-op when the outbox runs it).
+    /// that the inline path already sent is a no-op when the outbox runs it),
+    /// and returns the payment as stored afterwards.
     async fn session_command(
         &self,
         id: &PaymentId,
         command: SessionCommand,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Versioned<Payment>, ServiceError> {
         let read = self.read_payment(id).await?;
         let (Some(session), true) = (
             read.value.session_id().cloned(),
             read.value.pending_session_command() == Some(command),
         ) else {
-            return Ok(());
+            return Ok(read);
         };
         let gateway = &self.deps.gateway;
         let project = Project::for_method(read.value.method());
@@ -258,11 +258,14 @@ impl Service {
             }
             Err(error) => return Err(error.into()),
         };
-        if let Some(change) = change {
-            self.change_read_payment(id, Some(read), change, None)
-                .await?;
-        }
-        Ok(())
+        Ok(match change {
+            Some(change) => {
+                self.change_read_payment(id, Some(read), change, None)
+                    .await?
+                    .0
+            }
+            None => read,
+        })
     }
 }
 

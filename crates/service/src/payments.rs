@@ -7,7 +7,7 @@ use domain::{
 };
 use ports::{
     ChangeSet, CreateSession, GatewayError, IdempotencyBinding, IdempotencyLease, Instrument, Page,
-    Project, SessionRef, StartPayment, Write,
+    Project, SessionRef, StartPayment, Versioned, Write,
 };
 use tracing::{info, warn};
 
@@ -142,7 +142,8 @@ impl Service {
             Err(ended) => return Ok(ended),
         };
         info!(payment_id = %payment.id(), resumption, "resuming a payment whose bank session was never created");
-        self.send(payment.clone(), instrument, resumption).await
+        self.send(payment.clone(), None, instrument, resumption)
+            .await
     }
 
     /// Starts again, in its session, a payment the bank never started
@@ -160,7 +161,8 @@ impl Service {
         };
         let key = format!("{}:start:{restart}", payment.id());
         info!(payment_id = %payment.id(), restart, "starting again a payment the bank never started");
-        self.begin(payment.clone(), session, instrument, key).await
+        self.begin(payment.clone(), None, session, instrument, key)
+            .await
     }
 
     /// The instrument to send a stored payment again with, or the payment
@@ -233,17 +235,20 @@ impl Service {
     ) -> Result<Payment, ServiceError> {
         with.payments.push(Write::insert(payment.clone()));
         self.deps.uow.commit(with, self.now()).await?;
-        self.send(payment, instrument, 0).await
+        // Inserted: version 1 (the port's rule), so the next step needs no read.
+        self.send(payment, Some(1), instrument, 0).await
     }
 
     /// Creates the stored payment's bank session (a new `session/create`
     /// key for each `resumption`), records it, and starts the payment in it.
+    /// `version` is the stored payment's, when the caller knows it (else it is read).
     /// A `session/create` that does not answer leaves the payment pending,
     /// marked to be resumed at once; one the bank refuses fails it (nothing
     /// moved either way).
     async fn send(
         &self,
         payment: Payment,
+        version: Option<i64>,
         instrument: Option<Instrument>,
         resumption: u32,
     ) -> Result<Payment, ServiceError> {
@@ -292,24 +297,40 @@ impl Service {
                 return Ok(payment);
             }
         };
-        let (payment, attached) = self
-            .change_payment(&id, PaymentChange::AttachSession(session_id.clone()))
+        let known = version.map(|version| Versioned {
+            value: payment,
+            version,
+        });
+        let (stored, attached) = self
+            .change_read_payment(
+                &id,
+                known,
+                PaymentChange::AttachSession(session_id.clone()),
+                None,
+            )
             .await?;
         if !attached.is_changed() {
             // Another path attached its own session first and carries the payment.
-            return Ok(payment);
+            return Ok(stored.value);
         }
-
-        self.begin(payment, session_id, instrument, format!("{id}:start"))
-            .await
+        self.begin(
+            stored.value,
+            Some(stored.version),
+            session_id,
+            instrument,
+            format!("{id}:start"),
+        )
+        .await
     }
 
     /// Starts the payment in its recorded session: the widget's public
     /// token, or `session/start/payment` with `start_key`. The token of a
     /// token payment is read again first: one disabled since is not charged.
+    /// `version` is the stored payment's, when the caller knows it.
     async fn begin(
         &self,
         payment: Payment,
+        version: Option<i64>,
         session_id: BankSessionId,
         instrument: Option<Instrument>,
         start_key: String,
@@ -362,8 +383,12 @@ impl Service {
                 }
             }
         };
-        let (payment, _) = self.change_payment(&id, change).await?;
-        self.follow_up(payment).await
+        let known = version.map(|version| Versioned {
+            value: payment,
+            version,
+        });
+        let (stored, _) = self.change_read_payment(&id, known, change, None).await?;
+        self.follow_up(stored.value).await
     }
 
     /// Whether a token payment's token can still be charged, read right

@@ -75,12 +75,22 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
     for worker in workers {
         worker.await.expect("worker");
     }
-    let charged = |sandbox: &sandbox::Sandbox| {
-        sandbox
-            .ledger()
-            .iter()
-            .filter(|e| e.kind == "charge" && e.amount >= 100_000)
-            .count()
+    // Done when recur has settled every charge (the bank's payment_finished
+    // applied), not merely when the bank has charged.
+    let mut db = {
+        use sqlx::Connection;
+        sqlx::AnyConnection::connect(&database)
+            .await
+            .expect("database")
+    };
+    let settled = async |db: &mut sqlx::AnyConnection| -> usize {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscription_charges WHERE status = 'succeeded'",
+        )
+        .fetch_one(db)
+        .await
+        .expect("count");
+        usize::try_from(n).expect("count")
     };
     let signatures = bank131::signatures_made();
     let cpu = cpu_time();
@@ -92,14 +102,20 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
             &serde_json::json!({ "seconds": 86_400 + 60 }),
         )
         .await;
-    assert_eq!(status, 200, "{moved}");
+    // The test clock runs what falls due inside the request; a day this big
+    // outlasts the request timeout, and the workers carry on (503 "timeout"
+    // says it may have taken effect: it has, the clock stands at the due moment).
+    assert!(
+        status == 200 || (status == 503 && moved["error"]["code"] == "timeout"),
+        "{moved}"
+    );
     let total = usize::try_from(n).expect("fits");
-    while charged(&sandbox) < total {
+    while settled(&mut db).await < total {
         assert!(
             started.elapsed() < Duration::from_secs(900),
             "billing day not over in 15 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu);

@@ -4,7 +4,8 @@
 //!
 //! `bench [--quick] [micro|billing|external|api|ingest|growth ...]`: the
 //! named sections (all by default); `--quick` shrinks every load to check
-//! that the benchmarks run, not to measure.
+//! that the benchmarks run, not to measure; `--subscriptions=N` sets the
+//! billing day's size.
 
 mod api;
 mod billing;
@@ -55,11 +56,15 @@ fn cores() -> usize {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let scale = if args.iter().any(|a| a == "--quick") {
+    let mut scale = if args.iter().any(|a| a == "--quick") {
         QUICK
     } else {
         FULL
     };
+    // While iterating on one figure: `--subscriptions=2000`.
+    if let Some(n) = args.iter().find_map(|a| a.strip_prefix("--subscriptions=")) {
+        scale.subscriptions = n.parse().expect("--subscriptions=N");
+    }
     let named: Vec<&str> = args
         .iter()
         .map(String::as_str)
