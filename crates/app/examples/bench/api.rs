@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use app::Config;
 use app::demo::{self, Client};
 
-use crate::measure::{Run, load, postgres_database, rss_mib};
+use crate::measure::{Run, drop_postgres_database, load, postgres_database, rss_mib};
 use crate::seed;
 
 /// Which store a run used.
@@ -43,9 +43,10 @@ pub async fn run(store: Store, history: u64, creates: usize, connections: usize)
     let tag = format!("{}_{history}", std::process::id());
     let dir = std::env::temp_dir().join(format!("recur-bench-api-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
+    let name = format!("recur_bench_api_{tag}");
     let database = match store {
         Store::Sqlite => format!("sqlite://{}", dir.join("bench.db").display()),
-        Store::Postgres => postgres_database(&format!("recur_bench_api_{tag}")).await,
+        Store::Postgres => postgres_database(&name).await,
     };
     let running = app::start(Config::ephemeral(dir.join("state"), database.clone()))
         .await
@@ -101,6 +102,9 @@ pub async fn run(store: Store, history: u64, creates: usize, connections: usize)
         .await
     };
     running.stop().await;
+    if let Store::Postgres = store {
+        drop_postgres_database(&name).await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     ApiRun {
         store,

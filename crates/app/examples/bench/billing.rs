@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use app::Config;
 use app::demo::{self, Client};
 
-use crate::measure::{cpu_time, peak_rss_mib, postgres_database, reset_peak_rss};
+use crate::measure::{
+    cpu_time, drop_postgres_database, peak_rss_mib, postgres_database, reset_peak_rss,
+};
 use crate::seed;
 
 /// What a billing day measured.
@@ -37,7 +39,8 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
     let tag = format!("{}_{history}_{in_flight}", std::process::id());
     let dir = std::env::temp_dir().join(format!("recur-bench-day-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let database = postgres_database(&format!("recur_bench_day_{tag}")).await;
+    let name = format!("recur_bench_day_{tag}");
+    let database = postgres_database(&name).await;
     let mut config = Config::ephemeral(dir.join("state"), database.clone());
     config.worker_in_flight = in_flight;
     let running = app::start(config).await.expect("service");
@@ -133,6 +136,8 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
     amounts.dedup();
     let peak = peak_rss_mib();
     running.stop().await;
+    drop(db);
+    drop_postgres_database(&name).await;
     let _ = std::fs::remove_dir_all(&dir);
     BillingDay {
         subscriptions: n,

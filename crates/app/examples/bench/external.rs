@@ -16,7 +16,7 @@ use app::config::Bank;
 use app::demo::{self, Client};
 use serde_json::json;
 
-use crate::measure::{peak_rss_mib, postgres_database, reset_peak_rss};
+use crate::measure::{drop_postgres_database, peak_rss_mib, postgres_database, reset_peak_rss};
 
 /// What the external-bank run measured.
 pub struct External {
@@ -96,7 +96,8 @@ pub async fn run(payments: usize, clients: usize) -> External {
         assert!(Instant::now() < deadline, "the sandbox never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let database = postgres_database(&format!("recur_bench_external_{}", std::process::id())).await;
+    let name = format!("recur_bench_external_{}", std::process::id());
+    let database = postgres_database(&name).await;
     let mut config = Config::ephemeral(dir.join("state"), database);
     config.listen = ([127, 0, 0, 1], api).into();
     config.test_clock = false;
@@ -182,6 +183,7 @@ pub async fn run(payments: usize, clients: usize) -> External {
     let mut confirm_latencies = confirmed.lock().expect("list").clone();
     confirm_latencies.sort();
     running.stop().await;
+    drop_postgres_database(&name).await;
     let _ = sandbox.kill();
     let _ = sandbox.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,7 +8,7 @@ use app::Config;
 use app::demo::{self, Client};
 use bank131::Signer;
 
-use crate::measure::{Run, load, pgbench_inserts, postgres_database};
+use crate::measure::{Run, drop_postgres_database, load, pgbench_inserts, postgres_database};
 use crate::seed;
 
 /// What one ingest run measured.
@@ -110,6 +110,7 @@ pub async fn run(total: usize, concurrencies: &[usize], history: u64) -> Vec<Ing
         });
     }
     running.stop().await;
+    drop_postgres_database(&name).await;
     let _ = std::fs::remove_dir_all(&dir);
     runs
 }

@@ -200,6 +200,7 @@ pub fn pgbench_inserts(name: &str, clients: u32) -> Option<f64> {
         .arg(name)
         .output()
         .ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout);
     // "tps = 1234.567890 (without initial connection time)"
     text.lines()
@@ -207,19 +208,31 @@ pub fn pgbench_inserts(name: &str, clients: u32) -> Option<f64> {
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
-/// A fresh database on the local PostgreSQL server.
-pub async fn postgres_database(name: &str) -> String {
+/// Runs `statements` on the local PostgreSQL server's admin database.
+async fn admin(statements: &[String]) {
     use sqlx::{Connection, Executor};
     sqlx::any::install_default_drivers();
     let server = store_postgres::test_server_url();
     let mut admin = sqlx::AnyConnection::connect(&server)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {server}: {e}"));
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
+    for sql in statements {
         admin.execute(sql.as_str()).await.expect("admin statement");
     }
-    store_postgres::with_database(&server, name)
+}
+
+/// A fresh database on the local PostgreSQL server.
+pub async fn postgres_database(name: &str) -> String {
+    admin(&[
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ])
+    .await;
+    store_postgres::with_database(&store_postgres::test_server_url(), name)
+}
+
+/// Drops a database [`postgres_database`] made, once its run is over (the
+/// cost-growth runs leave gigabytes).
+pub async fn drop_postgres_database(name: &str) {
+    admin(&[format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")]).await;
 }
