@@ -135,6 +135,44 @@ impl Client {
     }
 }
 
+/// `recur sandbox` (run from the binary `recur`) as a process of its own in
+/// `dir`: listening on `bank`, keeping its keys in `dir/keys`, sending its
+/// webhooks to recur on `api`. Spawn it, then [`wait_for_sandbox`].
+pub fn sandbox_command(
+    recur: &std::path::Path,
+    dir: &std::path::Path,
+    bank: u16,
+    api: u16,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(recur);
+    command
+        .arg("sandbox")
+        .current_dir(dir)
+        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
+        .env("SANDBOX_PROJECT", "shop")
+        .env("SANDBOX_KEYS_DIR", dir.join("keys"))
+        .env(
+            "SANDBOX_WEBHOOK_URL",
+            format!("http://127.0.0.1:{api}/webhooks/bank131"),
+        );
+    command
+}
+
+/// Waits until the sandbox at `bank_url` answers (20 s at most).
+pub async fn wait_for_sandbox(bank_url: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{bank_url}/sandbox/ledger"))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            return Err(format!("the sandbox at {bank_url} never answered"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// A card payment body.
 pub fn card_payment(customer: &str, number: &str, amount: i64, save_token: bool) -> Value {
     json!({

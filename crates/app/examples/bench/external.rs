@@ -16,7 +16,9 @@ use app::config::Bank;
 use app::demo::{self, Client};
 use serde_json::json;
 
-use crate::measure::{drop_postgres_database, peak_rss_mib, postgres_database, reset_peak_rss};
+use crate::measure::{
+    drop_postgres_database, peak_rss_mib, percentile_ms, postgres_database, reset_peak_rss,
+};
 
 /// What the external-bank run measured.
 pub struct External {
@@ -45,8 +47,7 @@ impl External {
     }
 
     pub fn ms(&self, per_mille: usize) -> f64 {
-        let l = &self.confirm_latencies;
-        l[((l.len() - 1) * per_mille / 1000).min(l.len() - 1)].as_secs_f64() * 1e3
+        percentile_ms(&self.confirm_latencies, per_mille)
     }
 }
 
@@ -73,29 +74,15 @@ pub async fn run(payments: usize, clients: usize) -> External {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let (bank, api) = (free_port(), free_port());
-    let mut sandbox = std::process::Command::new(recur_binary())
-        .arg("sandbox")
-        .current_dir(&dir)
-        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
-        .env("SANDBOX_PROJECT", "shop")
-        .env("SANDBOX_KEYS_DIR", dir.join("keys"))
-        .env(
-            "SANDBOX_WEBHOOK_URL",
-            format!("http://127.0.0.1:{api}/webhooks/bank131"),
-        )
+    let mut sandbox = demo::sandbox_command(&recur_binary(), &dir, bank, api)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("recur sandbox (build it: cargo build --release -p app)");
     let bank_url = format!("http://127.0.0.1:{bank}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{bank_url}/sandbox/ledger"))
+    demo::wait_for_sandbox(&bank_url)
         .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the sandbox never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .expect("the sandbox");
     let name = format!("recur_bench_external_{}", std::process::id());
     let database = postgres_database(&name).await;
     let mut config = Config::ephemeral(dir.join("state"), database);

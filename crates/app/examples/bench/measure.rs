@@ -26,6 +26,12 @@ pub fn time(n: u32, mut f: impl FnMut()) -> Duration {
     started.elapsed()
 }
 
+/// The `per_mille`-th of `sorted` latencies in milliseconds (500 = median).
+pub fn percentile_ms(sorted: &[Duration], per_mille: usize) -> f64 {
+    let at = ((sorted.len() - 1) * per_mille / 1000).min(sorted.len() - 1);
+    sorted[at].as_secs_f64() * 1e3
+}
+
 /// What one load run measured.
 pub struct Run {
     /// Wall time of the whole run.
@@ -45,9 +51,7 @@ impl Run {
 
     /// The `per_mille`-th latency in milliseconds (500 = median).
     pub fn ms(&self, per_mille: usize) -> f64 {
-        let sorted = &self.latencies;
-        let at = ((sorted.len() - 1) * per_mille / 1000).min(sorted.len() - 1);
-        sorted[at].as_secs_f64() * 1e3
+        percentile_ms(&self.latencies, per_mille)
     }
 
     /// `| rate | p50 | p99 |` cells.

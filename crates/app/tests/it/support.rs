@@ -460,24 +460,11 @@ impl Proxy {
 /// `recur sandbox` as a process of its own in `dir`, listening on `bank` and
 /// sending its webhooks to recur on `api`; returned once it answers.
 pub async fn standalone_sandbox(dir: &std::path::Path, bank: u16, api: u16) -> Process {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_recur"));
-    command
-        .arg("sandbox")
-        .current_dir(dir)
-        .env("SANDBOX_LISTEN", format!("127.0.0.1:{bank}"))
-        .env("SANDBOX_PROJECT", "shop")
-        .env("SANDBOX_KEYS_DIR", dir.join("keys"))
-        .env(
-            "SANDBOX_WEBHOOK_URL",
-            format!("http://127.0.0.1:{api}/webhooks/bank131"),
-        );
-    let process = Process::spawn(command);
-    let ledger = format!("http://127.0.0.1:{bank}/sandbox/ledger");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(&ledger).await.is_err() {
-        assert!(Instant::now() < deadline, "the sandbox never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let recur = std::path::Path::new(env!("CARGO_BIN_EXE_recur"));
+    let process = Process::spawn(demo::sandbox_command(recur, dir, bank, api));
+    demo::wait_for_sandbox(&format!("http://127.0.0.1:{bank}"))
+        .await
+        .unwrap();
     process
 }
 
