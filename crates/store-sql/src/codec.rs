@@ -478,3 +478,38 @@ pub fn subscription_from_json(text: &str) -> Result<domain::Subscription, Corrup
         created_at: from_micros(d.created_at)?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::{
+        Confirmation, Currency, CustomerReference, Money, NewPayment, Payment, PaymentId,
+        PaymentMethod,
+    };
+
+    use super::{payment_from_json, payment_json};
+
+    #[test]
+    fn a_stored_payment_with_an_unknown_status_is_an_error_not_pending() {
+        let payment = Payment::new(
+            NewPayment {
+                id: PaymentId::parse("pay_1").unwrap(),
+                customer: CustomerReference::parse("c").unwrap(),
+                amount: Money::new(100, Currency::RUB).unwrap(),
+                method: PaymentMethod::Card,
+                save_token: false,
+                confirmation: Confirmation::Automatic,
+                return_url: None,
+                description: None,
+                metadata: None,
+            },
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let stored = payment_json(&payment);
+        assert_eq!(payment_from_json(&stored).unwrap(), payment);
+        let renamed = stored.replace(r#""status":"pending""#, r#""status":"teleported""#);
+        assert_ne!(renamed, stored, "the fixture names its status");
+        let error = payment_from_json(&renamed).unwrap_err();
+        assert!(error.0.contains("teleported"), "{}", error.0);
+    }
+}

@@ -556,6 +556,21 @@ async fn request_limits_are_enforced_with_their_own_codes_in_the_envelope(kind: 
         (status, answer["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
+    // A malformed {id} is the object not found, as an unknown one is (PathId).
+    for path in [
+        "/v1/payments/not-a-payment-id",
+        "/v1/tokens/pay_1",
+        "/v1/subscriptions/%20",
+    ] {
+        let (status, answer) = raw(&app, "GET", path, None, Vec::new()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(!message.starts_with("route"), "the route exists: {message}");
+    }
     let (status, answer) = raw(&app, "DELETE", "/v1/payments", None, Vec::new()).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
