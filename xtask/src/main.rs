@@ -99,6 +99,7 @@ fn check() -> Result<(), String> {
     step("generated files fresh", codegen::run(codegen::Mode::Verify));
     step("no placeholders", rules::check_sources(&root()));
     step("shape", shape::check(&shape::sources(&root())));
+    step("code map names every module file", code_map());
     step("cargo deny", deny());
     step(
         "docs",
@@ -190,6 +191,18 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     print!("{report}");
     Ok(())
+}
+
+/// Every file under `crates/*/src` named in `ARCHITECTURE.md`'s code map.
+fn code_map() -> Result<(), String> {
+    let architecture = std::fs::read_to_string(root().join("ARCHITECTURE.md"))
+        .map_err(|e| format!("cannot read ARCHITECTURE.md: {e}"))?;
+    let unnamed = shape::unnamed_in_code_map(&architecture, &shape::sources(&root()));
+    if unnamed.is_empty() {
+        Ok(())
+    } else {
+        Err(unnamed.join("\n"))
+    }
 }
 
 fn metadata() -> Result<serde_json::Value, String> {

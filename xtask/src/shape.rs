@@ -1,6 +1,7 @@
 //! The shape rules `cargo xtask check` enforces over the sources: short
-//! files, no two files of one crate importing each other, and no port reached
-//! around the use cases. Each rule is a pure function over file texts, with a
+//! files, no two files of one crate importing each other, no port reached
+//! around the use cases, and every file named in ARCHITECTURE.md's code map.
+//! Each rule is a pure function over file texts, with a
 //! test that shows it catches a violation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,31 @@ pub fn check(sources: &[Source]) -> Result<(), String> {
     } else {
         Err(violations.join("\n"))
     }
+}
+
+/// Source files that `ARCHITECTURE.md`'s code map does not name: each
+/// crate's paragraph (from its bold ``` `crates/NAME` ``` heading to the next
+/// blank line) must name every file under its `src/`, as its path from `src/`
+/// in backticks.
+pub fn unnamed_in_code_map(architecture: &str, sources: &[Source]) -> Vec<String> {
+    sources
+        .iter()
+        .filter_map(|s| {
+            let rest = s.path.strip_prefix("crates/")?;
+            let (krate, file) = rest.split_once("/src/")?;
+            let heading = format!("**`crates/{krate}`**");
+            let Some(start) = architecture.find(&heading) else {
+                return Some(format!(
+                    "{}: ARCHITECTURE.md has no paragraph {heading}",
+                    s.path
+                ));
+            };
+            let paragraph = &architecture[start + heading.len()..];
+            let paragraph = &paragraph[..paragraph.find("\n\n").unwrap_or(paragraph.len())];
+            (!paragraph.contains(&format!("`{file}`")))
+                .then(|| format!("{}: not named in ARCHITECTURE.md's code map", s.path))
+        })
+        .collect()
 }
 
 /// Files longer than [`MAX_LINES`].
@@ -289,5 +315,29 @@ mod tests {
     #[test]
     fn the_workspace_has_its_shape() {
         check(&sources(&crate::root())).unwrap();
+    }
+
+    #[test]
+    fn a_file_missing_from_the_code_map_is_caught() {
+        let map = "**`crates/a`** — `lib.rs` and `x.rs`.\n\n**`crates/b`** — `lib.rs`.";
+        let files = [
+            source("crates/a/src/x.rs", ""),
+            source("crates/a/src/y.rs", ""),
+            source("crates/b/src/x.rs", ""),
+            source("crates/c/src/lib.rs", ""),
+        ];
+        let found = unnamed_in_code_map(map, &files);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].starts_with("crates/a/src/y.rs"));
+        assert!(
+            found[1].starts_with("crates/b/src/x.rs"),
+            "named in another crate's paragraph only"
+        );
+        assert!(found[2].contains("no paragraph"));
+    }
+
+    #[test]
+    fn the_code_map_names_every_module_file() {
+        crate::code_map().unwrap();
     }
 }
