@@ -798,3 +798,29 @@ fn a_token_the_bank_disabled_ends_when_it_was_disabled_not_in_2000() {
     t.observe_info(false, Some(placeholder), later + time::Duration::days(1));
     assert_eq!(t.finished_at, Some(later), "the first disable time stays");
 }
+
+#[test]
+fn the_pending_session_command_is_asked_of_the_payment() {
+    let session = BankSessionId::parse("ps_1").unwrap();
+    // Automatic: after ready_to_confirm the confirm is pending, until the bank moves on.
+    let mut p = payment(token_method(), Confirmation::Automatic);
+    p.apply(BankFact::ReadyToConfirm, now());
+    assert_eq!(p.pending_session_command(), None, "no session yet");
+    p.attach_session(session.clone(), now());
+    assert_eq!(p.pending_session_command(), Some(SessionCommand::Confirm));
+    p.apply(BankFact::ActionRequired(redirect()), now());
+    assert_eq!(
+        p.pending_session_command(),
+        None,
+        "the confirm went through"
+    );
+    // Manual: nothing until the merchant decides; then their cancel is pending.
+    let mut m = payment(token_method(), Confirmation::Manual);
+    m.attach_session(session, now());
+    m.apply(BankFact::ReadyToConfirm, now());
+    assert_eq!(m.pending_session_command(), None);
+    m.cancel(now()).unwrap();
+    assert_eq!(m.pending_session_command(), Some(SessionCommand::Cancel));
+    m.apply(failure("session_cancelled_by_partner"), now());
+    assert_eq!(m.pending_session_command(), None, "finished");
+}
