@@ -2,7 +2,6 @@
 //! asks for one, and by the outbox, which retries every queued command.
 
 use domain::{BankFact, Payment, PaymentId, SessionCommand};
-use futures_util::{StreamExt, stream};
 use ports::{
     CommandClaim, GatewayError, OutboxCommand, OutboxItem, Project, SessionCall, Versioned,
 };
@@ -10,7 +9,7 @@ use time::Duration;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::apply::PaymentChange;
-use crate::work::{BATCH, WorkReport, backoff};
+use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_groups};
 use crate::{Service, ServiceError};
 
 /// How long a claimed outbox command is ours before another worker may take it.
@@ -140,28 +139,12 @@ impl Service {
     /// command is retried with backoff, across restarts.
     pub async fn run_outbox(&self) -> Result<WorkReport, ServiceError> {
         let now = self.deps.wall_clock.now();
-        let mut groups: Vec<Vec<OutboxItem>> = Vec::new();
-        for item in self.deps.outbox.claim(now, BATCH, LEASE).await? {
-            match groups
-                .iter_mut()
-                .find(|g| same_subject(&g[0].command, &item.command))
-            {
-                Some(group) => group.push(item),
-                None => groups.push(vec![item]),
-            }
-        }
-        let reports: Vec<Result<WorkReport, ServiceError>> = stream::iter(groups)
-            .map(|group| self.run_in_order(group, now))
-            .buffer_unordered(self.in_flight)
-            .collect()
-            .await;
-        let mut report = WorkReport::default();
-        for r in reports {
-            let r = r?;
-            report.done += r.done;
-            report.deferred += r.deferred;
-        }
-        Ok(report)
+        let claimed = self.deps.outbox.claim(now, BATCH, LEASE).await?;
+        let groups = group_by_subject(claimed, |a, b| same_subject(&a.command, &b.command));
+        run_groups(groups, self.in_flight, |group| {
+            self.run_in_order(group, now)
+        })
+        .await
     }
 
     /// Runs one subject's claimed commands in order.

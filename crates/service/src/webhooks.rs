@@ -2,13 +2,46 @@
 //! durably) and applied later from the inbox, each with its inbox mark.
 
 use domain::{Applied, BankFact, BankSessionId, PaymentId, PaymentStatus};
-use ports::{ChangeSet, InboxItem, WebhookError};
+use ports::{ChangeSet, DecodedWebhook, InboxItem, WebhookError};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use tracing::{Instrument as _, debug, warn};
 
 use crate::apply::PaymentChange;
-use crate::work::{BATCH, WorkReport, backoff};
+use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_groups};
 use crate::{Service, ServiceError};
+
+/// A stored webhook with what decoding it gave.
+struct Received {
+    item: InboxItem,
+    decoded: Result<DecodedWebhook, WebhookError>,
+}
+
+impl Received {
+    /// The payment and sessions it names: webhooks sharing any of them are
+    /// applied in the order they arrived.
+    fn subjects(&self) -> [Option<&str>; 3] {
+        match &self.decoded {
+            Ok(d) => [
+                d.payment_id.as_ref().map(PaymentId::as_str),
+                d.session_id.as_ref().map(BankSessionId::as_str),
+                d.parent_session_id.as_ref().map(BankSessionId::as_str),
+            ],
+            Err(WebhookError::UnreadableKnown { session_id, .. }) => {
+                [session_id.as_ref().map(BankSessionId::as_str), None, None]
+            }
+            Err(_) => [None; 3],
+        }
+    }
+
+    fn same_subject(&self, other: &Self) -> bool {
+        let theirs = other.subjects();
+        self.subjects()
+            .iter()
+            .flatten()
+            .any(|mine| theirs.iter().flatten().any(|t| t == mine))
+    }
+}
 
 impl Service {
     /// `POST /webhooks/bank131`: verifies the signature over the raw bytes,
@@ -31,39 +64,65 @@ impl Service {
         Ok(self.deps.inbox.store(webhook).await?)
     }
 
-    /// Applies the stored webhooks that are due. A webhook for a session we
-    /// do not know yet is deferred and tried again (our own answer may still
-    /// be on its way); an unreadable one is kept for inspection.
+    /// Applies the stored webhooks that are due. Webhooks about different
+    /// payments are applied side by side (at most [`Service::with_in_flight`]
+    /// at a time); those about one payment in the order they arrived. A
+    /// webhook for a session we do not know yet is deferred and tried again
+    /// (our own answer may still be on its way); an unreadable one is kept
+    /// for inspection.
     pub async fn apply_inbox(&self) -> Result<WorkReport, ServiceError> {
         let now = self.deps.wall_clock.now();
-        let mut report = WorkReport::default();
-        for item in self.deps.inbox.pending(now, BATCH).await? {
-            let span = tracing::info_span!(
-                "webhook",
-                inbox_id = item.id,
-                payment_id = tracing::field::Empty
-            );
-            let note = match self.apply_webhook(&item).instrument(span).await {
-                Ok(true) => None,
-                Ok(false) => Some("no payment for this session yet".to_owned()),
-                Err(error) => {
-                    warn!(inbox_id = item.id, %error, "applying a webhook failed; will retry");
-                    Some(error.to_string())
-                }
-            };
-            if let Some(note) = &note {
-                let until = now + backoff(item.attempts);
-                self.deps.inbox.defer(item.id, until, note).await?;
+        let read: Vec<Received> = self
+            .deps
+            .inbox
+            .pending(now, BATCH)
+            .await?
+            .into_iter()
+            .map(|item| Received {
+                decoded: self.deps.webhooks.decode(&item.body),
+                item,
+            })
+            .collect();
+        let groups = group_by_subject(read, Received::same_subject);
+        run_groups(groups, self.in_flight, |group| async move {
+            let mut report = WorkReport::default();
+            for received in group {
+                report.count(self.apply_received(received, now).await?);
             }
-            report.count(note.is_none());
-        }
-        Ok(report)
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Applies one webhook, or defers it with a note; `true` when applied.
+    async fn apply_received(
+        &self,
+        received: Received,
+        now: OffsetDateTime,
+    ) -> Result<bool, ServiceError> {
+        let (id, attempts) = (received.item.id, received.item.attempts);
+        let span =
+            tracing::info_span!("webhook", inbox_id = id, payment_id = tracing::field::Empty);
+        let note = match self.apply_webhook(received).instrument(span).await {
+            Ok(true) => return Ok(true),
+            Ok(false) => "no payment for this session yet".to_owned(),
+            Err(error) => {
+                warn!(inbox_id = id, %error, "applying a webhook failed; will retry");
+                error.to_string()
+            }
+        };
+        self.deps
+            .inbox
+            .defer(id, now + backoff(attempts), &note)
+            .await?;
+        Ok(false)
     }
 
     /// Applies one stored webhook and marks it applied in the same commit.
     /// `false` when its payment is not known yet.
-    async fn apply_webhook(&self, item: &InboxItem) -> Result<bool, ServiceError> {
-        let decoded = match self.deps.webhooks.decode(&item.body) {
+    async fn apply_webhook(&self, received: Received) -> Result<bool, ServiceError> {
+        let item = &received.item;
+        let decoded = match received.decoded {
             Ok(decoded) => decoded,
             Err(WebhookError::UnreadableKnown {
                 kind,

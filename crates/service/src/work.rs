@@ -1,5 +1,9 @@
-//! What background steps share: the batch size, the backoff, the report.
+//! What background steps share: the batch size, the backoff, the report, and
+//! running a claimed batch side by side while one subject's items stay in order.
 
+use std::future::Future;
+
+use futures_util::{StreamExt, stream};
 use time::Duration;
 
 /// What one batch of background work did.
@@ -20,6 +24,12 @@ impl WorkReport {
             self.deferred += 1;
         }
     }
+
+    fn add(mut self, other: Self) -> Self {
+        self.done += other.done;
+        self.deferred += other.deferred;
+        self
+    }
 }
 
 /// How many items one background step takes at a time.
@@ -28,4 +38,81 @@ pub(crate) const BATCH: u32 = 50;
 /// Exponential backoff from one second, capped at ten minutes.
 pub(crate) fn backoff(attempts: u32) -> Duration {
     Duration::seconds(1_i64 << attempts.min(10)).min(Duration::minutes(10))
+}
+
+/// Splits a batch into groups of items about one subject, keeping the
+/// batch's order inside each group: an item joins the first group holding an
+/// item `same` says it shares a subject with.
+pub(crate) fn group_by_subject<T>(items: Vec<T>, same: impl Fn(&T, &T) -> bool) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        match groups
+            .iter_mut()
+            .find(|group| group.iter().any(|other| same(other, &item)))
+        {
+            Some(group) => group.push(item),
+            None => groups.push(vec![item]),
+        }
+    }
+    groups
+}
+
+/// Runs `run` on each group, at most `in_flight` groups at a time, and adds
+/// up their reports; the first error is returned after every group ran.
+pub(crate) async fn run_groups<T, E, F>(
+    groups: Vec<Vec<T>>,
+    in_flight: usize,
+    run: impl Fn(Vec<T>) -> F,
+) -> Result<WorkReport, E>
+where
+    F: Future<Output = Result<WorkReport, E>>,
+{
+    let reports: Vec<Result<WorkReport, E>> = stream::iter(groups)
+        .map(run)
+        .buffer_unordered(in_flight.max(1))
+        .collect()
+        .await;
+    reports
+        .into_iter()
+        .try_fold(WorkReport::default(), |sum, r| Ok(sum.add(r?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WorkReport, group_by_subject, run_groups};
+
+    #[test]
+    fn items_about_one_subject_stay_together_in_batch_order() {
+        // (subject a, subject b): items sharing either are one group.
+        let items = vec![(1, 10), (2, 20), (1, 11), (3, 20), (4, 40), (1, 12)];
+        let groups = group_by_subject(items, |x, y| x.0 == y.0 || x.1 == y.1);
+        assert_eq!(
+            groups,
+            vec![
+                vec![(1, 10), (1, 11), (1, 12)],
+                vec![(2, 20), (3, 20)],
+                vec![(4, 40)],
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn every_group_runs_and_the_reports_add_up() {
+        let groups = vec![vec![true, false], vec![true], vec![true, true]];
+        let report: Result<WorkReport, ()> = run_groups(groups, 2, |group| async move {
+            let mut report = WorkReport::default();
+            for done in group {
+                report.count(done);
+            }
+            Ok(report)
+        })
+        .await;
+        assert_eq!(
+            report,
+            Ok(WorkReport {
+                done: 4,
+                deferred: 1
+            })
+        );
+    }
 }
