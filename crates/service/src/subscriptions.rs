@@ -1,12 +1,15 @@
 //! Subscriptions: create, change, and charge each period exactly once.
 
+use std::collections::{HashSet, VecDeque};
+
 use domain::{
     Applied, BankCode, BankFact, ChargeStatus, Confirmation, CustomerReference, DeclineClass,
     Failure, Initiator, Interval, Money, NewPayment, NewSubscription, Payment, PaymentMethod,
     PaymentStatus, Period, RecurrentToken, State, Subscription, SubscriptionError,
     SubscriptionEvent, SubscriptionId, SubscriptionStatus, TokenId,
 };
-use futures_util::{StreamExt, stream};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use ports::{
     ChangeSet, ChargeAttempt, Instrument, NewEvent, StoreError, Subject, Versioned, Write,
 };
@@ -215,34 +218,55 @@ impl Service {
     /// Starts every subscription charge that is due at `now`. Each attempt is
     /// claimed by inserting its (subscription, period, attempt) row together
     /// with its payment; a uniqueness conflict means another worker has it.
-    /// Reports how many charges were started.
+    /// Charges run side by side, [`Service::with_in_flight`] at a time, with
+    /// no pause between batches: the next due subscriptions are read when
+    /// the queue runs dry. Reports how many charges were started.
     pub async fn run_scheduler(&self, now: OffsetDateTime) -> Result<WorkReport, ServiceError> {
-        let due = self.deps.subscriptions.due(now, BATCH).await?;
-        // Each subscription's claim is its own commit: they run side by side.
-        let started: Vec<bool> = stream::iter(due)
-            .map(|read| async move {
-                let subscription_id = read.value.id().clone();
-                let span = tracing::info_span!(
-                    "charge",
-                    %subscription_id,
-                    payment_id = tracing::field::Empty
-                );
-                match self.start_charge(read, now).instrument(span).await {
-                    Ok(started) => started,
-                    Err(error) => {
-                        warn!(%subscription_id, %error, "could not start a subscription charge");
-                        false
-                    }
-                }
-            })
-            .buffer_unordered(self.in_flight)
-            .collect()
-            .await;
+        // Each subscription is tried at most once a pass: one that could not
+        // start stays due, and waits for the next pass.
+        let mut tried: HashSet<SubscriptionId> = HashSet::new();
+        let mut queue: VecDeque<Versioned<Subscription>> = VecDeque::new();
+        let mut running = FuturesUnordered::new();
         let mut report = WorkReport::default();
-        for _ in started.into_iter().filter(|s| *s) {
-            report.count(true);
+        let mut more = true;
+        loop {
+            while running.len() < self.in_flight {
+                if queue.is_empty() && more {
+                    // Those still in flight are due too: read past them.
+                    let limit = BATCH + u32::try_from(running.len()).unwrap_or(u32::MAX);
+                    let due = self.deps.subscriptions.due(now, limit).await?;
+                    queue.extend(
+                        due.into_iter()
+                            .filter(|read| tried.insert(read.value.id().clone())),
+                    );
+                    more = !queue.is_empty();
+                }
+                let Some(read) = queue.pop_front() else { break };
+                running.push(self.charge_due(read, now));
+            }
+            match running.next().await {
+                Some(true) => report.count(true),
+                Some(false) => {}
+                None => return Ok(report),
+            }
         }
-        Ok(report)
+    }
+
+    /// Starts one due charge; `false` (logged) when it could not start.
+    async fn charge_due(&self, read: Versioned<Subscription>, now: OffsetDateTime) -> bool {
+        let subscription_id = read.value.id().clone();
+        let span = tracing::info_span!(
+            "charge",
+            %subscription_id,
+            payment_id = tracing::field::Empty
+        );
+        match self.start_charge(read, now).instrument(span).await {
+            Ok(started) => started,
+            Err(error) => {
+                warn!(%subscription_id, %error, "could not start a subscription charge");
+                false
+            }
+        }
     }
 
     async fn start_charge(
