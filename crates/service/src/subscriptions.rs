@@ -8,12 +8,11 @@ use domain::{
     PaymentStatus, Period, RecurrentToken, State, Subscription, SubscriptionError,
     SubscriptionEvent, SubscriptionId, SubscriptionStatus, TokenId,
 };
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use ports::{
     ChangeSet, ChargeAttempt, Instrument, NewEvent, StoreError, Subject, Versioned, Write,
 };
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 use tracing::{Instrument as _, info, warn};
 
 use crate::retry::Attempt;
@@ -218,15 +217,17 @@ impl Service {
     /// Starts every subscription charge that is due at `now`. Each attempt is
     /// claimed by inserting its (subscription, period, attempt) row together
     /// with its payment; a uniqueness conflict means another worker has it.
-    /// Charges run side by side, [`Service::with_in_flight`] at a time, with
-    /// no pause between batches: the next due subscriptions are read when
-    /// the queue runs dry. Reports how many charges were started.
+    /// Charges run side by side as their own tasks, [`Service::with_in_flight`]
+    /// at a time, with no pause between batches: the next due subscriptions
+    /// are read when the queue runs dry. Reports how many charges were started.
     pub async fn run_scheduler(&self, now: OffsetDateTime) -> Result<WorkReport, ServiceError> {
         // Each subscription is tried at most once a pass: one that could not
         // start stays due, and waits for the next pass.
         let mut tried: HashSet<SubscriptionId> = HashSet::new();
         let mut queue: VecDeque<Versioned<Subscription>> = VecDeque::new();
-        let mut running = FuturesUnordered::new();
+        // Tasks, not futures polled here: a charge holding a pooled
+        // connection must go on while this loop waits for the next batch.
+        let mut running = JoinSet::new();
         let mut report = WorkReport::default();
         let mut more = true;
         loop {
@@ -242,11 +243,15 @@ impl Service {
                     more = !queue.is_empty();
                 }
                 let Some(read) = queue.pop_front() else { break };
-                running.push(self.charge_due(read, now));
+                let service = self.clone();
+                running.spawn(async move { service.charge_due(read, now).await });
             }
-            match running.next().await {
-                Some(true) => report.count(true),
-                Some(false) => {}
+            match running.join_next().await {
+                Some(Ok(true)) => report.count(true),
+                Some(Ok(false)) => {}
+                Some(Err(panicked)) => {
+                    warn!(error = %panicked, "a subscription charge task failed");
+                }
                 None => return Ok(report),
             }
         }
