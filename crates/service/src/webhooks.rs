@@ -228,3 +228,53 @@ impl Service {
         Ok(Some(applied))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::{BankDetails, BankSessionId, PaymentId};
+    use ports::{DecodedWebhook, InboxItem, WebhookError};
+
+    use super::Received;
+
+    fn received(payment: Option<&str>, session: Option<&str>, parent: Option<&str>) -> Received {
+        Received {
+            item: InboxItem {
+                id: 1,
+                body: Vec::new(),
+                received_at: time::OffsetDateTime::UNIX_EPOCH,
+                attempts: 0,
+            },
+            decoded: Ok(DecodedWebhook {
+                kind: "payment_finished".into(),
+                session_id: session.map(|s| BankSessionId::parse(s).unwrap()),
+                payment_id: payment.map(|p| PaymentId::parse(p).unwrap()),
+                parent_session_id: parent.map(|s| BankSessionId::parse(s).unwrap()),
+                fact: None,
+                details: BankDetails::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn webhooks_naming_one_payment_or_session_are_applied_in_order() {
+        let a = received(Some("pay_a"), Some("ps_a"), None);
+        assert!(a.same_subject(&received(Some("pay_a"), None, None)));
+        assert!(a.same_subject(&received(None, Some("ps_a"), None)));
+        // A child session's webhook names its parent (seed 003).
+        assert!(a.same_subject(&received(None, Some("ps_child"), Some("ps_a"))));
+        assert!(!a.same_subject(&received(Some("pay_b"), Some("ps_b"), None)));
+        assert!(!a.same_subject(&received(None, None, None)));
+        let mut unreadable = received(None, None, None);
+        unreadable.decoded = Err(WebhookError::UnreadableKnown {
+            kind: "payment_finished".into(),
+            session_id: Some(BankSessionId::parse("ps_a").unwrap()),
+            reason: "no amount".into(),
+        });
+        assert!(
+            a.same_subject(&unreadable),
+            "checked after what came before"
+        );
+        unreadable.decoded = Err(WebhookError::Unparsable("not JSON".into()));
+        assert!(!a.same_subject(&unreadable), "about nothing: on its own");
+    }
+}

@@ -97,20 +97,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_group_runs_and_the_reports_add_up() {
-        let groups = vec![vec![true, false], vec![true], vec![true, true]];
-        let report: Result<WorkReport, ()> = run_groups(groups, 2, |group| async move {
-            let mut report = WorkReport::default();
-            for done in group {
-                report.count(done);
+    async fn groups_run_side_by_side_and_the_reports_add_up() {
+        // Each group waits at a barrier for a second one: run one at a time,
+        // they would never get past it.
+        let barrier = tokio::sync::Barrier::new(2);
+        let groups = vec![vec![true, false], vec![true], vec![true, true], vec![true]];
+        let run = run_groups(groups, 2, |group| {
+            let barrier = &barrier;
+            async move {
+                barrier.wait().await;
+                let mut report = WorkReport::default();
+                for done in group {
+                    report.count(done);
+                }
+                Ok::<_, ()>(report)
             }
-            Ok(report)
-        })
-        .await;
+        });
+        let report = tokio::time::timeout(std::time::Duration::from_secs(5), run)
+            .await
+            .expect("two groups in flight at once");
         assert_eq!(
             report,
             Ok(WorkReport {
-                done: 4,
+                done: 5,
                 deferred: 1
             })
         );
