@@ -19,6 +19,15 @@ pub enum Store {
 }
 
 impl Store {
+    /// `sqlite` or `postgres`, as a part names it.
+    pub fn named(name: &str) -> Self {
+        match name {
+            "sqlite" => Self::Sqlite,
+            "postgres" => Self::Postgres,
+            other => panic!("unknown store {other}"),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Sqlite => "SQLite",
@@ -29,7 +38,6 @@ impl Store {
 
 /// What one API run measured.
 pub struct ApiRun {
-    pub store: Store,
     pub create: Run,
     pub read: Run,
     pub health: Run,
@@ -107,7 +115,6 @@ pub async fn run(store: Store, history: u64, creates: usize, connections: usize)
     }
     let _ = std::fs::remove_dir_all(&dir);
     ApiRun {
-        store,
         create,
         read,
         health,
