@@ -2,8 +2,13 @@
 
 use async_trait::async_trait;
 use ports::{ChangeSet, OutboxCommand, StoreError, UnitOfWork};
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Any, Transaction};
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tokio::sync::oneshot::error::TryRecvError;
 
 use crate::codec::micros;
 use crate::db::{get, store_error};
@@ -80,33 +85,155 @@ impl UnitOfWork for SqlStore {
         if changes.is_empty() {
             return Ok(());
         }
+        match self.dialect {
+            Dialect::Postgres => self.commit_alone(changes, micros(at)).await,
+            Dialect::Sqlite => self.commit_grouped(changes, micros(at)).await,
+        }
+    }
+}
+
+impl SqlStore {
+    /// One change set, one transaction (PostgreSQL: its commits run side by
+    /// side, and the server groups their WAL flushes itself).
+    async fn commit_alone(&self, changes: ChangeSet, at: i64) -> Result<(), StoreError> {
         let mut connection = self.pool.acquire().await.map_err(store_error)?;
         let mut tx = connection.begin().await.map_err(store_error)?;
-        let written = self.commit_in(&mut tx, &changes, micros(at)).await;
-        // Whether the transaction ended cleanly, committed or rolled back.
+        let written = self.commit_in(&mut tx, &changes, at).await;
         let (ended_cleanly, result) = match written {
-            Ok(()) => match tx.commit().await {
-                Ok(()) => (true, Ok(())),
-                Err(e) => (
-                    false,
-                    Err(match store_error(e) {
-                        StoreError::Transient(why) | StoreError::Permanent(why) => {
-                            StoreError::UnknownOutcome(why)
-                        }
-                        other => other,
-                    }),
-                ),
-            },
+            Ok(()) => end(tx.commit().await),
             Err(e) => (tx.rollback().await.is_ok(), Err(e)),
         };
-        if !ended_cleanly {
-            // After a failed commit or rollback (a full disk, an I/O error)
-            // the connection's transaction state is unknown: reused, it could
-            // run every later "commit" inside a transaction that never
-            // commits (SQLite's single connection did exactly that:
-            // scripts/disk-full-drill). It is closed; the pool opens a new one.
-            let _ = connection.close().await;
-        }
+        close_if_unclean(connection, ended_cleanly).await;
         result
+    }
+
+    /// SQLite has one writer: change sets committed at the same time are
+    /// written in one transaction (one sync to disk for all), each in a
+    /// savepoint of its own so that one refused (a version conflict) is
+    /// rolled back alone. The first caller to get the writer's turn writes
+    /// every change set queued by then, in a task of its own so that a caller
+    /// giving up cannot abandon the others' commit halfway.
+    async fn commit_grouped(&self, changes: ChangeSet, at: i64) -> Result<(), StoreError> {
+        let (reply, mut answer) = oneshot::channel();
+        self.group
+            .queued
+            .lock()
+            .map_err(poisoned)?
+            .push(Queued { changes, at, reply });
+        let turn = Arc::clone(&self.group.writer).lock_owned().await;
+        match answer.try_recv() {
+            // An earlier writer took ours with its group (it answers before
+            // passing the turn on).
+            Ok(result) => return result,
+            Err(TryRecvError::Closed) => return Err(no_answer()),
+            Err(TryRecvError::Empty) => {}
+        }
+        let group = std::mem::take(&mut *self.group.queued.lock().map_err(poisoned)?);
+        let store = self.clone();
+        tokio::spawn(async move {
+            store.write_group(group).await;
+            drop(turn);
+        });
+        answer.await.unwrap_or_else(|_| Err(no_answer()))
+    }
+
+    /// Writes a group of change sets in one transaction and answers each.
+    async fn write_group(&self, group: Vec<Queued>) {
+        let mut connection = match self.pool.acquire().await {
+            Ok(connection) => connection,
+            Err(e) => return answer_all(group, &store_error(e)),
+        };
+        let mut tx = match connection.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return answer_all(group, &store_error(e)),
+        };
+        let mut written = Vec::with_capacity(group.len());
+        for queued in group {
+            match self.write_in_savepoint(&mut tx, &queued).await {
+                Ok(()) => written.push(queued.reply),
+                Err(e) => {
+                    let _ = queued.reply.send(Err(e));
+                }
+            }
+        }
+        let (ended_cleanly, result) = end(tx.commit().await);
+        close_if_unclean(connection, ended_cleanly).await;
+        for reply in written {
+            let _ = reply.send(result.clone());
+        }
+    }
+
+    async fn write_in_savepoint(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        queued: &Queued,
+    ) -> Result<(), StoreError> {
+        let mut savepoint = tx.begin().await.map_err(store_error)?;
+        match self
+            .commit_in(&mut savepoint, &queued.changes, queued.at)
+            .await
+        {
+            Ok(()) => savepoint.commit().await.map_err(store_error),
+            Err(e) => {
+                savepoint.rollback().await.map_err(store_error)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Change sets waiting for SQLite's writer, and the writer's turn.
+#[derive(Default)]
+pub(crate) struct CommitGroup {
+    queued: std::sync::Mutex<Vec<Queued>>,
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A change set waiting to be written, and where its outcome goes.
+struct Queued {
+    changes: ChangeSet,
+    at: i64,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+fn answer_all(group: Vec<Queued>, error: &StoreError) {
+    for queued in group {
+        let _ = queued.reply.send(Err(error.clone()));
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Permanent("the commit queue's lock is poisoned".into())
+}
+
+fn no_answer() -> StoreError {
+    StoreError::UnknownOutcome("the group commit ended without an answer".into())
+}
+
+/// A transaction's commit: whether it ended cleanly, and the outcome the
+/// caller sees (a commit that failed may have been written: unknown).
+fn end(committed: Result<(), sqlx::Error>) -> (bool, Result<(), StoreError>) {
+    match committed {
+        Ok(()) => (true, Ok(())),
+        Err(e) => (
+            false,
+            Err(match store_error(e) {
+                StoreError::Transient(why) | StoreError::Permanent(why) => {
+                    StoreError::UnknownOutcome(why)
+                }
+                other => other,
+            }),
+        ),
+    }
+}
+
+/// After a failed commit or rollback (a full disk, an I/O error) the
+/// connection's transaction state is unknown: reused, it could run every
+/// later "commit" inside a transaction that never commits (SQLite's single
+/// connection did exactly that: scripts/disk-full-drill). It is closed; the
+/// pool opens a new one.
+async fn close_if_unclean(connection: PoolConnection<Any>, ended_cleanly: bool) {
+    if !ended_cleanly {
+        let _ = connection.close().await;
     }
 }

@@ -63,6 +63,8 @@ pub struct SqlStore {
     dialect: Dialect,
     keys: Arc<TokenKeys>,
     deliver_events: bool,
+    /// SQLite's queue of change sets for its one writer.
+    group: Arc<commit::CommitGroup>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -82,6 +84,7 @@ impl SqlStore {
             dialect,
             keys,
             deliver_events: false,
+            group: Arc::default(),
         }
     }
 

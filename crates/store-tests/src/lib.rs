@@ -201,6 +201,7 @@ macro_rules! conformance {
             concurrent_event_appends_leave_no_gap,
             failed_change_set_writes_nothing,
             empty_change_set_is_a_no_op,
+            concurrent_change_sets_fail_alone,
             aborted_writers_leave_all_or_nothing,
             everything_survives_a_reopen,
         );

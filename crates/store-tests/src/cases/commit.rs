@@ -6,7 +6,7 @@ use domain::*;
 use ports::*;
 
 use crate::Harness;
-use crate::changes::{commit, insert};
+use crate::changes::{commit, insert, payments, stored_payment};
 use crate::fixtures::{self, charge, confirm, event, now, payment, subscription, token, webhook};
 
 /// A change set with one failing write writes nothing at all.
@@ -40,6 +40,63 @@ pub async fn empty_change_set_is_a_no_op<H: Harness>(h: &H) {
     let s = h.store();
     commit(&*s, ChangeSet::default()).await.unwrap();
     assert!(s.after(None, 10).await.unwrap().is_empty());
+}
+
+/// Change sets committed at the same time (SQLite writes them as one group)
+/// are each all or nothing: a refused one (a stale version, a duplicate id)
+/// fails alone and the others are written.
+pub async fn concurrent_change_sets_fail_alone<H: Harness>(h: &H) {
+    let s = h.store();
+    let shared = payment("c");
+    commit(&*s, insert(&shared)).await.unwrap();
+    let mut tasks = Vec::new();
+    let mut fresh = Vec::new();
+    for i in 0..24 {
+        let changes = match i % 6 {
+            // Two writers of one version: one wins.
+            0 | 1 => payments(vec![Write {
+                value: shared.clone(),
+                expected_version: Some(1),
+            }]),
+            // The id is taken.
+            2 => insert(&shared),
+            _ => {
+                let p = payment("c");
+                fresh.push(p.id().clone());
+                ChangeSet {
+                    events: vec![event("payment.created", p.id())],
+                    ..insert(&p)
+                }
+            }
+        };
+        let store = s.clone();
+        tasks.push(tokio::spawn(
+            async move { store.commit(changes, now()).await },
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i % 6 >= 3 {
+            assert_eq!(outcome, &Ok(()), "change set {i}");
+        }
+        if i % 6 == 2 {
+            assert!(outcome.is_err(), "a taken id is refused");
+        }
+    }
+    let updates = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| i % 6 < 2 && o.is_ok())
+        .count();
+    assert_eq!(updates, 1, "one writer of version 1 wins: {outcomes:?}");
+    assert_eq!(stored_payment(&*s, shared.id()).await.version, 2);
+    for id in &fresh {
+        stored_payment(&*s, id).await;
+    }
+    assert_eq!(s.after(None, 100).await.unwrap().len(), fresh.len());
 }
 
 /// Writers killed at random points mid-transaction leave each change set whole or absent.
