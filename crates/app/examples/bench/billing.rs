@@ -7,7 +7,8 @@ use app::Config;
 use app::demo::{self, Client};
 
 use crate::measure::{
-    cpu_time, drop_postgres_database, peak_rss_mib, postgres_database, reset_peak_rss,
+    cpu_time, drop_postgres_database, peak_rss_mib, postgres_cpu_time, postgres_database,
+    reset_peak_rss,
 };
 use crate::seed;
 
@@ -16,6 +17,8 @@ pub struct BillingDay {
     pub subscriptions: u32,
     pub took: Duration,
     pub cpu: Duration,
+    /// PostgreSQL's CPU time over the same span.
+    pub postgres_cpu: Duration,
     pub signatures: u64,
     pub double_charges: usize,
     pub peak_rss_mib: f64,
@@ -24,6 +27,12 @@ pub struct BillingDay {
 impl BillingDay {
     pub fn charges_per_second(&self) -> f64 {
         f64::from(self.subscriptions) / self.took.as_secs_f64()
+    }
+
+    /// CPU milliseconds a charge cost (this process, PostgreSQL).
+    pub fn cpu_ms_per_charge(&self) -> (f64, f64) {
+        let per = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(self.subscriptions);
+        (per(self.cpu), per(self.postgres_cpu))
     }
 
     #[allow(clippy::cast_precision_loss)]
@@ -97,6 +106,7 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
     };
     let signatures = bank131::signatures_made();
     let cpu = cpu_time();
+    let postgres_cpu = postgres_cpu_time();
     reset_peak_rss();
     let started = Instant::now();
     let (status, moved) = client
@@ -122,6 +132,7 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
     }
     let took = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu);
+    let postgres_cpu = postgres_cpu_time().saturating_sub(postgres_cpu);
     // Let the last webhooks and confirms land before counting signatures.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let signatures = bank131::signatures_made() - signatures;
@@ -143,6 +154,7 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
         subscriptions: n,
         took,
         cpu,
+        postgres_cpu,
         signatures,
         double_charges: all - amounts.len(),
         peak_rss_mib: peak,

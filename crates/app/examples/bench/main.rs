@@ -155,9 +155,9 @@ async fn main() {
             )
         );
         println!(
-            "| `RECUR_WORKER_CONCURRENCY` | charges/s | all charged in | double charges | signatures per charge | crypto ceiling | reached (target 50 %) | CPU busy | peak RSS |"
+            "| `RECUR_WORKER_CONCURRENCY` | charges/s | all charged in | double charges | signatures per charge | crypto ceiling | reached (target 50 %) | CPU per charge: recur + sandbox | CPU per charge: PostgreSQL | machine busy | peak RSS |"
         );
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         for in_flight in [8, 32] {
             print!("{}", parts.part(&format!("billing:{in_flight}"), sign_rate));
         }
@@ -172,9 +172,11 @@ async fn main() {
             scale.api_creates
         );
         println!(
-            "| store | POST /v1/payments | p50 | p99 | GET /v1/payments/{{id}} | p50 | p99 | GET /healthz | p50 | p99 | POST vs target | peak RSS | idle RSS |"
+            "| store | POST /v1/payments | p50 | p99 | GET /v1/payments/{{id}} | p50 | p99 | GET /healthz | p50 | p99 | POST vs target | CPU per POST: recur + sandbox / PostgreSQL | peak RSS | idle RSS |"
         );
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!(
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
         for store in ["sqlite", "postgres"] {
             print!("{}", parts.part(&format!("api:{store}"), sign_rate));
         }
@@ -186,7 +188,7 @@ async fn main() {
             scale.webhooks
         );
         println!(
-            "| connections | webhooks | p50 | p99 | pgbench inserts/s | ratio | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |"
+            "| connections | webhooks | p50 | p99 | pgbench inserts/s | ratio | CPU per webhook: recur / PostgreSQL | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         print!("{}", parts.part("ingest", sign_rate));
         println!();
@@ -253,9 +255,11 @@ async fn run_part(part: &str, scale: &Scale, sign_rate: f64) {
             #[allow(clippy::cast_precision_loss)]
             let ceiling = cores as f64 * sign_rate / day.signatures_per_charge();
             #[allow(clippy::cast_precision_loss)]
-            let busy = day.cpu.as_secs_f64() / (day.took.as_secs_f64() * cores as f64);
+            let busy = (day.cpu + day.postgres_cpu).as_secs_f64()
+                / (day.took.as_secs_f64() * cores as f64);
+            let (ours, postgres) = day.cpu_ms_per_charge();
             println!(
-                "| {in_flight} | {:.0} | {:.1} s | {} | {:.1} | {ceiling:.0} charges/s | {} | {:.0} % | {:.0} MiB |",
+                "| {in_flight} | {:.0} | {:.1} s | {} | {:.1} | {ceiling:.0} charges/s | {} | {ours:.2} ms | {postgres:.2} ms | {:.0} % | {:.0} MiB |",
                 day.charges_per_second(),
                 day.took.as_secs_f64(),
                 day.double_charges,
@@ -291,25 +295,27 @@ async fn run_part(part: &str, scale: &Scale, sign_rate: f64) {
             let run = api::run(store, 0, scale.api_creates, 32).await;
             let peak = run.create.peak_rss_mib.max(run.read.peak_rss_mib);
             println!(
-                "| {} | {} | {} | {} | {} | {peak:.0} MiB | {:.0} MiB |",
+                "| {} | {} | {} | {} | {} | {} | {peak:.0} MiB | {:.0} MiB |",
                 store.name(),
                 run.create.cells(),
                 run.read.cells(),
                 run.health.cells(),
                 ratio(run.create.rate(), 800.0),
+                run.create.cpu_per_request(),
                 run.idle_rss_mib
             );
         }
         ["ingest"] => {
             for run in ingest::run(scale.webhooks, &[1, 8, 32], 0).await {
                 println!(
-                    "| {} | {} | {} | {} | {:.0} MiB |",
+                    "| {} | {} | {} | {} | {} | {:.0} MiB |",
                     run.connections,
                     run.webhooks.cells(),
                     run.pgbench
                         .map_or_else(|| "(no pgbench)".to_owned(), |r| format!("{r:.0}")),
                     run.pgbench
                         .map_or_else(String::new, |r| ratio(run.webhooks.rate(), r)),
+                    run.webhooks.cpu_per_request(),
                     run.webhooks.peak_rss_mib
                 );
             }

@@ -40,6 +40,8 @@ pub struct Run {
     pub latencies: Vec<Duration>,
     /// The process's peak resident memory during the run, in MiB.
     pub peak_rss_mib: f64,
+    /// CPU time used during the run: this process, then PostgreSQL.
+    pub cpu: (Duration, Duration),
 }
 
 impl Run {
@@ -52,6 +54,13 @@ impl Run {
     /// The `per_mille`-th latency in milliseconds (500 = median).
     pub fn ms(&self, per_mille: usize) -> f64 {
         percentile_ms(&self.latencies, per_mille)
+    }
+
+    /// CPU milliseconds a request cost: `this process / PostgreSQL`.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn cpu_per_request(&self) -> String {
+        let per = |d: Duration| d.as_secs_f64() * 1e3 / self.latencies.len() as f64;
+        format!("{:.2} / {:.2} ms", per(self.cpu.0), per(self.cpu.1))
     }
 
     /// `| rate | p50 | p99 |` cells.
@@ -75,6 +84,7 @@ where
     let request = Arc::new(request);
     let next = Arc::new(AtomicUsize::new(0));
     reset_peak_rss();
+    let cpu = (cpu_time(), postgres_cpu_time());
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
@@ -103,14 +113,35 @@ where
         took,
         latencies,
         peak_rss_mib: peak_rss_mib(),
+        cpu: (
+            cpu_time().saturating_sub(cpu.0),
+            postgres_cpu_time().saturating_sub(cpu.1),
+        ),
     }
 }
 
 /// CPU time this process has used (user + system), from `/proc/self/stat`.
 pub fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command's closing parenthesis: utime and stime are
-    // the 12th and 13th, in clock ticks (100 per second on Linux).
+    ticks_of(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// CPU time every PostgreSQL server process on this machine has used (user +
+/// system; a backend that ended meanwhile is not counted), from `/proc/*/stat`.
+pub fn postgres_cpu_time() -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| ticks_of(&stat))
+        .sum()
+}
+
+/// utime + stime of one `/proc/<pid>/stat` line: the 12th and 13th fields
+/// after the command's closing parenthesis, in clock ticks (100 a second).
+fn ticks_of(stat: &str) -> Duration {
     let ticks: u64 = stat.rsplit_once(')').map_or(0, |(_, rest)| {
         rest.split_whitespace()
             .skip(11)
