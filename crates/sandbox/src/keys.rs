@@ -9,7 +9,16 @@ use crate::SandboxError;
 
 /// Writes a file readable by its owner only, atomically (temp file + rename).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
+    write_private_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_private`], with the content written by `write` straight into the
+/// file (a large state is streamed, never held whole in memory); the file
+/// is synced to disk after `write` returns.
+pub fn write_private_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         private_dir(dir)?;
     }
@@ -28,7 +37,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         options.mode(0o600);
     }
     let written = options.open(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()
     });
     match written.and_then(|()| std::fs::rename(&tmp, path)) {

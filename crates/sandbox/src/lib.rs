@@ -145,8 +145,13 @@ impl Sandbox {
         if !self.inner.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
-        let bytes = serde_json::to_vec(&*lock(&self.inner.bank)).unwrap_or_default();
-        if let Err(e) = write_private(path, &bytes) {
+        let written = keys::write_private_with(path, |file| {
+            let mut out = std::io::BufWriter::new(file);
+            serde_json::to_writer(&mut out, &*lock(&self.inner.bank))
+                .map_err(std::io::Error::other)?;
+            std::io::Write::flush(&mut out)
+        });
+        if let Err(e) = written {
             self.inner.dirty.store(true, Ordering::Release);
             warn!(path = %path.display(), error = %e, "cannot save the sandbox state");
         }
