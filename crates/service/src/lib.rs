@@ -107,6 +107,8 @@ pub struct Service {
     test_clock: Option<TestClock>,
     /// How many items a background worker carries out at the same time.
     in_flight: usize,
+    /// The subscriptions this process is charging now.
+    charging: work::InProgress<domain::SubscriptionId>,
 }
 
 /// Background items carried out at the same time by default: enough to hide
@@ -135,6 +137,7 @@ impl Service {
             deps,
             test_clock: None,
             in_flight: DEFAULT_IN_FLIGHT,
+            charging: work::InProgress::default(),
         }
     }
 

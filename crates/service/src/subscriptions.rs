@@ -233,8 +233,9 @@ impl Service {
         loop {
             while running.len() < self.in_flight {
                 if queue.is_empty() && more {
-                    // Those still in flight are due too: read past them.
-                    let limit = BATCH + u32::try_from(running.len()).unwrap_or(u32::MAX);
+                    // Those in flight here or in another pass of this process
+                    // (the test clock's, the worker's) are due too: read past them.
+                    let limit = BATCH + u32::try_from(self.charging.count()).unwrap_or(u32::MAX);
                     let due = self.deps.subscriptions.due(now, limit).await?;
                     queue.extend(
                         due.into_iter()
@@ -243,8 +244,16 @@ impl Service {
                     more = !queue.is_empty();
                 }
                 let Some(read) = queue.pop_front() else { break };
+                // Another pass of this process is charging it: not a race to lose.
+                let Some(claim) = self.charging.claim(read.value.id()) else {
+                    continue;
+                };
                 let service = self.clone();
-                running.spawn(async move { service.charge_due(read, now).await });
+                running.spawn(async move {
+                    let started = service.charge_due(read, now).await;
+                    drop(claim);
+                    started
+                });
             }
             match running.join_next().await {
                 Some(Ok(true)) => report.count(true),

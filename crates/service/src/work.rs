@@ -1,7 +1,10 @@
 //! What background steps share: the batch size, the backoff, the report, and
 //! running a claimed batch side by side while one subject's items stay in order.
 
+use std::collections::HashSet;
 use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::{StreamExt, stream};
 use time::Duration;
@@ -29,6 +32,61 @@ impl WorkReport {
         self.done += other.done;
         self.deferred += other.deferred;
         self
+    }
+}
+
+/// What this process is working on now, shared by its passes (the test
+/// clock's and a worker's run side by side): a pass skips what another one
+/// holds instead of racing it to a conflict that throws the work away.
+#[derive(Debug)]
+pub(crate) struct InProgress<K>(Arc<Mutex<HashSet<K>>>);
+
+impl<K> Clone for InProgress<K> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<K> Default for InProgress<K> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<K: Hash + Eq + Clone> InProgress<K> {
+    /// Takes `key`, unless a pass holds it already; it is released when the
+    /// returned claim is dropped.
+    pub(crate) fn claim(&self, key: &K) -> Option<Claim<K>> {
+        let taken = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone());
+        taken.then(|| Claim {
+            set: self.clone(),
+            key: key.clone(),
+        })
+    }
+
+    /// How many keys are held now.
+    pub(crate) fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+/// One key of an [`InProgress`] set, held until dropped.
+pub(crate) struct Claim<K: Hash + Eq> {
+    set: InProgress<K>,
+    key: K,
+}
+
+impl<K: Hash + Eq> Drop for Claim<K> {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 
@@ -79,7 +137,21 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{WorkReport, group_by_subject, run_groups};
+    use super::{InProgress, WorkReport, group_by_subject, run_groups};
+
+    #[test]
+    fn a_key_in_progress_is_held_by_one_claim_until_it_is_dropped() {
+        let set = InProgress::default();
+        let claim = set.claim(&"sub_1").expect("free");
+        assert!(
+            set.clone().claim(&"sub_1").is_none(),
+            "held by another pass"
+        );
+        assert!(set.claim(&"sub_2").is_some(), "another key is free");
+        assert_eq!(set.count(), 1, "the second claim was dropped at once");
+        drop(claim);
+        assert!(set.claim(&"sub_1").is_some(), "released");
+    }
 
     #[test]
     fn items_about_one_subject_stay_together_in_batch_order() {

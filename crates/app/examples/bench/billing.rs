@@ -58,9 +58,6 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
     let token = demo::saved_card_token(&client, "cust-day")
         .await
         .expect("token");
-    if history > 0 {
-        seed::history(&database, history).await;
-    }
     let (_, clock) = client.get("/v1/test/clock").await;
     let now = time::OffsetDateTime::parse(
         clock["now"].as_str().expect("now"),
@@ -86,6 +83,11 @@ pub async fn run(n: u32, in_flight: usize, history: u64) -> BillingDay {
         .collect();
     for worker in workers {
         worker.await.expect("worker");
+    }
+    // Seeded (and analysed) after the subscriptions exist: statistics taken
+    // while their table was empty would plan its lookups as scans.
+    if history > 0 {
+        seed::history(&database, history).await;
     }
     // Done when recur has settled every charge (the bank's payment_finished
     // applied), not merely when the bank has charged.
