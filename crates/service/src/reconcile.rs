@@ -12,7 +12,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::apply::PaymentChange;
 use crate::commands::command_key;
-use crate::work::{BATCH, WorkReport};
+use crate::work::{BATCH, WorkReport, run_groups};
 use crate::{Service, ServiceError};
 
 /// How long the bank's widget public token works (its documented 24 hours).
@@ -32,38 +32,55 @@ impl Service {
     /// payments waiting for the customer or the merchant after 15 minutes,
     /// each then backing off. A session the bank no longer knows, or a widget
     /// that expired unused (its session cancelled at the bank), ends the
-    /// payment `cancelled` with the reason.
+    /// payment `cancelled` with the reason. Payments are checked side by
+    /// side, at most [`Service::with_in_flight`] at a time.
     pub async fn reconcile(&self) -> Result<WorkReport, ServiceError> {
         let now = self.now();
-        let mut report = WorkReport::default();
-        for DueCheck { payment, checks } in self.deps.payments.due_for_check(now, BATCH).await? {
-            let id = payment.id().clone();
-            let span = tracing::info_span!("reconcile", payment_id = %id);
-            match self.check(&payment, checks).instrument(span).await {
-                Ok(Found::News) => {
-                    self.deps.telemetry.reconciliation_check("news");
-                    report.count(true);
-                }
-                Ok(Found::Nothing) => {
-                    self.deps.telemetry.reconciliation_check("nothing");
-                    self.deps
-                        .payments
-                        .checked(&id, payment.recheck_at(checks, now))
-                        .await?;
-                    report.count(true);
-                }
-                Err(error) => {
-                    self.deps.telemetry.reconciliation_check("failed");
-                    warn!(payment_id = %id, %error, "session/status failed; will retry");
-                    self.deps
-                        .payments
-                        .checked(&id, payment.recheck_at(checks, now))
-                        .await?;
-                    report.count(false);
-                }
+        let due = self.deps.payments.due_for_check(now, BATCH).await?;
+        // One check a payment: checks run side by side, with no order to keep.
+        let groups = due.into_iter().map(|check| vec![check]).collect();
+        run_groups(groups, self.in_flight, |group| async move {
+            let mut report = WorkReport::default();
+            for due in group {
+                report.count(self.reconcile_one(due, now).await?);
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Checks one payment, and schedules its next check when nothing moved;
+    /// `false` when the bank could not be asked.
+    async fn reconcile_one(
+        &self,
+        DueCheck { payment, checks }: DueCheck,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, ServiceError> {
+        let id = payment.id().clone();
+        let span = tracing::info_span!("reconcile", payment_id = %id);
+        match self.check(&payment, checks).instrument(span).await {
+            Ok(Found::News) => {
+                self.deps.telemetry.reconciliation_check("news");
+                Ok(true)
+            }
+            Ok(Found::Nothing) => {
+                self.deps.telemetry.reconciliation_check("nothing");
+                self.deps
+                    .payments
+                    .checked(&id, payment.recheck_at(checks, now))
+                    .await?;
+                Ok(true)
+            }
+            Err(error) => {
+                self.deps.telemetry.reconciliation_check("failed");
+                warn!(payment_id = %id, %error, "session/status failed; will retry");
+                self.deps
+                    .payments
+                    .checked(&id, payment.recheck_at(checks, now))
+                    .await?;
+                Ok(false)
             }
         }
-        Ok(report)
     }
 
     /// Asks the bank about one payment and applies what it says.
