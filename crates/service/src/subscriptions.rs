@@ -230,17 +230,22 @@ impl Service {
         let mut running = JoinSet::new();
         let mut report = WorkReport::default();
         let mut more = true;
+        // A failed read ends the pass only once the charges in flight are
+        // done: dropped, their tasks would be cut off between bank calls.
+        let mut failed = None;
         loop {
             while running.len() < self.in_flight {
                 if queue.is_empty() && more {
                     // Those in flight here or in another pass of this process
                     // (the test clock's, the worker's) are due too: read past them.
                     let limit = BATCH + u32::try_from(self.charging.count()).unwrap_or(u32::MAX);
-                    let due = self.deps.subscriptions.due(now, limit).await?;
-                    queue.extend(
-                        due.into_iter()
-                            .filter(|read| tried.insert(read.value.id().clone())),
-                    );
+                    match self.deps.subscriptions.due(now, limit).await {
+                        Ok(due) => queue.extend(
+                            due.into_iter()
+                                .filter(|read| tried.insert(read.value.id().clone())),
+                        ),
+                        Err(error) => failed = Some(error),
+                    }
                     more = !queue.is_empty();
                 }
                 let Some(read) = queue.pop_front() else { break };
@@ -261,7 +266,7 @@ impl Service {
                 Some(Err(panicked)) => {
                     warn!(error = %panicked, "a subscription charge task failed");
                 }
-                None => return Ok(report),
+                None => return failed.map_or(Ok(report), |e| Err(e.into())),
             }
         }
     }
