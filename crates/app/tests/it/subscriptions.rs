@@ -293,6 +293,61 @@ async fn a_token_the_bank_deactivated_is_disabled_and_never_charged_again(kind: 
     app.stop().await;
 }
 
+/// More charges in flight than the store has connections (PostgreSQL's pool
+/// is 16, SQLite's 1): a pass must never wait for a connection that one of
+/// its own parked charges holds (charges once hung this way, one of them in
+/// an idle transaction holding the event-order lock). Every subscription is
+/// charged once and recur knows it.
+async fn a_billing_day_with_more_charges_in_flight_than_connections_ends(kind: StoreKind) {
+    const N: i64 = 300;
+    let logs = crate::support::capture_logs();
+    let app = TestApp::start_with(kind, |c| c.worker_in_flight = 64).await;
+    let c = &app.client;
+    let token = demo::saved_card_token(c, "cust-busy-day").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let body = json!({ "customer": { "reference": "cust-busy-day" }, "token_id": token,
+            "amount": { "value": 70_000 + i, "currency": "RUB" }, "interval": { "unit": "month", "count": 1 } });
+        let (status, sub) = c.post("/v1/subscriptions", &body).await;
+        assert_eq!(status, 201, "{sub}");
+        ids.push(sub["id"].as_str().unwrap().to_owned());
+    }
+    c.post("/v1/test/clock/advance", &json!({ "seconds": 1 }))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut charged: Vec<i64> = Vec::new();
+    while charged.len() < ids.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {N} charged after 120 s",
+            charged.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        charged = app
+            .sandbox()
+            .ledger()
+            .iter()
+            .filter(|e| e.kind == "charge" && e.amount >= 70_000)
+            .map(|e| e.amount)
+            .collect();
+    }
+    charged.sort_unstable();
+    charged.dedup();
+    assert_eq!(charged.len(), ids.len(), "each subscription charged once");
+    for id in &ids {
+        let charges = wait_charges(c, id, 1).await;
+        assert_eq!(charge_summary(&charges), vec![(0, "succeeded".to_owned())]);
+    }
+    // Not one charge waited out the pool's timeout and was put off.
+    let logs = logs.text();
+    let put_off: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("could not start a subscription charge"))
+        .filter(|l| ids.iter().any(|id| l.contains(id.as_str())))
+        .collect();
+    assert!(put_off.is_empty(), "{put_off:#?}");
+}
+
 on_both_stores!(
     a_backdated_anchor_charges_the_current_period_once_not_every_past_one,
     after_downtime_only_the_current_period_is_charged_and_missed_ones_are_skipped,
@@ -302,6 +357,7 @@ on_both_stores!(
     a_subscription_pauses_resumes_changes_and_cancels,
     a_subscription_never_charges_a_disabled_token,
     a_token_the_bank_deactivated_is_disabled_and_never_charged_again,
+    a_billing_day_with_more_charges_in_flight_than_connections_ends,
 );
 
 fn charge_summary(charges: &[serde_json::Value]) -> Vec<(u64, String)> {
