@@ -102,11 +102,8 @@ impl Sandbox {
             _ => Bank::default(),
         };
         let faults = Arc::new(Mutex::new(Faults::default()));
-        let webhooks = webhooks::WebhookSender::start(
-            config.webhook_url.clone(),
-            config.bank_signer.clone(),
-            faults.clone(),
-        );
+        let webhooks =
+            webhooks::WebhookSender::start(&config.webhook_url, &config.bank_signer, &faults);
         let sandbox = Self {
             inner: Arc::new(Inner {
                 config,

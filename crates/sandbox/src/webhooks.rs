@@ -24,10 +24,13 @@ struct Delivery {
     attempt: u32,
 }
 
-/// Queues, signs and sends webhooks.
+/// Queues, signs and sends webhooks: sessions side by side on
+/// [`LANES`] delivery lanes, one session's webhooks in order on its lane
+/// (as a bank sends to many partners' sessions at once; one lane made every
+/// session wait for every other session's deliveries).
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
-    queue: mpsc::UnboundedSender<Delivery>,
+    lanes: Vec<mpsc::UnboundedSender<Delivery>>,
     held: Arc<Mutex<HashMap<String, Vec<Vec<u8>>>>>,
     stats: Arc<Mutex<DeliveryStats>>,
 }
@@ -46,71 +49,32 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Give up after this many attempts (about an hour of retrying at the cap).
 const MAX_ATTEMPTS: u32 = 150;
+/// Deliveries under way at the same time, each lane one at a time.
+const LANES: usize = 8;
 
 impl WebhookSender {
     /// Starts the delivery task. `faults` is read at each attempt.
-    pub fn start(url: String, signer: Arc<Signer>, faults: Arc<Mutex<Faults>>) -> Self {
-        let (queue, mut rx) = mpsc::unbounded_channel::<Delivery>();
+    pub fn start(url: &str, signer: &Arc<Signer>, faults: &Arc<Mutex<Faults>>) -> Self {
         let stats = Arc::new(Mutex::new(DeliveryStats::default()));
-        let sender = Self {
-            queue: queue.clone(),
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (lane, deliveries) = mpsc::unbounded_channel::<Delivery>();
+                tokio::spawn(deliver(
+                    deliveries,
+                    lane.clone(),
+                    url.to_owned(),
+                    signer.clone(),
+                    faults.clone(),
+                    stats.clone(),
+                ));
+                lane
+            })
+            .collect();
+        Self {
+            lanes,
             held: Arc::default(),
-            stats: stats.clone(),
-        };
-        tokio::spawn(async move {
-            while let Some(delivery) = rx.recv().await {
-                let (delay, inject_failure) = {
-                    let mut f = faults
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let inject = f.fail_webhook_deliveries > 0;
-                    if inject {
-                        f.fail_webhook_deliveries -= 1;
-                    }
-                    (Duration::from_millis(f.webhook_delay_ms), inject)
-                };
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                let result = if inject_failure {
-                    Err("injected delivery failure".to_owned())
-                } else {
-                    post(&url, &delivery.body, &signer).await
-                };
-                match result {
-                    Ok(()) => {
-                        stats
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .delivered += 1;
-                        debug!(attempt = delivery.attempt, "webhook delivered");
-                    }
-                    Err(why) => {
-                        stats
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .failed_attempts += 1;
-                        if delivery.attempt >= MAX_ATTEMPTS {
-                            warn!(%why, "webhook dropped after {MAX_ATTEMPTS} attempts");
-                            continue;
-                        }
-                        let wait = FIRST_RETRY
-                            .saturating_mul(1 << delivery.attempt.min(16))
-                            .min(MAX_RETRY);
-                        debug!(%why, attempt = delivery.attempt, ?wait, "webhook delivery failed; retrying");
-                        let queue = queue.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(wait).await;
-                            let _ = queue.send(Delivery {
-                                attempt: delivery.attempt + 1,
-                                ..delivery
-                            });
-                        });
-                    }
-                }
-            }
-        });
-        sender
+            stats,
+        }
     }
 
     /// Sends the webhooks of one call, applying duplication and reordering faults.
@@ -131,18 +95,20 @@ impl WebhookSender {
                 if finished {
                     let list = held.remove(session_id).unwrap_or_default();
                     for body in list.into_iter().rev() {
-                        self.enqueue(&body, faults.duplicate_webhooks);
+                        self.enqueue(session_id, &body, faults.duplicate_webhooks);
                     }
                 }
             } else {
-                self.enqueue(&body, faults.duplicate_webhooks);
+                self.enqueue(session_id, &body, faults.duplicate_webhooks);
             }
         }
     }
 
-    fn enqueue(&self, body: &[u8], duplicates: u32) {
+    fn enqueue(&self, session_id: &str, body: &[u8], duplicates: u32) {
+        // One session, one lane: its webhooks keep their order.
+        let lane = &self.lanes[lane_of(session_id)];
         for _ in 0..=duplicates {
-            let _ = self.queue.send(Delivery {
+            let _ = lane.send(Delivery {
                 body: body.to_vec(),
                 attempt: 1,
             });
@@ -156,6 +122,77 @@ impl WebhookSender {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+}
+
+/// One lane: delivers its webhooks one after the other, and puts a failed
+/// one back on the lane after its backoff.
+async fn deliver(
+    mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+    lane: mpsc::UnboundedSender<Delivery>,
+    url: String,
+    signer: Arc<Signer>,
+    faults: Arc<Mutex<Faults>>,
+    stats: Arc<Mutex<DeliveryStats>>,
+) {
+    while let Some(delivery) = deliveries.recv().await {
+        let (delay, inject_failure) = {
+            let mut f = faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let inject = f.fail_webhook_deliveries > 0;
+            if inject {
+                f.fail_webhook_deliveries -= 1;
+            }
+            (Duration::from_millis(f.webhook_delay_ms), inject)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let result = if inject_failure {
+            Err("injected delivery failure".to_owned())
+        } else {
+            post(&url, &delivery.body, &signer).await
+        };
+        match result {
+            Ok(()) => {
+                stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .delivered += 1;
+                debug!(attempt = delivery.attempt, "webhook delivered");
+            }
+            Err(why) => {
+                stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .failed_attempts += 1;
+                if delivery.attempt >= MAX_ATTEMPTS {
+                    warn!(%why, "webhook dropped after {MAX_ATTEMPTS} attempts");
+                    continue;
+                }
+                let wait = FIRST_RETRY
+                    .saturating_mul(1 << delivery.attempt.min(16))
+                    .min(MAX_RETRY);
+                debug!(%why, attempt = delivery.attempt, ?wait, "webhook delivery failed; retrying");
+                let lane = lane.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = lane.send(Delivery {
+                        attempt: delivery.attempt + 1,
+                        ..delivery
+                    });
+                });
+            }
+        }
+    }
+}
+
+/// The lane of a session's webhooks.
+fn lane_of(session_id: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    session_id.hash(&mut hasher);
+    usize::try_from(hasher.finish() % LANES as u64).unwrap_or(0)
 }
 
 /// POSTs `body` signed with `signer` to a plain-HTTP `url`; `Ok` only on 200.
