@@ -12,7 +12,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::apply::PaymentChange;
 use crate::commands::command_key;
-use crate::work::{BATCH, WorkReport, run_groups};
+use crate::work::{BATCH, WorkReport, run_each};
 use crate::{Service, ServiceError};
 
 /// How long the bank's widget public token works (its documented 24 hours).
@@ -39,14 +39,7 @@ impl Service {
         let due = self.deps.payments.due_for_check(now, BATCH).await?;
         // One check a payment: checks run side by side, with no order to keep.
         let groups = due.into_iter().map(|check| vec![check]).collect();
-        run_groups(groups, self.in_flight, |group| async move {
-            let mut report = WorkReport::default();
-            for due in group {
-                report.count(self.reconcile_one(due, now).await?);
-            }
-            Ok(report)
-        })
-        .await
+        run_each(groups, self.in_flight, |due| self.reconcile_one(due, now)).await
     }
 
     /// Checks one payment, and schedules its next check when nothing moved;

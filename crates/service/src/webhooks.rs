@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tracing::{Instrument as _, debug, warn};
 
 use crate::apply::PaymentChange;
-use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_groups};
+use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_each};
 use crate::{Service, ServiceError};
 
 /// A stored webhook with what decoding it gave.
@@ -84,12 +84,8 @@ impl Service {
             })
             .collect();
         let groups = group_by_subject(read, Received::same_subject);
-        run_groups(groups, self.in_flight, |group| async move {
-            let mut report = WorkReport::default();
-            for received in group {
-                report.count(self.apply_received(received, now).await?);
-            }
-            Ok(report)
+        run_each(groups, self.in_flight, |received| {
+            self.apply_received(received, now)
         })
         .await
     }

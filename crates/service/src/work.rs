@@ -135,6 +135,27 @@ where
         .try_fold(WorkReport::default(), |sum, r| Ok(sum.add(r?)))
 }
 
+/// [`run_groups`] for items that each finish (`true`) or are put back
+/// (`false`): a group's items run one after the other, and are counted.
+pub(crate) async fn run_each<T, E, F>(
+    groups: Vec<Vec<T>>,
+    in_flight: usize,
+    run: impl Fn(T) -> F,
+) -> Result<WorkReport, E>
+where
+    F: Future<Output = Result<bool, E>>,
+{
+    let run = &run;
+    run_groups(groups, in_flight, |group| async move {
+        let mut report = WorkReport::default();
+        for item in group {
+            report.count(run(item).await?);
+        }
+        Ok(report)
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::{InProgress, WorkReport, group_by_subject, run_groups};
