@@ -9,7 +9,7 @@ use time::Duration;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::apply::PaymentChange;
-use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_groups};
+use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_each};
 use crate::{Service, ServiceError};
 
 /// How long a claimed outbox command is ours before another worker may take it.
@@ -141,27 +141,20 @@ impl Service {
         let now = self.deps.wall_clock.now();
         let claimed = self.deps.outbox.claim(now, BATCH, LEASE).await?;
         let groups = group_by_subject(claimed, |a, b| same_subject(&a.command, &b.command));
-        run_groups(groups, self.in_flight, |group| {
-            self.run_in_order(group, now)
-        })
-        .await
+        run_each(groups, self.in_flight, |item| self.run_command(item, now)).await
     }
 
-    /// Runs one subject's claimed commands in order.
-    async fn run_in_order(
+    /// Runs one claimed command and records how it went; `true` when done.
+    async fn run_command(
         &self,
-        group: Vec<OutboxItem>,
+        item: OutboxItem,
         now: time::OffsetDateTime,
-    ) -> Result<WorkReport, ServiceError> {
-        let mut report = WorkReport::default();
-        for item in group {
-            let outcome = self
-                .execute(&item.command)
-                .instrument(subject_span(&item.command))
-                .await;
-            report.count(self.record_outcome(&item, outcome, now).await?);
-        }
-        Ok(report)
+    ) -> Result<bool, ServiceError> {
+        let outcome = self
+            .execute(&item.command)
+            .instrument(subject_span(&item.command))
+            .await;
+        self.record_outcome(&item, outcome, now).await
     }
 
     /// Records how a claimed command went, whoever carried it out (a worker,

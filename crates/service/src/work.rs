@@ -117,7 +117,7 @@ pub(crate) fn group_by_subject<T>(items: Vec<T>, same: impl Fn(&T, &T) -> bool) 
 
 /// Runs `run` on each group, at most `in_flight` groups at a time, and adds
 /// up their reports; the first error is returned after every group ran.
-pub(crate) async fn run_groups<T, E, F>(
+async fn run_groups<T, E, F>(
     groups: Vec<Vec<T>>,
     in_flight: usize,
     run: impl Fn(Vec<T>) -> F,
