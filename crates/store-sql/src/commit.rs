@@ -1,9 +1,9 @@
 //! [`UnitOfWork`]: one transaction for every write of a [`ChangeSet`].
 
-use async_trait::async_trait;
-use ports::{ChangeSet, OutboxCommand, StoreError, UnitOfWork};
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use ports::{ChangeSet, OutboxCommand, StoreError, UnitOfWork};
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Any, Transaction};
 use time::OffsetDateTime;
