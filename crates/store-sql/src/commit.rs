@@ -23,14 +23,6 @@ impl SqlStore {
         changes: &ChangeSet,
         at: i64,
     ) -> Result<(), StoreError> {
-        if !changes.events.is_empty() && self.dialect == Dialect::Postgres {
-            // Taken first, before any row lock: event ids are handed out in
-            // commit order, so a reader paging by id never skips one.
-            sqlx::query("SELECT pg_advisory_xact_lock(7263741)")
-                .execute(&mut **tx)
-                .await
-                .map_err(store_error)?;
-        }
         for w in &changes.payments {
             Self::write_payment(tx, w).await?;
         }
@@ -42,6 +34,33 @@ impl SqlStore {
         }
         for c in &changes.charges {
             Self::write_charge(tx, c).await?;
+        }
+        for c in &changes.outbox {
+            Self::enqueue(tx, c, command_parts(c).1, at).await?;
+        }
+        if let Some(binding) = &changes.idempotency {
+            Self::bind_idempotency(tx, binding).await?;
+        }
+        for id in &changes.inbox_applied {
+            sqlx::query("UPDATE inbox SET status = 'applied' WHERE id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .map_err(store_error)?;
+        }
+        if !changes.events.is_empty() && self.dialect == Dialect::Postgres {
+            // Event ids are handed out in commit order, so that a reader
+            // paging by id never skips one: the lock is held from the first
+            // id to the commit. Taken last, when every row this transaction
+            // writes is locked already, so it is held only for the event
+            // inserts and the commit (no other commit waits behind a
+            // transaction that is still writing its rows), and its holder
+            // waits for nothing (no deadlock): what follows only inserts
+            // rows nobody else can insert (new event ids).
+            sqlx::query("SELECT pg_advisory_xact_lock(7263741)")
+                .execute(&mut **tx)
+                .await
+                .map_err(store_error)?;
         }
         for e in &changes.events {
             let row = sqlx::query("INSERT INTO events (kind, subject_id, data, created_at) VALUES ($1, $2, $3, $4) RETURNING seq")
@@ -61,19 +80,6 @@ impl SqlStore {
                 )
                 .await?;
             }
-        }
-        for c in &changes.outbox {
-            Self::enqueue(tx, c, command_parts(c).1, at).await?;
-        }
-        if let Some(binding) = &changes.idempotency {
-            Self::bind_idempotency(tx, binding).await?;
-        }
-        for id in &changes.inbox_applied {
-            sqlx::query("UPDATE inbox SET status = 'applied' WHERE id = $1")
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .map_err(store_error)?;
         }
         Ok(())
     }
