@@ -3,6 +3,8 @@
 use async_trait::async_trait;
 use domain::{EventId, PaymentId, TokenId};
 use ports::{Backlog, CommandClaim, Outbox, OutboxCommand, OutboxItem, StoreError};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use sqlx::{Any, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -59,6 +61,17 @@ impl SqlStore {
     }
 }
 
+/// A statement that reads the outbox, planned at each use rather than
+/// prepared once per connection. The outbox is a queue, empty most of the
+/// time; a plan PostgreSQL caches while it is empty (a sequential scan, free
+/// on no rows) would stay with the connection when a backlog builds, and then
+/// every completion and claim would scan the whole backlog: the busier the
+/// day, the slower each command. Planned afresh, lookups use the indexes as
+/// soon as there are rows to skip.
+fn queue_query(sql: &str) -> Query<'_, Any, AnyArguments<'_>> {
+    sqlx::query(sql).persistent(false)
+}
+
 #[async_trait]
 impl Outbox for SqlStore {
     async fn claim(
@@ -80,7 +93,7 @@ impl Outbox for SqlStore {
         );
         let rows = self
             .all(
-                sqlx::query(&sql)
+                queue_query(&sql)
                     .bind(micros(now + lease))
                     .bind(micros(now))
                     .bind(sql_int(limit)),
@@ -101,12 +114,12 @@ impl Outbox for SqlStore {
     }
 
     async fn complete(&self, id: i64) -> Result<(), StoreError> {
-        self.run(sqlx::query("DELETE FROM outbox WHERE id = $1").bind(id))
+        self.run(queue_query("DELETE FROM outbox WHERE id = $1").bind(id))
             .await
     }
 
     async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError> {
-        self.run(sqlx::query("UPDATE outbox SET next_attempt_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3")
+        self.run(queue_query("UPDATE outbox SET next_attempt_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3")
             .bind(micros(at))
             .bind(error)
             .bind(id)).await
@@ -128,7 +141,7 @@ impl Outbox for SqlStore {
         );
         let claimed = self
             .all(
-                sqlx::query(&sql)
+                queue_query(&sql)
                     .bind(micros(now + lease))
                     .bind(kind)
                     .bind(subject)
@@ -144,7 +157,7 @@ impl Outbox for SqlStore {
         }
         let queued = self
             .all(
-                sqlx::query("SELECT id FROM outbox WHERE kind = $1 AND subject = $2 LIMIT 1")
+                queue_query("SELECT id FROM outbox WHERE kind = $1 AND subject = $2 LIMIT 1")
                     .bind(kind)
                     .bind(subject),
             )

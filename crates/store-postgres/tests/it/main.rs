@@ -173,3 +173,69 @@ async fn a_missing_server_fails_with_how_to_start_it() {
         .unwrap_err();
     assert!(error.to_string().contains("pg_ctlcluster"), "{error}");
 }
+
+/// The outbox is a queue, empty most of the time. Statistics taken while it
+/// was empty, and statements first run on it then, must not leave a plan
+/// that scans the whole table behind when a backlog builds: completing and
+/// claiming a command of a 3,000-row backlog reads it by index.
+#[tokio::test]
+async fn an_outbox_emptied_and_vacuumed_is_read_by_index_once_a_backlog_builds() {
+    use domain::PaymentId;
+    use ports::{ChangeSet, Outbox, OutboxCommand, UnitOfWork};
+
+    let h = Postgres::fresh().await;
+    let store = h.store();
+    let now = time::OffsetDateTime::now_utc();
+    let lease = time::Duration::seconds(30);
+    let confirm =
+        |i: usize| OutboxCommand::ConfirmSession(PaymentId::parse(&format!("pay_{i}")).unwrap());
+    store.pool().execute("VACUUM ANALYZE outbox").await.unwrap();
+    // More than five runs of each on the empty queue: PostgreSQL then keeps
+    // a prepared statement's generic plan.
+    for i in 0..10_usize {
+        store.complete(i64::try_from(i).unwrap()).await.unwrap();
+        store.claim_command(&confirm(i), now, lease).await.unwrap();
+    }
+    let backlog = ChangeSet {
+        outbox: (0..3_000).map(confirm).collect(),
+        ..ChangeSet::default()
+    };
+    store.commit(backlog, now).await.unwrap();
+    let claims = 200;
+    for i in 0..claims {
+        let claimed = store.claim_command(&confirm(i), now, lease).await.unwrap();
+        let ports::CommandClaim::Claimed(item) = claimed else {
+            panic!("command {i} not claimed: {claimed:?}");
+        };
+        store.complete(item.id).await.unwrap();
+    }
+    // Backends report their table statistics when they end.
+    store.pool().close().await;
+    let mut admin = sqlx::AnyConnection::connect(&store_postgres::with_database(
+        &store_postgres::test_server_url(),
+        &h.database,
+    ))
+    .await
+    .unwrap();
+    let mut scans = 0;
+    for _ in 0..50 {
+        scans = sqlx::query_scalar::<_, i64>(
+            "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'outbox'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        if scans > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The empty queue's own runs may scan it (free on no rows): at most
+    // three statements each of the 20 warm-up calls.
+    assert!(
+        scans <= 60,
+        "{scans} sequential scans of the outbox: the backlog's {claims} claims and completions scanned it"
+    );
+    drop(admin);
+    h.cleanup().await;
+}
