@@ -43,6 +43,9 @@ pub struct ApiRun {
     pub health: Run,
     /// The process's resident memory after start-up and one payment, in MiB.
     pub idle_rss_mib: f64,
+    /// RSA signatures made per POST (recur's bank calls and the in-process
+    /// sandbox's answers and webhooks), counted.
+    pub signatures_per_create: f64,
 }
 
 /// `creates` MIT payments, then `creates * 2` reads and health checks, each
@@ -69,6 +72,7 @@ pub async fn run(store: Store, history: u64, creates: usize, connections: usize)
     let idle_rss_mib = rss_mib();
     let ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(creates)));
     let keys = Arc::new(AtomicU64::new(0));
+    let signatures = bank131::signatures_made();
     let create = {
         let (client, ids) = (client.clone(), Arc::clone(&ids));
         load(creates, connections, move |_| {
@@ -84,6 +88,11 @@ pub async fn run(store: Store, history: u64, creates: usize, connections: usize)
         })
         .await
     };
+    // Let the last payments' webhooks land before counting signatures.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    #[allow(clippy::cast_precision_loss)]
+    let signatures_per_create =
+        (bank131::signatures_made() - signatures) as f64 / create.latencies.len() as f64;
     let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().expect("ids")));
     let read = {
         let client = client.clone();
@@ -119,5 +128,6 @@ pub async fn run(store: Store, history: u64, creates: usize, connections: usize)
         read,
         health,
         idle_rss_mib,
+        signatures_per_create,
     }
 }
