@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ports::{ChangeSet, OutboxCommand, StoreError, UnitOfWork};
+use domain::Payment;
+use ports::{ChangeSet, OutboxCommand, StoreError, UnitOfWork, Write};
 use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, Any, Transaction};
+use sqlx::{Acquire, Any, AnyConnection, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
@@ -42,11 +43,7 @@ impl SqlStore {
             Self::bind_idempotency(tx, binding).await?;
         }
         for id in &changes.inbox_applied {
-            sqlx::query("UPDATE inbox SET status = 'applied' WHERE id = $1")
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .map_err(store_error)?;
+            Self::mark_applied(tx, *id).await?;
         }
         if !changes.events.is_empty() && self.dialect == Dialect::Postgres {
             // Event ids are handed out in commit order, so that a reader
@@ -85,6 +82,50 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    async fn mark_applied(connection: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE inbox SET status = 'applied' WHERE id = $1")
+            .bind(id)
+            .execute(connection)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+}
+
+/// A change set that is a single statement: atomic on its own, so written
+/// without a transaction (no `BEGIN` and `COMMIT` round trips).
+enum OneStatement<'a> {
+    Payment(&'a Write<Payment>),
+    InboxMark(i64),
+}
+
+impl<'a> OneStatement<'a> {
+    fn of(changes: &'a ChangeSet) -> Option<Self> {
+        let ChangeSet {
+            payments,
+            tokens,
+            subscriptions,
+            charges,
+            events,
+            outbox,
+            inbox_applied,
+            idempotency,
+        } = changes;
+        let others = tokens.is_empty()
+            && subscriptions.is_empty()
+            && charges.is_empty()
+            && events.is_empty()
+            && outbox.is_empty()
+            && idempotency.is_none();
+        match (payments.as_slice(), inbox_applied.as_slice()) {
+            ([payment], []) if others => Some(Self::Payment(payment)),
+            ([], [id]) if others => Some(Self::InboxMark(*id)),
+            _ => None,
+        }
+    }
+}
+
 #[async_trait]
 impl UnitOfWork for SqlStore {
     async fn commit(&self, changes: ChangeSet, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -103,6 +144,21 @@ impl SqlStore {
     /// side, and the server groups their WAL flushes itself).
     async fn commit_alone(&self, changes: ChangeSet, at: i64) -> Result<(), StoreError> {
         let mut connection = self.pool.acquire().await.map_err(store_error)?;
+        if let Some(one) = OneStatement::of(&changes) {
+            let written = match one {
+                OneStatement::Payment(w) => Self::write_payment(&mut connection, w).await,
+                OneStatement::InboxMark(id) => Self::mark_applied(&mut connection, id).await,
+            };
+            return match written {
+                // The server never answered: the statement may have been
+                // written (as a failed COMMIT), and the connection is unsure.
+                Err(StoreError::Transient(why)) => {
+                    close_if_unclean(connection, false).await;
+                    Err(StoreError::UnknownOutcome(why))
+                }
+                other => other,
+            };
+        }
         let mut tx = connection.begin().await.map_err(store_error)?;
         let written = self.commit_in(&mut tx, &changes, at).await;
         let (ended_cleanly, result) = match written {

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use domain::{BankSessionId, CustomerReference, Payment, PaymentId, PaymentStatus, State};
 use ports::{DueCheck, Page, PaymentRepository, StoreError, Versioned, Write};
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
 use crate::SqlStore;
@@ -13,7 +13,7 @@ use crate::db::{corrupt, get, sql_int, store_error, to_u32, versioned, versioned
 
 impl SqlStore {
     pub(crate) async fn write_payment(
-        tx: &mut Transaction<'_, Any>,
+        connection: &mut AnyConnection,
         w: &Write<Payment>,
     ) -> Result<(), StoreError> {
         let p = &w.value;
@@ -36,7 +36,7 @@ impl SqlStore {
             .bind(micros(p.updated_at()))
             .bind(data)
             .bind(check)
-            .execute(&mut **tx)
+            .execute(&mut *connection)
             .await
             .map_err(store_error)?,
             Some(version) => sqlx::query(
@@ -51,7 +51,7 @@ impl SqlStore {
             .bind(check)
             .bind(p.id().as_str())
             .bind(version)
-            .execute(&mut **tx)
+            .execute(&mut *connection)
             .await
             .map_err(store_error)?,
         };
