@@ -80,9 +80,7 @@ impl SqlStore {
         }
         Ok(())
     }
-}
 
-impl SqlStore {
     async fn mark_applied(connection: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE inbox SET status = 'applied' WHERE id = $1")
             .bind(id)
@@ -141,7 +139,8 @@ impl UnitOfWork for SqlStore {
 
 impl SqlStore {
     /// One change set, one transaction (PostgreSQL: its commits run side by
-    /// side, and the server groups their WAL flushes itself).
+    /// side, and the server groups their WAL flushes itself); a change set
+    /// of one statement is that statement alone, which is atomic already.
     async fn commit_alone(&self, changes: ChangeSet, at: i64) -> Result<(), StoreError> {
         let mut connection = self.pool.acquire().await.map_err(store_error)?;
         if let Some(one) = OneStatement::of(&changes) {
