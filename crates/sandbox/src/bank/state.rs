@@ -22,8 +22,10 @@ use crate::cards::{self, Behavior};
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Bank {
     next_id: u64,
-    /// Sessions by id.
-    pub sessions: BTreeMap<String, SessionRecord>,
+    /// Sessions by id, each boxed: a B-tree node holds eleven values
+    /// whether it is full or not, and a session record is kilobytes (boxed,
+    /// a billing day of 10,000 sessions keeps about half the memory).
+    pub sessions: BTreeMap<String, Box<SessionRecord>>,
     /// Tokens by raw token.
     pub tokens: BTreeMap<String, TokenRecord>,
     /// Widget public tokens.
@@ -50,6 +52,7 @@ impl Bank {
     pub(crate) fn session_mut(&mut self, id: &str) -> Result<&mut SessionRecord, Refusal> {
         self.sessions
             .get_mut(id)
+            .map(|session| &mut **session)
             .ok_or_else(|| refuse("invalid_request", format!("unknown session {id}")))
     }
 
@@ -102,7 +105,7 @@ impl Bank {
             project: String::new(),
         };
         let wire = record.wire();
-        self.sessions.insert(id, record);
+        self.sessions.insert(id, Box::new(record));
         Ok((with_session(wire), Vec::new()))
     }
 
