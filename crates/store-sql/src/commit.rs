@@ -152,7 +152,7 @@ impl SqlStore {
                 // The server never answered: the statement may have been
                 // written (as a failed COMMIT), and the connection is unsure.
                 Err(StoreError::Transient(why)) => {
-                    close_if_unclean(connection, false).await;
+                    let _ = connection.close().await;
                     Err(StoreError::UnknownOutcome(why))
                 }
                 other => other,

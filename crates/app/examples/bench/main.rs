@@ -58,6 +58,13 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// Operations a second the machine's cores could sign if each cost nothing
+/// but its `signatures` (`sign_rate`: one core's signatures a second).
+#[allow(clippy::cast_precision_loss)]
+fn crypto_ceiling(sign_rate: f64, signatures: f64) -> f64 {
+    cores() as f64 * sign_rate / signatures
+}
+
 /// The arguments a part passes on to the parts it starts.
 struct Args {
     quick: bool,
@@ -252,8 +259,7 @@ async fn run_part(part: &str, scale: &Scale, sign_rate: f64) {
         ["billing", in_flight] => {
             let in_flight = in_flight.parse().expect("billing:N");
             let day = billing::run(scale.subscriptions, in_flight, 0).await;
-            #[allow(clippy::cast_precision_loss)]
-            let ceiling = cores as f64 * sign_rate / day.signatures_per_charge();
+            let ceiling = crypto_ceiling(sign_rate, day.signatures_per_charge());
             #[allow(clippy::cast_precision_loss)]
             let busy = (day.cpu + day.postgres_cpu).as_secs_f64()
                 / (day.took.as_secs_f64() * cores as f64);
@@ -294,9 +300,7 @@ async fn run_part(part: &str, scale: &Scale, sign_rate: f64) {
             let store = Store::named(store);
             let run = api::run(store, 0, scale.api_creates, 32).await;
             let peak = run.create.peak_rss_mib.max(run.read.peak_rss_mib);
-            // What the two cores could sign if a POST cost nothing else.
-            #[allow(clippy::cast_precision_loss)]
-            let ceiling = cores as f64 * sign_rate / run.signatures_per_create;
+            let ceiling = crypto_ceiling(sign_rate, run.signatures_per_create);
             println!(
                 "| {} | {} | {} | {} | {} | {:.1} | {ceiling:.0}/s | {} | {} | {peak:.0} MiB | {:.0} MiB |",
                 store.name(),

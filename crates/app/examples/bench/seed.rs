@@ -1,11 +1,12 @@
 //! History for the cost-growth runs: `n` payments (with their subscription
-//! charge, an event and a handled webhook each) copied from ones the run made, straight into the database.
+//! charge, an event and a handled webhook each) copied from ones the run
+//! made, straight into the database.
 
 use sqlx::{Connection, Executor};
 
-/// Adds `n` payments, charges, events and inbox rows to the database at `url`, copies
-/// of a finished payment, event and webhook already there. One statement per
-/// table; the same SQL runs on PostgreSQL and SQLite.
+/// Adds `n` payments, charges, events and inbox rows to the database at
+/// `url`, copies of a finished payment, event and webhook already there. One
+/// statement per table; the same SQL runs on PostgreSQL and SQLite.
 pub async fn history(url: &str, n: u64) {
     sqlx::any::install_default_drivers();
     let mut db = sqlx::AnyConnection::connect(url)
