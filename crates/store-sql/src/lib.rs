@@ -54,6 +54,17 @@ impl Dialect {
             Self::Sqlite => "",
         }
     }
+
+    /// `id` among the ids a claiming `SELECT` returns. PostgreSQL is given
+    /// them as an array, so that it fetches those rows by primary key: as
+    /// `IN (SELECT ..)` it plans a hash semi-join over a sequential scan of
+    /// the whole table, once per claim.
+    pub(crate) fn id_among(self, select: &str) -> String {
+        match self {
+            Self::Postgres => format!("id = ANY(ARRAY({select}))"),
+            Self::Sqlite => format!("id IN ({select})"),
+        }
+    }
 }
 
 /// The store: one pool, all ports.

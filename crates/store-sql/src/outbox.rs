@@ -83,13 +83,16 @@ impl Outbox for SqlStore {
         let lock = self.dialect.skip_locked();
         // Events of one object are delivered in feed order: an event waits
         // while an earlier one of the same object is still undelivered.
+        let due = format!(
+            "SELECT o.id FROM outbox o WHERE o.next_attempt_at <= $2 AND (o.locked_until IS NULL OR o.locked_until <= $2) \
+             AND NOT (o.kind = 'deliver_event' AND EXISTS (\
+               SELECT 1 FROM outbox p WHERE p.kind = 'deliver_event' AND p.object_id = o.object_id AND p.id < o.id)) \
+             ORDER BY o.id LIMIT $3 {lock}"
+        );
         let sql = format!(
-            "UPDATE outbox SET locked_until = $1, attempts = attempts + 1 WHERE id IN (\
-               SELECT o.id FROM outbox o WHERE o.next_attempt_at <= $2 AND (o.locked_until IS NULL OR o.locked_until <= $2) \
-               AND NOT (o.kind = 'deliver_event' AND EXISTS (\
-                 SELECT 1 FROM outbox p WHERE p.kind = 'deliver_event' AND p.object_id = o.object_id AND p.id < o.id)) \
-               ORDER BY o.id LIMIT $3 {lock}) \
-             RETURNING id, kind, subject, attempts"
+            "UPDATE outbox SET locked_until = $1, attempts = attempts + 1 WHERE {} \
+             RETURNING id, kind, subject, attempts",
+            self.dialect.id_among(&due)
         );
         let rows = self
             .all(
