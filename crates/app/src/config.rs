@@ -298,7 +298,15 @@ pub struct Config {
     /// `RECUR_WORKER_CONCURRENCY`: items each background worker carries out
     /// at the same time (8).
     pub worker_in_flight: usize,
+    /// How long the inbox and outbox workers sleep when idle before they
+    /// look again (50 ms); a webhook wakes the inbox, and applied webhooks
+    /// wake the outbox, at once. Not an environment variable: tests set it
+    /// long to show that the wake-ups, not the polling, carry the work.
+    pub worker_poll: std::time::Duration,
 }
+
+/// [`Config::worker_poll`] unless a test sets it.
+const WORKER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Config {
     /// Whether the built-in sandbox is the bank.
@@ -344,6 +352,7 @@ impl Config {
             bank_timeout: std::time::Duration::from_secs(30),
             inbox_retention: time::Duration::days(7),
             worker_in_flight: service::DEFAULT_IN_FLIGHT,
+            worker_poll: WORKER_POLL,
         }
     }
 
@@ -474,6 +483,7 @@ impl Config {
                     .filter(|n| (1..=256).contains(n))
                     .ok_or_else(|| error("RECUR_WORKER_CONCURRENCY", "must be 1–256"))?,
             },
+            worker_poll: WORKER_POLL,
         })
     }
 }

@@ -208,7 +208,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         http_api::router(state),
         shutdown_rx.clone(),
     ));
-    tasks.extend(workers(&service, &inbox_signal, &shutdown_rx));
+    tasks.extend(workers(
+        &service,
+        &inbox_signal,
+        config.worker_poll,
+        &shutdown_rx,
+    ));
     tasks.push(housekeeping(
         &service,
         store.clone(),

@@ -12,9 +12,11 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// The background loops: inbox (woken by each webhook), outbox, scheduler, reconciliation.
+/// The inbox and the outbox look for work every `poll` when idle.
 pub(crate) fn workers(
     service: &Service,
     inbox_signal: &Arc<Notify>,
+    poll: Duration,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     // Applying a webhook often enqueues a bank command (a ready_to_confirm's
@@ -45,17 +47,14 @@ pub(crate) fn workers(
     };
     vec![
         every(
-            Duration::from_millis(50),
+            poll,
             Some(inbox_signal.clone()),
             Some(outbox_signal.clone()),
             |s| Box::pin(async move { s.apply_inbox().await.is_ok_and(|r| r.done > 0) }),
         ),
-        every(
-            Duration::from_millis(50),
-            Some(outbox_signal.clone()),
-            None,
-            |s| Box::pin(async move { s.run_outbox().await.is_ok_and(|r| r.done > 0) }),
-        ),
+        every(poll, Some(outbox_signal.clone()), None, |s| {
+            Box::pin(async move { s.run_outbox().await.is_ok_and(|r| r.done > 0) })
+        }),
         every(Duration::from_secs(1), None, None, |s| {
             Box::pin(async move {
                 let now = s.now();

@@ -176,8 +176,12 @@ async fn a_bank_timeout_after_execution_is_reconciled_and_charged_once(kind: Sto
     app.stop().await;
 }
 
+/// The workers' idle polling, set long so that only a wake-up can carry
+/// the work within the test's bound.
+const NO_POLL: Duration = Duration::from_secs(600);
+
 async fn a_webhook_is_applied_within_moments_of_its_arrival(kind: StoreKind) {
-    let app = TestApp::start(kind).await;
+    let app = TestApp::start_with(kind, |c| c.worker_poll = NO_POLL).await;
     let c = &app.client;
     let token = demo::saved_card_token(c, "cust-fast").await.unwrap();
     let (_, created) = c
@@ -203,6 +207,50 @@ async fn a_webhook_is_applied_within_moments_of_its_arrival(kind: StoreKind) {
         took < Duration::from_secs(1),
         "the webhook took {took:?} to apply"
     );
+    app.stop().await;
+}
+
+/// A `ready_to_confirm` that arrives by webhook, with no request of ours
+/// waiting for it (the customer paid in the bank's widget), is confirmed at
+/// once: the webhook wakes the inbox, and the applied webhook wakes the
+/// outbox, which sends the confirm. Neither worker polls within the test.
+async fn a_ready_to_confirm_webhook_is_confirmed_at_once_not_at_the_next_poll(kind: StoreKind) {
+    let app = TestApp::start_with(kind, |c| c.worker_poll = NO_POLL).await;
+    let c = &app.client;
+    let body = json!({
+        "customer": { "reference": "cust-wake" },
+        "amount": { "value": 700, "currency": "RUB" },
+        "method": { "type": "widget" },
+    });
+    let (status, created) = c.post("/v1/payments", &body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let public = created["next_action"]["public_token"].as_str().unwrap();
+    let paid = Instant::now();
+    let (status, answer) = c
+        .sandbox(
+            &format!("/sandbox/widget/{public}/pay"),
+            &json!({ "number": "4242424242424242" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // ready_to_confirm -> inbox -> outbox: session/confirm -> payment_finished -> inbox.
+    let done = c.wait_status(id, "succeeded").await.unwrap();
+    let took = paid.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "confirmed and settled after {took:?}: a poll, not a wake-up, carried it"
+    );
+    assert_eq!(done["amount"]["value"], 700);
+    let charged = app
+        .sandbox()
+        .ledger()
+        .iter()
+        .filter(|e| e.kind == "charge" && e.amount == 700)
+        .count();
+    assert_eq!(charged, 1, "charged once");
+    // A second confirm would have reused the payment's confirm key.
+    assert_eq!(app.sandbox().repeated_keys(), Vec::<String>::new());
     app.stop().await;
 }
 
@@ -380,5 +428,6 @@ on_both_stores!(
     a_restart_between_action_required_and_payment_finished_loses_nothing,
     a_bank_timeout_after_execution_is_reconciled_and_charged_once,
     a_webhook_is_applied_within_moments_of_its_arrival,
+    a_ready_to_confirm_webhook_is_confirmed_at_once_not_at_the_next_poll,
     forged_webhooks_are_refused_and_duplicates_answered,
 );
