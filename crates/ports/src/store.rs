@@ -196,6 +196,13 @@ pub struct ChangeSet {
     pub inbox_applied: Vec<i64>,
     /// The `Idempotency-Key` of the request that creates a payment here.
     pub idempotency: Option<IdempotencyBinding>,
+    /// A token that must still be chargeable (active) when this commits, or
+    /// nothing is written and the commit fails with [`StoreError::Conflict`]:
+    /// the condition a payment about to be sent with the token rests on,
+    /// checked by the write itself (with the set's payment update, no
+    /// statement of its own) instead of by a read before it. It holds
+    /// against the token as stored before the change set.
+    pub chargeable_token: Option<TokenId>,
 }
 
 impl ChangeSet {

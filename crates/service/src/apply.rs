@@ -3,7 +3,8 @@
 
 use domain::{
     Applied, BankCode, BankDetails, BankFact, BankSessionId, Effect, Failure, Ignored, IssuedToken,
-    Outcome, Payment, PaymentId, PaymentMethod, PaymentStatus, RecurrentToken, State, TokenMethod,
+    Outcome, Payment, PaymentId, PaymentMethod, PaymentStatus, RecurrentToken, State, TokenId,
+    TokenMethod,
 };
 use ports::{
     ChangeSet, GatewayError, NewEvent, OutboxCommand, SessionSnapshot, Subject, Versioned, Write,
@@ -60,6 +61,15 @@ pub(crate) fn failure_of(error: &GatewayError) -> Failure {
     Failure { code, message }
 }
 
+/// Why a payment ends without a bank call: its token was disabled before it
+/// was sent.
+pub(crate) fn token_disabled() -> Failure {
+    Failure {
+        code: BankCode::TokenInactive.code(),
+        message: "the token was disabled before the payment was sent".into(),
+    }
+}
+
 impl Service {
     /// A payment by id, with its version.
     pub(crate) async fn read_payment(
@@ -97,7 +107,7 @@ impl Service {
         change: PaymentChange,
         inbox_item: Option<i64>,
     ) -> Result<(Versioned<Payment>, Applied<PaymentStatus>), ServiceError> {
-        self.retry_on_conflict(&format!("payment {id}"), |_, now| {
+        self.retry_on_conflict(&format!("payment {id}"), |number, now| {
             let read = first.take();
             let change = change.clone();
             Box::pin(async move {
@@ -105,6 +115,7 @@ impl Service {
                     Some(read) => read,
                     None => self.read_payment(id).await?,
                 };
+                let (change, guard) = self.token_guard(change, &read.value, number > 0).await?;
                 let mut payment = read.value;
                 let version = read.version;
                 let outcome = apply(&mut payment, change, now)?;
@@ -118,6 +129,9 @@ impl Service {
                 changes.inbox_applied.extend(inbox_item);
                 // A write of the payment takes its version one up (the port's rule).
                 let written = changes.payments.iter().any(|w| w.value.id() == id);
+                if written {
+                    changes.chargeable_token = guard;
+                }
                 let stored = |value| Versioned {
                     value,
                     version: version + i64::from(written),
@@ -130,6 +144,31 @@ impl Service {
             })
         })
         .await
+    }
+
+    /// What a change must be checked against when written: a token payment's
+    /// new session is recorded only while its token can be charged (the next
+    /// step sends the payment with it). The write checks that itself, with no
+    /// read; only after a conflict, which may be that very check, is the
+    /// token read, and one disabled since ends the payment unsent.
+    async fn token_guard(
+        &self,
+        change: PaymentChange,
+        payment: &Payment,
+        after_conflict: bool,
+    ) -> Result<(PaymentChange, Option<TokenId>), ServiceError> {
+        let (PaymentChange::AttachSession(_), PaymentMethod::Token { token_id, .. }) =
+            (&change, payment.method())
+        else {
+            return Ok((change, None));
+        };
+        if after_conflict {
+            let token = self.deps.tokens.get(token_id).await?;
+            if !token.is_some_and(|t| t.value.can_charge()) {
+                return Ok((PaymentChange::FailUnstarted(token_disabled()), None));
+            }
+        }
+        Ok((change, Some(token_id.clone())))
     }
 
     /// Turns a payment's outcome into the writes of one commit: the payment,

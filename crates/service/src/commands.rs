@@ -73,13 +73,22 @@ impl Service {
     /// `ready_to_confirm` webhook overtook this answer), the request waits for
     /// the payment to move on instead of sending it a second time; when this
     /// attempt fails, the outbox retries it.
-    pub(crate) async fn follow_up(&self, mut payment: Payment) -> Result<Payment, ServiceError> {
+    ///
+    /// `payment` is as this request stored it, with its version: the command
+    /// is decided on it without reading it again (a payment waiting for a
+    /// command changes only by that command, whose outbox row is ours once
+    /// claimed; should it have moved anyway, the bank's idempotency key makes
+    /// the resend harmless and the versioned write after it re-reads).
+    pub(crate) async fn follow_up(
+        &self,
+        mut payment: Versioned<Payment>,
+    ) -> Result<Payment, ServiceError> {
         // At most confirm, then capture (a held card), then nothing.
         for _ in 0..3 {
-            let Some(command) = payment.pending_session_command() else {
-                return Ok(payment);
+            let Some(command) = payment.value.pending_session_command() else {
+                return Ok(payment.value);
             };
-            let id = payment.id().clone();
+            let id = payment.value.id().clone();
             let now = self.deps.wall_clock.now();
             payment = match self
                 .deps
@@ -88,8 +97,9 @@ impl Service {
                 .await?
             {
                 CommandClaim::Claimed(item) => {
-                    let (outcome, next) = match self.session_command(&id, command).await {
-                        Ok(stored) => (Ok(()), Some(stored.value)),
+                    let sent = self.session_command(&id, command, Some(payment.clone()));
+                    let (outcome, next) = match sent.await {
+                        Ok(stored) => (Ok(()), Some(stored)),
                         Err(error) => (Err(error), None),
                     };
                     if let Err(error) = self.record_outcome(&item, outcome, now).await {
@@ -99,17 +109,18 @@ impl Service {
                     }
                     match next {
                         Some(next) => next,
-                        None => return Ok(payment),
+                        None => return Ok(payment.value),
                     }
                 }
                 CommandClaim::Busy => {
                     debug!(payment_id = %id, ?command, "a worker is sending it; waiting for the payment to move");
                     return self.moved_on(&id, command).await;
                 }
-                CommandClaim::NotQueued => self.session_command(&id, command).await?.value,
+                // Carried out already (its row is gone): read where it stands.
+                CommandClaim::NotQueued => self.session_command(&id, command, None).await?,
             };
         }
-        Ok(payment)
+        Ok(payment.value)
     }
 
     /// The payment once it no longer waits for `command`, or as it is after
@@ -191,18 +202,25 @@ impl Service {
             OutboxCommand::DisableToken(id) => return self.disable_token_at_bank(id).await,
             OutboxCommand::DeliverEvent(id) => return self.deliver_event(id).await,
         };
-        self.session_command(id, session_command).await.map(drop)
+        self.session_command(id, session_command, None)
+            .await
+            .map(drop)
     }
 
     /// Sends a session command if the payment still waits for it (a command
     /// that the inline path already sent is a no-op when the outbox runs it),
-    /// and returns the payment as stored afterwards.
+    /// and returns the payment as stored afterwards. The payment is read
+    /// unless the caller `known` it as stored.
     async fn session_command(
         &self,
         id: &PaymentId,
         command: SessionCommand,
+        known: Option<Versioned<Payment>>,
     ) -> Result<Versioned<Payment>, ServiceError> {
-        let read = self.read_payment(id).await?;
+        let read = match known {
+            Some(known) => known,
+            None => self.read_payment(id).await?,
+        };
         let (Some(session), true) = (
             read.value.session_id().cloned(),
             read.value.pending_session_command() == Some(command),

@@ -11,7 +11,7 @@ use ports::{
 };
 use tracing::{info, warn};
 
-use crate::apply::{PaymentChange, failure_of};
+use crate::apply::{PaymentChange, failure_of, token_disabled};
 use crate::{Listed, Service, ServiceError};
 
 /// `POST /v1/payments`, parsed.
@@ -174,11 +174,7 @@ impl Service {
         payment: &Payment,
         in_session: bool,
     ) -> Result<Result<Option<Instrument>, Payment>, ServiceError> {
-        let ended = |code: BankCode, message: &str| {
-            let failure = Failure {
-                code: code.code(),
-                message: message.to_owned(),
-            };
+        let ended = |failure: Failure| {
             if in_session {
                 PaymentChange::Fact(BankFact::Failed(failure))
             } else {
@@ -186,16 +182,15 @@ impl Service {
             }
         };
         let end = match payment.method() {
-            PaymentMethod::Card => ended(
-                BankCode::ProviderUnavailable,
-                "the bank never started the payment, and card data is not kept to send it again",
-            ),
+            PaymentMethod::Card => ended(Failure {
+                code: BankCode::ProviderUnavailable.code(),
+                message:
+                    "the bank never started the payment, and card data is not kept to send it again"
+                        .into(),
+            }),
             method => match self.instrument(method, payment.customer(), None).await {
                 Ok(instrument) => return Ok(Ok(instrument)),
-                Err(ServiceError::TokenInactive) => ended(
-                    BankCode::TokenInactive,
-                    "the token was disabled before the payment was sent",
-                ),
+                Err(ServiceError::TokenInactive) => ended(token_disabled()),
                 Err(error) => return Err(error),
             },
         };
@@ -301,6 +296,8 @@ impl Service {
             value: payment,
             version,
         });
+        // A token payment's session is attached only while its token can be
+        // charged (checked by the write), so the start below needs no read.
         let (stored, attached) = self
             .change_read_payment(
                 &id,
@@ -309,8 +306,9 @@ impl Service {
                 None,
             )
             .await?;
-        if !attached.is_changed() {
-            // Another path attached its own session first and carries the payment.
+        if !attached.is_changed() || stored.value.session_id() != Some(&session_id) {
+            // Another path attached its own session first and carries the
+            // payment, or the token was disabled meanwhile and it ended unsent.
             return Ok(stored.value);
         }
         self.begin(
@@ -324,9 +322,10 @@ impl Service {
     }
 
     /// Starts the payment in its recorded session: the widget's public
-    /// token, or `session/start/payment` with `start_key`. The token of a
-    /// token payment is read again first: one disabled since is not charged.
-    /// `version` is the stored payment's, when the caller knows it.
+    /// token, or `session/start/payment` with `start_key`. A token payment's
+    /// token was checked chargeable by the commit that attached the session,
+    /// or read just before (a restart). `version` is the stored payment's,
+    /// when the caller knows it.
     async fn begin(
         &self,
         payment: Payment,
@@ -357,10 +356,6 @@ impl Service {
                     Err(error) => PaymentChange::Fact(BankFact::Failed(failure_of(&error))),
                 }
             }
-            Some(_) if !self.token_still_chargeable(&payment).await? => {
-                // Disabled since the check: nothing was sent, nothing moved.
-                token_inactive()
-            }
             Some(instrument) => {
                 let started = self
                     .deps
@@ -388,22 +383,7 @@ impl Service {
             version,
         });
         let (stored, _) = self.change_read_payment(&id, known, change, None).await?;
-        self.follow_up(stored.value).await
-    }
-
-    /// Whether a token payment's token can still be charged, read right
-    /// before the payment is sent (a disable may have landed since the
-    /// first check). Payments without a token always can.
-    async fn token_still_chargeable(&self, payment: &Payment) -> Result<bool, ServiceError> {
-        let PaymentMethod::Token { token_id, .. } = payment.method() else {
-            return Ok(true);
-        };
-        Ok(self
-            .deps
-            .tokens
-            .get(token_id)
-            .await?
-            .is_some_and(|t| t.value.can_charge()))
+        self.follow_up(stored).await
     }
 
     /// A payment by id.
@@ -413,13 +393,17 @@ impl Service {
 
     /// The merchant confirms a payment in `requires_confirmation`.
     pub async fn confirm_payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
-        let (payment, _) = self.change_payment(id, PaymentChange::Confirm).await?;
+        let (payment, _) = self
+            .change_read_payment(id, None, PaymentChange::Confirm, None)
+            .await?;
         self.follow_up(payment).await
     }
 
     /// The merchant cancels a payment in `requires_confirmation`.
     pub async fn cancel_payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
-        let (payment, _) = self.change_payment(id, PaymentChange::Cancel).await?;
+        let (payment, _) = self
+            .change_read_payment(id, None, PaymentChange::Cancel, None)
+            .await?;
         self.follow_up(payment).await
     }
 
@@ -515,12 +499,4 @@ fn gateway_failure(id: &PaymentId, error: &GatewayError) -> PaymentChange {
         warn!(payment_id = %id, %error, "outcome unknown; left pending for session/status");
         PaymentChange::OutcomeUnknown
     }
-}
-
-/// The payment fails without a bank call: its token can no longer be charged.
-fn token_inactive() -> PaymentChange {
-    PaymentChange::Fact(BankFact::Failed(Failure {
-        code: BankCode::TokenInactive.code(),
-        message: "the token was disabled before the payment was sent".into(),
-    }))
 }

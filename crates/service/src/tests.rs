@@ -1,229 +1,15 @@
 //! Use-case tests against mockall mocks. The stores are mocks backed by one
 //! shared map, so that what a commit writes, a later read sees.
 
-use std::collections::HashMap;
+mod harness;
+
 use std::sync::{Arc, Mutex};
 
 use domain::*;
 use ports::*;
-use time::OffsetDateTime;
 
-use crate::{Deps, Service, ServiceError, StartPaymentCommand};
-
-#[derive(Default)]
-struct Db {
-    payments: HashMap<PaymentId, Versioned<Payment>>,
-    tokens: HashMap<TokenId, Versioned<RecurrentToken>>,
-    commits: Vec<ChangeSet>,
-}
-
-type Shared = Arc<Mutex<Db>>;
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)
-}
-
-fn apply_write<K: std::hash::Hash + Eq, T: Clone>(
-    map: &mut HashMap<K, Versioned<T>>,
-    key: K,
-    w: &Write<T>,
-) -> Result<(), StoreError> {
-    let current = map.get(&key).map(|v| v.version);
-    if current != w.expected_version {
-        return Err(StoreError::Conflict("version".into()));
-    }
-    map.insert(
-        key,
-        Versioned {
-            value: w.value.clone(),
-            version: current.unwrap_or(0) + 1,
-        },
-    );
-    Ok(())
-}
-
-struct Harness {
-    db: Shared,
-    gateway: MockPaymentGateway,
-}
-
-impl Harness {
-    fn new() -> Self {
-        Self {
-            db: Shared::default(),
-            gateway: MockPaymentGateway::new(),
-        }
-    }
-
-    fn with_token(self, active: bool) -> Self {
-        let issued = IssuedToken {
-            secret: RecurrentTokenSecret::parse("e9876f32bcd947f7").unwrap(),
-            created_at: None,
-            finished_at: None,
-            is_active: active,
-        };
-        let token = RecurrentToken::issued(
-            TokenId::parse("tok_1").unwrap(),
-            CustomerReference::parse("lucky").unwrap(),
-            &issued,
-            TokenMethod::Card,
-            PaymentId::parse("pay_0").unwrap(),
-            now(),
-        );
-        self.db.lock().unwrap().tokens.insert(
-            token.id.clone(),
-            Versioned {
-                value: token,
-                version: 1,
-            },
-        );
-        self
-    }
-
-    fn service(self) -> (Service, Shared) {
-        let db = self.db.clone();
-        let mut uow = MockUnitOfWork::new();
-        let d = db.clone();
-        uow.expect_commit().returning(move |changes, _| {
-            let mut db = d.lock().unwrap();
-            let mut next_payments = db.payments.clone();
-            let mut next_tokens = db.tokens.clone();
-            for w in &changes.payments {
-                apply_write(&mut next_payments, w.value.id().clone(), w)?;
-            }
-            for w in &changes.tokens {
-                apply_write(&mut next_tokens, w.value.id.clone(), w)?;
-            }
-            db.payments = next_payments;
-            db.tokens = next_tokens;
-            db.commits.push(changes);
-            Ok(())
-        });
-        let mut payments = MockPaymentRepository::new();
-        let d = db.clone();
-        payments
-            .expect_get()
-            .returning(move |id| Ok(d.lock().unwrap().payments.get(id).cloned()));
-        let d = db.clone();
-        payments.expect_by_session().returning(move |s| {
-            Ok(d.lock()
-                .unwrap()
-                .payments
-                .values()
-                .find(|p| p.value.session_id() == Some(s))
-                .cloned())
-        });
-        let d = db.clone();
-        payments.expect_due_for_check().returning(move |at, _| {
-            Ok(d.lock()
-                .unwrap()
-                .payments
-                .values()
-                .filter(|p| p.value.next_check_at().is_some_and(|due| due <= at))
-                .map(|p| DueCheck {
-                    payment: p.value.clone(),
-                    checks: 0,
-                })
-                .collect())
-        });
-        payments.expect_checked().returning(|_, _| Ok(()));
-        let mut tokens = MockTokenRepository::new();
-        let d = db.clone();
-        tokens
-            .expect_get()
-            .returning(move |id| Ok(d.lock().unwrap().tokens.get(id).cloned()));
-        let d = db.clone();
-        tokens.expect_by_secret().returning(move |secret| {
-            Ok(d.lock()
-                .unwrap()
-                .tokens
-                .values()
-                .find(|t| t.value.secret == *secret)
-                .cloned())
-        });
-        let mut subscriptions = MockSubscriptionRepository::new();
-        subscriptions
-            .expect_charge_by_payment()
-            .returning(|_| Ok(None));
-        let mut ids = MockIdGenerator::new();
-        let counter = Arc::new(Mutex::new(0));
-        let c = counter.clone();
-        ids.expect_payment_id().returning(move || {
-            *c.lock().unwrap() += 1;
-            PaymentId::parse(&format!("pay_{}", c.lock().unwrap())).unwrap()
-        });
-        ids.expect_token_id().returning(move || {
-            *counter.lock().unwrap() += 1;
-            TokenId::parse(&format!("tok_new{}", counter.lock().unwrap())).unwrap()
-        });
-        let mut outbox = MockOutbox::new();
-        outbox
-            .expect_claim_command()
-            .returning(|_, _, _| Ok(CommandClaim::NotQueued));
-        let mut clock = MockClock::new();
-        clock.expect_now().returning(now);
-        let mut wall_clock = MockClock::new();
-        wall_clock.expect_now().returning(now);
-        let mut presenter = MockPresenter::new();
-        presenter
-            .expect_payment()
-            .returning(|p| format!("{{\"id\":\"{}\"}}", p.id()));
-        presenter
-            .expect_token()
-            .returning(|t| format!("{{\"id\":\"{}\"}}", t.id));
-        presenter
-            .expect_subscription()
-            .returning(|s, _| format!("{{\"id\":\"{}\"}}", s.id()));
-        let deps = Deps {
-            gateway: Arc::new(self.gateway),
-            webhooks: Arc::new(MockWebhookDecoder::new()),
-            uow: Arc::new(uow),
-            payments: Arc::new(payments),
-            tokens: Arc::new(tokens),
-            subscriptions: Arc::new(subscriptions),
-            inbox: Arc::new(MockWebhookInbox::new()),
-            outbox: Arc::new(outbox),
-            events: Arc::new(MockEventLog::new()),
-            event_sink: None,
-            clock: Arc::new(clock),
-            wall_clock: Arc::new(wall_clock),
-            ids: Arc::new(ids),
-            presenter: Arc::new(presenter),
-            dunning: DunningPolicy::default(),
-            telemetry: Arc::new(NoTelemetry),
-        };
-        (Service::new(deps), db)
-    }
-}
-
-fn token_payment(initiator: Initiator) -> StartPaymentCommand {
-    StartPaymentCommand {
-        customer: CustomerReference::parse("lucky").unwrap(),
-        amount: Money::new(10_000, Currency::RUB).unwrap(),
-        method: PaymentMethod::Token {
-            token_id: TokenId::parse("tok_1").unwrap(),
-            initiator,
-        },
-        card: None,
-        save_token: false,
-        confirmation: Confirmation::Automatic,
-        return_url: Some("https://shop.example/return".into()),
-        description: None,
-        metadata: None,
-        idempotency: None,
-    }
-}
-
-fn snapshot(session: &str, fact: Option<BankFact>) -> SessionSnapshot {
-    SessionSnapshot {
-        session_id: BankSessionId::parse(session).unwrap(),
-        status: SessionStatus::InProgress,
-        payment_status: None,
-        payment_id: None,
-        fact,
-        details: BankDetails::default(),
-    }
-}
+use crate::{Service, ServiceError};
+use harness::{Harness, now, snapshot, token_payment};
 
 #[tokio::test]
 async fn payment_with_an_inactive_token_is_refused_without_any_bank_call() {
@@ -682,4 +468,48 @@ async fn a_token_disabled_while_the_session_was_created_is_never_charged() {
         .unwrap();
     assert_eq!(payment.status(), PaymentStatus::Failed);
     assert_eq!(payment.failure().unwrap().code.as_str(), "token_inactive");
+}
+
+/// A merchant-initiated charge takes one step per bank answer, and each
+/// step reads what it needs once: the token when the payment is checked
+/// (the session's attach re-checks it in its write), the payment never (each
+/// step starts from what the last one stored); one commit per step.
+#[tokio::test]
+async fn a_charge_reads_its_token_once_and_its_payment_never() {
+    let mut h = Harness::new().with_token(true).with_queued_commands();
+    h.gateway
+        .expect_create_session()
+        .times(1)
+        .returning(|_| Ok(snapshot("ps_1", None)));
+    h.gateway
+        .expect_start_payment()
+        .times(1)
+        .returning(|_| Ok(snapshot("ps_1", Some(BankFact::ReadyToConfirm))));
+    h.gateway
+        .expect_session_command()
+        .times(1)
+        .returning(|call| {
+            assert_eq!(call.command, SessionCommand::Confirm);
+            Ok(snapshot("ps_1", Some(BankFact::Succeeded { token: None })))
+        });
+    let (service, db) = h.service();
+    let payment = service
+        .start_payment(token_payment(Initiator::Merchant))
+        .await
+        .unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Succeeded);
+    let db = db.lock().unwrap();
+    assert_eq!(db.token_reads, 1, "the token is read once");
+    assert_eq!(db.payment_reads, 0, "the payment is never read back");
+    // Stored; its session attached (token checked); started; confirmed.
+    assert_eq!(db.commits.len(), 4, "{:#?}", db.commits);
+    assert_eq!(
+        db.commits[1].chargeable_token,
+        Some(TokenId::parse("tok_1").unwrap()),
+        "the attach carries the token check"
+    );
+    assert_eq!(
+        db.payments[payment.id()].value.status(),
+        PaymentStatus::Succeeded
+    );
 }

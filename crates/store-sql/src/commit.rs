@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::Payment;
+use domain::{Payment, TokenId};
 use ports::{ChangeSet, OutboxCommand, StoreError, UnitOfWork, Write};
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Any, AnyConnection, Transaction};
@@ -24,8 +24,19 @@ impl SqlStore {
         changes: &ChangeSet,
         at: i64,
     ) -> Result<(), StoreError> {
+        // The guard holds against the token as stored before this change
+        // set: on the payment updates themselves, else on its own first.
+        let guard = changes.chargeable_token.as_ref();
+        if let Some(token) = guard
+            && !changes
+                .payments
+                .iter()
+                .any(|w| w.expected_version.is_some())
+        {
+            Self::check_chargeable(tx, token).await?;
+        }
         for w in &changes.payments {
-            Self::write_payment(tx, w).await?;
+            Self::write_payment(tx, w, guard).await?;
         }
         for w in &changes.tokens {
             self.write_token(tx, w).await?;
@@ -94,7 +105,7 @@ impl SqlStore {
 /// A change set that is a single statement: atomic on its own, so written
 /// without a transaction (no `BEGIN` and `COMMIT` round trips).
 enum OneStatement<'a> {
-    Payment(&'a Write<Payment>),
+    Payment(&'a Write<Payment>, Option<&'a TokenId>),
     InboxMark(i64),
 }
 
@@ -109,6 +120,7 @@ impl<'a> OneStatement<'a> {
             outbox,
             inbox_applied,
             idempotency,
+            chargeable_token,
         } = changes;
         let others = tokens.is_empty()
             && subscriptions.is_empty()
@@ -116,9 +128,14 @@ impl<'a> OneStatement<'a> {
             && events.is_empty()
             && outbox.is_empty()
             && idempotency.is_none();
+        // A guard rides on a payment update; with anything else it is a statement of its own.
+        let guarded =
+            |w: &Write<Payment>| chargeable_token.is_none() || w.expected_version.is_some();
         match (payments.as_slice(), inbox_applied.as_slice()) {
-            ([payment], []) if others => Some(Self::Payment(payment)),
-            ([], [id]) if others => Some(Self::InboxMark(*id)),
+            ([payment], []) if others && guarded(payment) => {
+                Some(Self::Payment(payment, chargeable_token.as_ref()))
+            }
+            ([], [id]) if others && chargeable_token.is_none() => Some(Self::InboxMark(*id)),
             _ => None,
         }
     }
@@ -145,7 +162,9 @@ impl SqlStore {
         let mut connection = self.pool.acquire().await.map_err(store_error)?;
         if let Some(one) = OneStatement::of(&changes) {
             let written = match one {
-                OneStatement::Payment(w) => Self::write_payment(&mut connection, w).await,
+                OneStatement::Payment(w, guard) => {
+                    Self::write_payment(&mut connection, w, guard).await
+                }
                 OneStatement::InboxMark(id) => Self::mark_applied(&mut connection, id).await,
             };
             return match written {

@@ -1,7 +1,10 @@
 //! [`PaymentRepository`] and the payment rows a commit writes.
 
 use async_trait::async_trait;
-use domain::{BankSessionId, CustomerReference, Payment, PaymentId, PaymentStatus, State};
+use domain::{
+    BankSessionId, CustomerReference, Payment, PaymentId, PaymentStatus, State, TokenId,
+    TokenStatus,
+};
 use ports::{DueCheck, Page, PaymentRepository, StoreError, Versioned, Write};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -11,10 +14,22 @@ use crate::SqlStore;
 use crate::codec::{self, micros};
 use crate::db::{corrupt, get, sql_int, store_error, to_u32, versioned, versioned_write};
 
+const UPDATE: &str = "UPDATE payments SET version = version + 1, session_id = $1, status = $2, \
+     outcome_unknown = $3, updated_at = $4, data = $5, next_check_at = $6, checks = 0 \
+     WHERE id = $7 AND version = $8";
+
+/// [`UPDATE`] while a token is active: the check rides on the write.
+const UPDATE_WHILE_TOKEN_ACTIVE: &str = "UPDATE payments SET version = version + 1, session_id = $1, status = $2, \
+     outcome_unknown = $3, updated_at = $4, data = $5, next_check_at = $6, checks = 0 \
+     WHERE id = $7 AND version = $8 AND EXISTS (SELECT 1 FROM tokens WHERE id = $9 AND status = $10)";
+
 impl SqlStore {
+    /// Writes a payment; an update with `chargeable_token` writes only while
+    /// that token is active (see [`ports::ChangeSet::chargeable_token`]).
     pub(crate) async fn write_payment(
         connection: &mut AnyConnection,
         w: &Write<Payment>,
+        chargeable_token: Option<&TokenId>,
     ) -> Result<(), StoreError> {
         let p = &w.value;
         let data = codec::payment_json(p);
@@ -39,23 +54,57 @@ impl SqlStore {
             .execute(&mut *connection)
             .await
             .map_err(store_error)?,
-            Some(version) => sqlx::query(
-                "UPDATE payments SET version = version + 1, session_id = $1, status = $2, outcome_unknown = $3, \
-                 updated_at = $4, data = $5, next_check_at = $6, checks = 0 WHERE id = $7 AND version = $8",
-            )
-            .bind(session)
-            .bind(p.status().as_str())
-            .bind(unknown)
-            .bind(micros(p.updated_at()))
-            .bind(data)
-            .bind(check)
-            .bind(p.id().as_str())
-            .bind(version)
-            .execute(&mut *connection)
-            .await
-            .map_err(store_error)?,
+            Some(version) => {
+                let update = sqlx::query(match chargeable_token {
+                    None => UPDATE,
+                    Some(_) => UPDATE_WHILE_TOKEN_ACTIVE,
+                })
+                .bind(session)
+                .bind(p.status().as_str())
+                .bind(unknown)
+                .bind(micros(p.updated_at()))
+                .bind(data)
+                .bind(check)
+                .bind(p.id().as_str())
+                .bind(version);
+                let update = match chargeable_token {
+                    None => update,
+                    Some(token) => update
+                        .bind(token.as_str())
+                        .bind(TokenStatus::Active.as_str()),
+                };
+                update.execute(&mut *connection).await.map_err(store_error)?
+            }
         };
-        versioned_write(&result, "payment", p.id())
+        match chargeable_token {
+            Some(token) if w.expected_version.is_some() && result.rows_affected() == 0 => {
+                Err(StoreError::Conflict(format!(
+                    "payment {} changed concurrently, or token {token} is no longer chargeable",
+                    p.id()
+                )))
+            }
+            _ => versioned_write(&result, "payment", p.id()),
+        }
+    }
+
+    /// Fails with a conflict unless `token` is active (a change set's
+    /// [`ports::ChangeSet::chargeable_token`] when no payment update checks it).
+    pub(crate) async fn check_chargeable(
+        connection: &mut AnyConnection,
+        token: &TokenId,
+    ) -> Result<(), StoreError> {
+        let active = sqlx::query("SELECT 1 FROM tokens WHERE id = $1 AND status = $2")
+            .bind(token.as_str())
+            .bind(TokenStatus::Active.as_str())
+            .fetch_optional(connection)
+            .await
+            .map_err(store_error)?;
+        match active {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Conflict(format!(
+                "token {token} is no longer chargeable"
+            ))),
+        }
     }
 }
 

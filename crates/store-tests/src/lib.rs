@@ -199,6 +199,7 @@ macro_rules! conformance {
             event_feed_pages_gap_free_in_order,
             event_is_found_by_id_and_foreign_cursors_are_refused,
             concurrent_event_appends_leave_no_gap,
+            a_token_guarded_write_lands_only_while_the_token_is_active,
             failed_change_set_writes_nothing,
             empty_change_set_is_a_no_op,
             concurrent_change_sets_fail_alone,

@@ -178,6 +178,7 @@ pub async fn everything_survives_a_reopen<H: Harness>(h: &H) {
                 lease,
                 payment_id: p.id().clone(),
             }),
+            chargeable_token: None,
         },
     )
     .await

@@ -230,3 +230,67 @@ pub async fn payments_are_counted_by_status<H: Harness>(h: &H) {
         vec![(PaymentStatus::Pending, 2), (PaymentStatus::Succeeded, 1)]
     );
 }
+
+/// A payment update that rests on a token being chargeable writes only
+/// while the token is active, alone or with other writes; a change set whose
+/// guard has no payment update to ride on is checked all the same. Refused,
+/// it writes nothing.
+pub async fn a_token_guarded_write_lands_only_while_the_token_is_active<H: Harness>(h: &H) {
+    let s = h.store();
+    let t = fixtures::token("cust-1");
+    commit(&*s, changes::tokens(vec![Write::insert(t.clone())]))
+        .await
+        .unwrap();
+    let p = payment("cust-1");
+    commit(&*s, insert(&p)).await.unwrap();
+    let guarded = |mut changes: ChangeSet, token: &TokenId| {
+        changes.chargeable_token = Some(token.clone());
+        changes
+    };
+    let update =
+        || async { changes::payments(vec![Write::update(stored_payment(&*s, p.id()).await)]) };
+    // Active: the update lands, alone and beside an event.
+    commit(&*s, guarded(update().await, &t.id)).await.unwrap();
+    let mut with_event = update().await;
+    with_event
+        .events
+        .push(fixtures::event("payment.updated", p.id()));
+    commit(&*s, guarded(with_event, &t.id)).await.unwrap();
+    assert_eq!(stored_payment(&*s, p.id()).await.version, 3);
+    let events_before = s.after(None, 100).await.unwrap().len();
+
+    let mut disabled = TokenRepository::get(&*s, &t.id).await.unwrap().unwrap();
+    disabled.value.request_disable();
+    commit(&*s, changes::tokens(vec![Write::update(disabled)]))
+        .await
+        .unwrap();
+    let unknown = TokenId::parse("tok_nobody").unwrap();
+    for token in [&t.id, &unknown] {
+        let alone = commit(&*s, guarded(update().await, token)).await;
+        assert!(matches!(alone, Err(StoreError::Conflict(_))), "{alone:?}");
+        let mut with_event = update().await;
+        with_event
+            .events
+            .push(fixtures::event("payment.updated", p.id()));
+        let beside = commit(&*s, guarded(with_event, token)).await;
+        assert!(matches!(beside, Err(StoreError::Conflict(_))), "{beside:?}");
+        let fresh = payment("cust-1");
+        let no_update = commit(&*s, guarded(insert(&fresh), token)).await;
+        assert!(
+            matches!(no_update, Err(StoreError::Conflict(_))),
+            "{no_update:?}"
+        );
+        assert!(
+            PaymentRepository::get(&*s, fresh.id())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(
+        stored_payment(&*s, p.id()).await.version,
+        3,
+        "nothing written"
+    );
+    assert_eq!(s.after(None, 100).await.unwrap().len(), events_before);
+}
