@@ -194,6 +194,9 @@ pub struct ChangeSet {
     pub outbox: Vec<OutboxCommand>,
     /// Inbox webhooks marked applied.
     pub inbox_applied: Vec<i64>,
+    /// Outbox commands carried out, removed from the queue in this commit:
+    /// a command's answer and its completion land together.
+    pub outbox_done: Vec<i64>,
     /// The `Idempotency-Key` of the request that creates a payment here.
     pub idempotency: Option<IdempotencyBinding>,
     /// A token that must still be chargeable (active) when this commits, or

@@ -61,6 +61,17 @@ pub(crate) fn failure_of(error: &GatewayError) -> Failure {
     Failure { code, message }
 }
 
+/// The queue row a payment change settles in its own commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settles {
+    /// None.
+    Nothing,
+    /// The inbox webhook it applies (marked applied).
+    Webhook(i64),
+    /// The outbox command whose answer it records (removed from the queue).
+    Command(i64),
+}
+
 /// Why a payment ends without a bank call: its token was disabled before it
 /// was sent.
 pub(crate) fn token_disabled() -> Failure {
@@ -91,13 +102,16 @@ impl Service {
         id: &PaymentId,
         change: PaymentChange,
     ) -> Result<(Payment, Applied<PaymentStatus>), ServiceError> {
-        let (stored, applied) = self.change_read_payment(id, None, change, None).await?;
+        let (stored, applied) = self
+            .change_read_payment(id, None, change, Settles::Nothing)
+            .await?;
         Ok((stored.value, applied))
     }
 
     /// [`Service::change_payment`] starting from a payment already read
-    /// (re-read only after a conflict), and marking an inbox item applied in
-    /// the same commit, whether the change moved the payment or not. Returns
+    /// (re-read only after a conflict), and settling the queue row that
+    /// brought the change (a webhook applied, a command carried out) in the
+    /// same commit, whether the change moved the payment or not. Returns
     /// the payment as stored now, with its version, so that the next step
     /// need not read it again.
     pub(crate) async fn change_read_payment<'a>(
@@ -105,7 +119,7 @@ impl Service {
         id: &'a PaymentId,
         mut first: Option<Versioned<Payment>>,
         change: PaymentChange,
-        inbox_item: Option<i64>,
+        settles: Settles,
     ) -> Result<(Versioned<Payment>, Applied<PaymentStatus>), ServiceError> {
         self.retry_on_conflict(&format!("payment {id}"), |number, now| {
             let read = first.take();
@@ -126,7 +140,11 @@ impl Service {
                 } else {
                     ChangeSet::default()
                 };
-                changes.inbox_applied.extend(inbox_item);
+                match settles {
+                    Settles::Nothing => {}
+                    Settles::Webhook(id) => changes.inbox_applied.push(id),
+                    Settles::Command(id) => changes.outbox_done.push(id),
+                }
                 // A write of the payment takes its version one up (the port's rule).
                 let written = changes.payments.iter().any(|w| w.value.id() == id);
                 if written {

@@ -8,7 +8,7 @@ use ports::{
 use time::Duration;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::apply::PaymentChange;
+use crate::apply::{PaymentChange, Settles};
 use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_each};
 use crate::{Service, ServiceError};
 
@@ -97,9 +97,10 @@ impl Service {
                 .await?
             {
                 CommandClaim::Claimed(item) => {
-                    let sent = self.session_command(&id, command, Some(payment.clone()));
+                    let sent =
+                        self.session_command(&id, command, Some(payment.clone()), Some(item.id));
                     let (outcome, next) = match sent.await {
-                        Ok(stored) => (Ok(()), Some(stored)),
+                        Ok((stored, removed)) => (Ok(removed), Some(stored)),
                         Err(error) => (Err(error), None),
                     };
                     if let Err(error) = self.record_outcome(&item, outcome, now).await {
@@ -117,7 +118,7 @@ impl Service {
                     return self.moved_on(&id, command).await;
                 }
                 // Carried out already (its row is gone): read where it stands.
-                CommandClaim::NotQueued => self.session_command(&id, command, None).await?,
+                CommandClaim::NotQueued => self.session_command(&id, command, None, None).await?.0,
             };
         }
         Ok(payment.value)
@@ -162,23 +163,25 @@ impl Service {
         now: time::OffsetDateTime,
     ) -> Result<bool, ServiceError> {
         let outcome = self
-            .execute(&item.command)
+            .execute(&item)
             .instrument(subject_span(&item.command))
             .await;
         self.record_outcome(&item, outcome, now).await
     }
 
     /// Records how a claimed command went, whoever carried it out (a worker,
-    /// or the request that started its payment): done, it leaves the outbox;
+    /// or the request that started its payment): done, it leaves the outbox
+    /// (unless the commit that recorded its answer `removed` it already);
     /// failed, it is tried again after its backoff. `true` when done.
     async fn record_outcome(
         &self,
         item: &OutboxItem,
-        outcome: Result<(), ServiceError>,
+        outcome: Result<bool, ServiceError>,
         now: time::OffsetDateTime,
     ) -> Result<bool, ServiceError> {
         match outcome {
-            Ok(()) => {
+            Ok(true) => Ok(true),
+            Ok(false) => {
                 self.deps.outbox.complete(item.id).await?;
                 Ok(true)
             }
@@ -194,29 +197,38 @@ impl Service {
         }
     }
 
-    async fn execute(&self, command: &OutboxCommand) -> Result<(), ServiceError> {
-        let (id, session_command) = match command {
+    /// Carries out a claimed command; `true` when its row left the outbox
+    /// with the commit that recorded its answer.
+    async fn execute(&self, item: &OutboxItem) -> Result<bool, ServiceError> {
+        let (id, session_command) = match &item.command {
             OutboxCommand::ConfirmSession(id) => (id, SessionCommand::Confirm),
             OutboxCommand::CancelSession(id) => (id, SessionCommand::Cancel),
             OutboxCommand::CaptureSession(id) => (id, SessionCommand::Capture),
-            OutboxCommand::DisableToken(id) => return self.disable_token_at_bank(id).await,
-            OutboxCommand::DeliverEvent(id) => return self.deliver_event(id).await,
+            OutboxCommand::DisableToken(id) => {
+                return self.disable_token_at_bank(id).await.map(|()| false);
+            }
+            OutboxCommand::DeliverEvent(id) => {
+                return self.deliver_event(id).await.map(|()| false);
+            }
         };
-        self.session_command(id, session_command, None)
+        self.session_command(id, session_command, None, Some(item.id))
             .await
-            .map(drop)
+            .map(|(_, removed)| removed)
     }
 
     /// Sends a session command if the payment still waits for it (a command
     /// that the inline path already sent is a no-op when the outbox runs it),
     /// and returns the payment as stored afterwards. The payment is read
-    /// unless the caller `known` it as stored.
+    /// unless the caller `known` it as stored. The answer's commit removes
+    /// the command's outbox `row` too (one commit for both): the `bool` says
+    /// whether it did.
     async fn session_command(
         &self,
         id: &PaymentId,
         command: SessionCommand,
         known: Option<Versioned<Payment>>,
-    ) -> Result<Versioned<Payment>, ServiceError> {
+        row: Option<i64>,
+    ) -> Result<(Versioned<Payment>, bool), ServiceError> {
         let read = match known {
             Some(known) => known,
             None => self.read_payment(id).await?,
@@ -225,7 +237,7 @@ impl Service {
             read.value.session_id().cloned(),
             read.value.pending_session_command() == Some(command),
         ) else {
-            return Ok(read);
+            return Ok((read, false));
         };
         let gateway = &self.deps.gateway;
         let project = Project::for_method(read.value.method());
@@ -252,13 +264,17 @@ impl Service {
             }
             Err(error) => return Err(error.into()),
         };
-        Ok(match change {
-            Some(change) => {
-                self.change_read_payment(id, Some(read), change, None)
-                    .await?
-                    .0
+        Ok(match (change, row) {
+            (Some(change), Some(row)) => {
+                let changed =
+                    self.change_read_payment(id, Some(read), change, Settles::Command(row));
+                (changed.await?.0, true)
             }
-            None => read,
+            (Some(change), None) => {
+                let changed = self.change_read_payment(id, Some(read), change, Settles::Nothing);
+                (changed.await?.0, false)
+            }
+            (None, _) => (read, false),
         })
     }
 }

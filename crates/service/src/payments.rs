@@ -11,7 +11,7 @@ use ports::{
 };
 use tracing::{info, warn};
 
-use crate::apply::{PaymentChange, failure_of, token_disabled};
+use crate::apply::{PaymentChange, Settles, failure_of, token_disabled};
 use crate::{Listed, Service, ServiceError};
 
 /// `POST /v1/payments`, parsed.
@@ -303,7 +303,7 @@ impl Service {
                 &id,
                 known,
                 PaymentChange::AttachSession(session_id.clone()),
-                None,
+                Settles::Nothing,
             )
             .await?;
         if !attached.is_changed() || stored.value.session_id() != Some(&session_id) {
@@ -382,7 +382,9 @@ impl Service {
             value: payment,
             version,
         });
-        let (stored, _) = self.change_read_payment(&id, known, change, None).await?;
+        let (stored, _) = self
+            .change_read_payment(&id, known, change, Settles::Nothing)
+            .await?;
         self.follow_up(stored).await
     }
 
@@ -394,7 +396,7 @@ impl Service {
     /// The merchant confirms a payment in `requires_confirmation`.
     pub async fn confirm_payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
         let (payment, _) = self
-            .change_read_payment(id, None, PaymentChange::Confirm, None)
+            .change_read_payment(id, None, PaymentChange::Confirm, Settles::Nothing)
             .await?;
         self.follow_up(payment).await
     }
@@ -402,7 +404,7 @@ impl Service {
     /// The merchant cancels a payment in `requires_confirmation`.
     pub async fn cancel_payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
         let (payment, _) = self
-            .change_read_payment(id, None, PaymentChange::Cancel, None)
+            .change_read_payment(id, None, PaymentChange::Cancel, Settles::Nothing)
             .await?;
         self.follow_up(payment).await
     }

@@ -473,7 +473,8 @@ async fn a_token_disabled_while_the_session_was_created_is_never_charged() {
 /// A merchant-initiated charge takes one step per bank answer, and each
 /// step reads what it needs once: the token when the payment is checked
 /// (the session's attach re-checks it in its write), the payment never (each
-/// step starts from what the last one stored); one commit per step.
+/// step starts from what the last one stored); one commit per step, the
+/// confirm's outbox row leaving in the commit of its answer.
 #[tokio::test]
 async fn a_charge_reads_its_token_once_and_its_payment_never() {
     let mut h = Harness::new().with_token(true).with_queued_commands();
@@ -507,6 +508,11 @@ async fn a_charge_reads_its_token_once_and_its_payment_never() {
         db.commits[1].chargeable_token,
         Some(TokenId::parse("tok_1").unwrap()),
         "the attach carries the token check"
+    );
+    assert_eq!(
+        db.commits[3].outbox_done,
+        vec![1],
+        "the confirm leaves the outbox with its answer"
     );
     assert_eq!(
         db.payments[payment.id()].value.status(),

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracing::{Instrument as _, debug, warn};
 
-use crate::apply::PaymentChange;
+use crate::apply::{PaymentChange, Settles};
 use crate::work::{BATCH, WorkReport, backoff, group_by_subject, run_each};
 use crate::{Service, ServiceError};
 
@@ -137,7 +137,7 @@ impl Service {
                     &id,
                     Some(found),
                     PaymentChange::OutcomeUnknown,
-                    Some(item.id),
+                    Settles::Webhook(item.id),
                 )
                 .await?;
                 self.deps.telemetry.webhook_checked_instead();
@@ -219,7 +219,12 @@ impl Service {
         // The webhook's span names the payment from here on.
         tracing::Span::current().record("payment_id", id.as_str());
         let (_, applied) = self
-            .change_read_payment(&id, Some(found), change, inbox_item)
+            .change_read_payment(
+                &id,
+                Some(found),
+                change,
+                inbox_item.map_or(Settles::Nothing, Settles::Webhook),
+            )
             .await?;
         Ok(Some(applied))
     }

@@ -56,6 +56,9 @@ impl SqlStore {
         for id in &changes.inbox_applied {
             Self::mark_applied(tx, *id).await?;
         }
+        for id in &changes.outbox_done {
+            Self::remove_command(tx, *id).await?;
+        }
         if !changes.events.is_empty() && self.dialect == Dialect::Postgres {
             // Event ids are handed out in commit order, so that a reader
             // paging by id never skips one: the lock is held from the first
@@ -107,6 +110,7 @@ impl SqlStore {
 enum OneStatement<'a> {
     Payment(&'a Write<Payment>, Option<&'a TokenId>),
     InboxMark(i64),
+    CommandDone(i64),
 }
 
 impl<'a> OneStatement<'a> {
@@ -119,6 +123,7 @@ impl<'a> OneStatement<'a> {
             events,
             outbox,
             inbox_applied,
+            outbox_done,
             idempotency,
             chargeable_token,
         } = changes;
@@ -131,11 +136,17 @@ impl<'a> OneStatement<'a> {
         // A guard rides on a payment update; with anything else it is a statement of its own.
         let guarded =
             |w: &Write<Payment>| chargeable_token.is_none() || w.expected_version.is_some();
-        match (payments.as_slice(), inbox_applied.as_slice()) {
-            ([payment], []) if others && guarded(payment) => {
+        let unguarded = chargeable_token.is_none();
+        match (
+            payments.as_slice(),
+            inbox_applied.as_slice(),
+            outbox_done.as_slice(),
+        ) {
+            ([payment], [], []) if others && guarded(payment) => {
                 Some(Self::Payment(payment, chargeable_token.as_ref()))
             }
-            ([], [id]) if others && chargeable_token.is_none() => Some(Self::InboxMark(*id)),
+            ([], [id], []) if others && unguarded => Some(Self::InboxMark(*id)),
+            ([], [], [id]) if others && unguarded => Some(Self::CommandDone(*id)),
             _ => None,
         }
     }
@@ -166,6 +177,7 @@ impl SqlStore {
                     Self::write_payment(&mut connection, w, guard).await
                 }
                 OneStatement::InboxMark(id) => Self::mark_applied(&mut connection, id).await,
+                OneStatement::CommandDone(id) => Self::remove_command(&mut connection, id).await,
             };
             return match written {
                 // The server never answered: the statement may have been

@@ -5,7 +5,7 @@ use domain::{EventId, PaymentId, TokenId};
 use ports::{Backlog, CommandClaim, Outbox, OutboxCommand, OutboxItem, StoreError};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 use time::{Duration, OffsetDateTime};
 
 use crate::SqlStore;
@@ -72,6 +72,25 @@ fn queue_query(sql: &str) -> Query<'_, Any, AnyArguments<'_>> {
     sqlx::query(sql).persistent(false)
 }
 
+/// A command carried out leaves the queue.
+const REMOVE: &str = "DELETE FROM outbox WHERE id = $1";
+
+impl SqlStore {
+    /// Removes a command carried out, within a commit (see
+    /// [`ports::ChangeSet::outbox_done`]).
+    pub(crate) async fn remove_command(
+        connection: &mut AnyConnection,
+        id: i64,
+    ) -> Result<(), StoreError> {
+        queue_query(REMOVE)
+            .bind(id)
+            .execute(connection)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+}
+
 #[async_trait]
 impl Outbox for SqlStore {
     async fn claim(
@@ -117,8 +136,7 @@ impl Outbox for SqlStore {
     }
 
     async fn complete(&self, id: i64) -> Result<(), StoreError> {
-        self.run(queue_query("DELETE FROM outbox WHERE id = $1").bind(id))
-            .await
+        self.run(queue_query(REMOVE).bind(id)).await
     }
 
     async fn retry(&self, id: i64, at: OffsetDateTime, error: &str) -> Result<(), StoreError> {

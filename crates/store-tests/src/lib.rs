@@ -191,6 +191,7 @@ macro_rules! conformance {
             outbox_command_enqueued_in_a_change_set_is_claimed,
             outbox_claimed_command_is_leased,
             outbox_completed_command_is_gone,
+            outbox_command_done_leaves_with_its_answers_commit,
             outbox_retry_waits_for_next_attempt_at,
             outbox_depth_counts_waiting_commands,
             outbox_one_command_is_claimed_by_one_caller,

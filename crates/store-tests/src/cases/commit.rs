@@ -174,6 +174,7 @@ pub async fn everything_survives_a_reopen<H: Harness>(h: &H) {
             events: vec![event("payment.succeeded", p.id())],
             outbox: vec![confirm("pay_1")],
             inbox_applied: vec![],
+            outbox_done: vec![],
             idempotency: Some(IdempotencyBinding {
                 lease,
                 payment_id: p.id().clone(),

@@ -15,6 +15,13 @@ async fn enqueue<S: AllPorts + ?Sized>(s: &S, commands: Vec<OutboxCommand>) {
     commit(s, changes::commands(commands)).await.unwrap();
 }
 
+/// What a worker could claim a day from now (every lease run out).
+async fn claimable<S: AllPorts + ?Sized>(s: &S) -> Vec<OutboxItem> {
+    s.claim(now() + Duration::days(1), 10, Duration::seconds(30))
+        .await
+        .unwrap()
+}
+
 /// Enqueues a confirm of `pay_1` and claims it.
 async fn enqueue_and_claim_one<S: AllPorts + ?Sized>(s: &S) -> OutboxItem {
     enqueue(s, vec![confirm("pay_1")]).await;
@@ -83,6 +90,49 @@ pub async fn outbox_completed_command_is_gone<H: Harness>(h: &H) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A command carried out leaves the queue with the commit that records its
+/// answer, alone or beside the payment it moved; a commit refused keeps it.
+pub async fn outbox_command_done_leaves_with_its_answers_commit<H: Harness>(h: &H) {
+    let s = h.store();
+    let p = payment("c");
+    commit(&*s, changes::insert(&p)).await.unwrap();
+    // Beside the payment: a stale version refuses the set, the row stays.
+    let item = enqueue_and_claim_one(&*s).await;
+    let stale = ChangeSet {
+        payments: vec![Write {
+            value: p.clone(),
+            expected_version: Some(7),
+        }],
+        outbox_done: vec![item.id],
+        ..ChangeSet::default()
+    };
+    assert!(matches!(
+        commit(&*s, stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(claimable(&*s).await.len(), 1, "kept");
+    let answered = ChangeSet {
+        payments: vec![Write {
+            value: p.clone(),
+            expected_version: Some(1),
+        }],
+        events: vec![event("payment.succeeded", p.id())],
+        outbox_done: vec![item.id],
+        ..ChangeSet::default()
+    };
+    commit(&*s, answered).await.unwrap();
+    assert!(claimable(&*s).await.is_empty(), "removed");
+    // Alone (the answer moved nothing).
+    let item = enqueue_and_claim_one(&*s).await;
+    let alone = ChangeSet {
+        outbox_done: vec![item.id],
+        ..ChangeSet::default()
+    };
+    commit(&*s, alone).await.unwrap();
+    assert!(claimable(&*s).await.is_empty(), "removed");
+    assert_eq!(s.backlog().await.unwrap().depth, 0);
 }
 
 /// A retried command waits for its `next_attempt_at`.
