@@ -41,11 +41,7 @@ async fn payment_with_a_token_being_disabled_is_refused_too() {
 
 #[tokio::test]
 async fn unknown_outcome_stays_pending_and_is_reconciled_never_resent() {
-    let mut h = Harness::new().with_token(true);
-    h.gateway
-        .expect_create_session()
-        .times(1)
-        .returning(|_| Ok(snapshot("ps_1", None)));
+    let mut h = Harness::new().with_token(true).session_opens_once();
     h.gateway
         .expect_start_payment()
         .times(1)
@@ -477,11 +473,10 @@ async fn a_token_disabled_while_the_session_was_created_is_never_charged() {
 /// confirm's outbox row leaving in the commit of its answer.
 #[tokio::test]
 async fn a_charge_reads_its_token_once_and_its_payment_never() {
-    let mut h = Harness::new().with_token(true).with_queued_commands();
-    h.gateway
-        .expect_create_session()
-        .times(1)
-        .returning(|_| Ok(snapshot("ps_1", None)));
+    let mut h = Harness::new()
+        .with_token(true)
+        .with_queued_commands()
+        .session_opens_once();
     h.gateway
         .expect_start_payment()
         .times(1)

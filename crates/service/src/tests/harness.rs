@@ -62,6 +62,15 @@ impl Harness {
         }
     }
 
+    /// `session/create` answers session `ps_1`, once.
+    pub(super) fn session_opens_once(mut self) -> Self {
+        self.gateway
+            .expect_create_session()
+            .times(1)
+            .returning(|_| Ok(snapshot("ps_1", None)));
+        self
+    }
+
     pub(super) fn with_queued_commands(mut self) -> Self {
         self.queued_commands = true;
         self
