@@ -219,7 +219,7 @@ impl Service {
     /// Sends a session command if the payment still waits for it (a command
     /// that the inline path already sent is a no-op when the outbox runs it),
     /// and returns the payment as stored afterwards. The payment is read
-    /// unless the caller `known` it as stored. The answer's commit removes
+    /// unless the caller passes it as stored (`known`). The answer's commit removes
     /// the command's outbox `row` too (one commit for both): the `bool` says
     /// whether it did.
     async fn session_command(
