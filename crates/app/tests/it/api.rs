@@ -359,12 +359,7 @@ async fn a_request_given_up_mid_flight_never_becomes_two_payments(kind: StoreKin
         assert!(Instant::now() < deadline, "{payments:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let charged = app
-        .sandbox()
-        .ledger()
-        .into_iter()
-        .filter(|e| e.kind == "charge" && e.amount == 2_100)
-        .count();
+    let charged = app.charges_of_amount(2_100);
     assert_eq!(charged, 1, "the customer paid once");
     app.stop().await;
 }
@@ -421,12 +416,7 @@ async fn a_retry_after_a_5xx_answers_with_the_payment_it_created(kind: StoreKind
         .collect();
     assert_eq!(created.len(), 1, "{created:?}");
     assert_eq!(created[0]["id"], retry["id"]);
-    let charged = app
-        .sandbox()
-        .ledger()
-        .into_iter()
-        .filter(|e| e.kind == "charge" && e.amount == 3_300)
-        .count();
+    let charged = app.charges_of_amount(3_300);
     assert_eq!(
         charged, 0,
         "the customer paid nothing, and the merchant sees why"

@@ -62,12 +62,7 @@ async fn every_session_command_reaches_the_bank_once(kind: StoreKind) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     for i in 0..24 {
-        let charged = app
-            .sandbox()
-            .ledger()
-            .iter()
-            .filter(|e| e.kind == "charge" && e.amount == 1_000 + i)
-            .count();
+        let charged = app.charges_of_amount(1_000 + i);
         assert_eq!(charged, 1, "charge {i} once");
     }
     assert_eq!(app.sandbox().repeated_keys(), Vec::<String>::new());

@@ -85,12 +85,7 @@ async fn a_database_outage_is_a_503_and_everything_recovers_without_a_restart() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for amount in [30_001, 30_002] {
-        let charged = app
-            .sandbox()
-            .ledger()
-            .iter()
-            .filter(|e| e.kind == "charge" && e.amount == amount)
-            .count();
+        let charged = app.charges_of_amount(amount);
         assert_eq!(charged, 1, "{amount} charged {charged} times");
     }
     app.stop().await;

@@ -95,15 +95,6 @@ async fn a_widget_nobody_used_is_cancelled_once_its_token_expired(kind: StoreKin
     app.stop().await;
 }
 
-/// Charges of `payment` in the sandbox's ledger.
-fn charges_of(app: &TestApp, payment: &str) -> usize {
-    app.sandbox()
-        .ledger()
-        .iter()
-        .filter(|e| e.kind == "charge" && e.partner_payment_id.as_deref() == Some(payment))
-        .count()
-}
-
 async fn a_provider_error_on_start_is_settled_with_the_bank_never_failed(kind: StoreKind) {
     let app = TestApp::start(kind).await;
     let c = &app.client;
@@ -124,7 +115,7 @@ async fn a_provider_error_on_start_is_settled_with_the_bank_never_failed(kind: S
     // session/status shows the session empty: the start never ran, so it is
     // sent again (no clock moves: an unknown outcome is checked at once).
     c.wait_status(id, "succeeded").await.unwrap();
-    assert_eq!(charges_of(&app, id), 1, "charged exactly once");
+    assert_eq!(app.charges_of_payment(id), 1, "charged exactly once");
     app.stop().await;
 }
 
@@ -170,7 +161,7 @@ async fn a_charge_whose_session_create_failed_goes_on_as_the_same_attempt(kind: 
     );
     assert_eq!(data[0]["attempt"], 1);
     let payment = data[0]["payment_id"].as_str().unwrap();
-    assert_eq!(charges_of(&app, payment), 1, "charged exactly once");
+    assert_eq!(app.charges_of_payment(payment), 1, "charged exactly once");
     let (_, s) = c.get(&format!("/v1/subscriptions/{sub}")).await;
     assert_eq!(
         s["failed_attempts"], 0,
@@ -210,12 +201,7 @@ async fn a_redirect_from_the_bank_is_never_followed_and_the_charge_goes_on_once(
     c.post("/v1/test/clock/advance", &json!({ "seconds": 60 }))
         .await;
     c.wait_status(&id, "succeeded").await.unwrap();
-    let charged = app
-        .sandbox()
-        .ledger()
-        .iter()
-        .filter(|e| e.kind == "charge" && e.amount == 4_400)
-        .count();
+    let charged = app.charges_of_amount(4_400);
     assert_eq!(charged, 1, "the customer paid once");
     app.stop().await;
 }

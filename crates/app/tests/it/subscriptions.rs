@@ -397,12 +397,7 @@ async fn a_backdated_anchor_charges_the_current_period_once_not_every_past_one(k
         vec![(30, "succeeded".to_owned())],
         "only the period that contains today: {charges:?}"
     );
-    let charged = app
-        .sandbox()
-        .ledger()
-        .into_iter()
-        .filter(|e| e.kind == "charge" && e.amount == 777)
-        .count();
+    let charged = app.charges_of_amount(777);
     assert_eq!(charged, 1, "the customer paid one day, not thirty-one");
     app.stop().await;
 }
@@ -451,12 +446,7 @@ async fn after_downtime_only_the_current_period_is_charged_and_missed_ones_are_s
         .filter(|e| e["type"] == "subscription.period_skipped" && e["data"]["id"] == id.as_str())
         .count();
     assert_eq!(skipped_events, 3, "one event per skipped period");
-    let charged = app
-        .sandbox()
-        .ledger()
-        .into_iter()
-        .filter(|e| e.kind == "charge" && e.amount == 333)
-        .count();
+    let charged = app.charges_of_amount(333);
     assert_eq!(charged, 2, "periods 0 and 4, nothing back to back");
     app.stop().await;
 }

@@ -99,6 +99,25 @@ impl TestApp {
         self.running().sandbox.as_ref().expect("sandbox mode")
     }
 
+    /// How many times the sandbox's ledger charged `amount` (the customer's
+    /// side of every "paid exactly once" check).
+    pub fn charges_of_amount(&self, amount: i64) -> usize {
+        self.charges(|e| e.amount == amount)
+    }
+
+    /// How many times the sandbox's ledger charged our payment `payment`.
+    pub fn charges_of_payment(&self, payment: &str) -> usize {
+        self.charges(|e| e.partner_payment_id.as_deref() == Some(payment))
+    }
+
+    fn charges(&self, which: impl Fn(&sandbox::bank::LedgerEntry) -> bool) -> usize {
+        let ledger = self.sandbox().ledger();
+        ledger
+            .iter()
+            .filter(|e| e.kind == "charge" && which(e))
+            .count()
+    }
+
     /// The merchant API's base URL.
     pub fn base(&self) -> String {
         format!("http://{}", self.running().api_addr)

@@ -242,12 +242,7 @@ async fn a_ready_to_confirm_webhook_is_confirmed_at_once_not_at_the_next_poll(ki
         "confirmed and settled after {took:?}: a poll, not a wake-up, carried it"
     );
     assert_eq!(done["amount"]["value"], 700);
-    let charged = app
-        .sandbox()
-        .ledger()
-        .iter()
-        .filter(|e| e.kind == "charge" && e.amount == 700)
-        .count();
+    let charged = app.charges_of_amount(700);
     assert_eq!(charged, 1, "charged once");
     // A second confirm would have reused the payment's confirm key.
     assert_eq!(app.sandbox().repeated_keys(), Vec::<String>::new());
