@@ -264,18 +264,14 @@ impl Service {
             }
             Err(error) => return Err(error.into()),
         };
-        Ok(match (change, row) {
-            (Some(change), Some(row)) => {
-                let changed =
-                    self.change_read_payment(id, Some(read), change, Settles::Command(row));
-                (changed.await?.0, true)
-            }
-            (Some(change), None) => {
-                let changed = self.change_read_payment(id, Some(read), change, Settles::Nothing);
-                (changed.await?.0, false)
-            }
-            (None, _) => (read, false),
-        })
+        let Some(change) = change else {
+            return Ok((read, false));
+        };
+        let settles = row.map_or(Settles::Nothing, Settles::Command);
+        let (stored, _) = self
+            .change_read_payment(id, Some(read), change, settles)
+            .await?;
+        Ok((stored, row.is_some()))
     }
 }
 

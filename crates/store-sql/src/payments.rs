@@ -14,14 +14,23 @@ use crate::SqlStore;
 use crate::codec::{self, micros};
 use crate::db::{corrupt, get, sql_int, store_error, to_u32, versioned, versioned_write};
 
-const UPDATE: &str = "UPDATE payments SET version = version + 1, session_id = $1, status = $2, \
-     outcome_unknown = $3, updated_at = $4, data = $5, next_check_at = $6, checks = 0 \
-     WHERE id = $7 AND version = $8";
+/// A payment's versioned update (a macro, so that the guarded form below
+/// extends the one text instead of repeating it).
+macro_rules! update {
+    () => {
+        "UPDATE payments SET version = version + 1, session_id = $1, status = $2, \
+         outcome_unknown = $3, updated_at = $4, data = $5, next_check_at = $6, checks = 0 \
+         WHERE id = $7 AND version = $8"
+    };
+}
+
+const UPDATE: &str = update!();
 
 /// [`UPDATE`] while a token is active: the check rides on the write.
-const UPDATE_WHILE_TOKEN_ACTIVE: &str = "UPDATE payments SET version = version + 1, session_id = $1, status = $2, \
-     outcome_unknown = $3, updated_at = $4, data = $5, next_check_at = $6, checks = 0 \
-     WHERE id = $7 AND version = $8 AND EXISTS (SELECT 1 FROM tokens WHERE id = $9 AND status = $10)";
+const UPDATE_WHILE_TOKEN_ACTIVE: &str = concat!(
+    update!(),
+    " AND EXISTS (SELECT 1 FROM tokens WHERE id = $9 AND status = $10)"
+);
 
 impl SqlStore {
     /// Writes a payment; an update with `chargeable_token` writes only while
@@ -55,21 +64,20 @@ impl SqlStore {
             .await
             .map_err(store_error)?,
             Some(version) => {
-                let update = sqlx::query(match chargeable_token {
-                    None => UPDATE,
-                    Some(_) => UPDATE_WHILE_TOKEN_ACTIVE,
-                })
-                .bind(session)
-                .bind(p.status().as_str())
-                .bind(unknown)
-                .bind(micros(p.updated_at()))
-                .bind(data)
-                .bind(check)
-                .bind(p.id().as_str())
-                .bind(version);
+                let update = |sql| {
+                    sqlx::query(sql)
+                        .bind(session)
+                        .bind(p.status().as_str())
+                        .bind(unknown)
+                        .bind(micros(p.updated_at()))
+                        .bind(data)
+                        .bind(check)
+                        .bind(p.id().as_str())
+                        .bind(version)
+                };
                 let update = match chargeable_token {
-                    None => update,
-                    Some(token) => update
+                    None => update(UPDATE),
+                    Some(token) => update(UPDATE_WHILE_TOKEN_ACTIVE)
                         .bind(token.as_str())
                         .bind(TokenStatus::Active.as_str()),
                 };

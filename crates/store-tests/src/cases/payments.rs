@@ -249,13 +249,18 @@ pub async fn a_token_guarded_write_lands_only_while_the_token_is_active<H: Harne
     };
     let update =
         || async { changes::payments(vec![Write::update(stored_payment(&*s, p.id()).await)]) };
+    let with_event = || async {
+        let mut changes = update().await;
+        changes
+            .events
+            .push(fixtures::event("payment.updated", p.id()));
+        changes
+    };
     // Active: the update lands, alone and beside an event.
     commit(&*s, guarded(update().await, &t.id)).await.unwrap();
-    let mut with_event = update().await;
-    with_event
-        .events
-        .push(fixtures::event("payment.updated", p.id()));
-    commit(&*s, guarded(with_event, &t.id)).await.unwrap();
+    commit(&*s, guarded(with_event().await, &t.id))
+        .await
+        .unwrap();
     assert_eq!(stored_payment(&*s, p.id()).await.version, 3);
     let events_before = s.after(None, 100).await.unwrap().len();
 
@@ -268,11 +273,7 @@ pub async fn a_token_guarded_write_lands_only_while_the_token_is_active<H: Harne
     for token in [&t.id, &unknown] {
         let alone = commit(&*s, guarded(update().await, token)).await;
         assert!(matches!(alone, Err(StoreError::Conflict(_))), "{alone:?}");
-        let mut with_event = update().await;
-        with_event
-            .events
-            .push(fixtures::event("payment.updated", p.id()));
-        let beside = commit(&*s, guarded(with_event, token)).await;
+        let beside = commit(&*s, guarded(with_event().await, token)).await;
         assert!(matches!(beside, Err(StoreError::Conflict(_))), "{beside:?}");
         let fresh = payment("cust-1");
         let no_update = commit(&*s, guarded(insert(&fresh), token)).await;
